@@ -1,0 +1,39 @@
+"""Fixtures shared by every test package: real PostgreSQL and Redis on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.servers import PostgresServer, RedisServer
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session; tests that stop it use `postgres_server_own`."""
+    server = PostgresServer().init().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_server_own() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster for one test, which may stop and restart it."""
+    server = PostgresServer().init().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis server for one test, which may kill it."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.destroy()

@@ -1,0 +1,1 @@
+"""Shared test support: binary lookup and throw-away servers on loopback."""
