@@ -12,7 +12,8 @@ if ! command -v pulumi >/dev/null 2>&1; then
   echo "make up ENV=$stack: the Pulumi CLI is not installed; install it (https://www.pulumi.com/docs/install/) and run 'pulumi login'." >&2
   exit 2
 fi
-if [ -z "${AWS_ACCESS_KEY_ID:-}${AWS_PROFILE:-}${AWS_WEB_IDENTITY_TOKEN_FILE:-}${AWS_CONTAINER_CREDENTIALS_FULL_URI:-}" ] \
+# Any source the AWS SDK reads counts: keys, a profile, web identity (CI), a container role.
+if [ -z "${AWS_ACCESS_KEY_ID:-}${AWS_PROFILE:-}${AWS_WEB_IDENTITY_TOKEN_FILE:-}${AWS_CONTAINER_CREDENTIALS_FULL_URI:-}${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI:-}" ] \
    && [ ! -f "${AWS_SHARED_CREDENTIALS_FILE:-$HOME/.aws/credentials}" ]; then
   echo "make up ENV=$stack: no AWS credentials found; set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) for the target account." >&2
   exit 2

@@ -1,0 +1,445 @@
+"""The stack configuration, read once into a typed, validated object.
+
+`Pulumi.<stack>.yaml` holds only what differs between environments; everything that is the
+same everywhere is a default here. Any missing, unknown or wrongly typed key stops the program
+with a message that names the key and the stack file, before a single resource is declared.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "agent-platform"
+REGION_KEY = "aws:region"
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557}
+)
+REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+IAM_ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
+
+
+class StackConfigError(pulumi.RunError):
+    """A stack file is wrong; the message names the key and the file, nothing else to read."""
+
+
+def _cidr(value: str) -> str:
+    network = ipaddress.ip_network(value, strict=True)
+    if network.version != 4:
+        raise ValueError("must be an IPv4 CIDR")
+    return str(network)
+
+
+def _public_cidr(value: str) -> str:
+    cidr = _cidr(value)
+    if ipaddress.ip_network(cidr).prefixlen == 0:
+        raise ValueError("0.0.0.0/0 would open the API server to the internet")
+    return cidr
+
+
+def _log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"must be one of CloudWatch's periods {sorted(LOG_RETENTION_DAYS)}")
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+PublicCidr = Annotated[str, AfterValidator(_public_cidr)]
+LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
+Region = Annotated[str, Field(pattern=REGION_PATTERN)]
+RoleArn = Annotated[str, Field(pattern=IAM_ROLE_ARN_PATTERN)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
+
+
+class Section(BaseModel):
+    """A block of a stack file: camelCase keys there, snake_case attributes here."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        # Lax: Pulumi hands top-level scalars over as strings ("3", "true").
+        strict=False,
+    )
+
+
+class TagsConfig(Section):
+    owner: Annotated[str, Field(min_length=1, max_length=128)]
+    cost_centre: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class NetworkConfig(Section):
+    cidr: Cidr
+    # "perAz" survives the loss of an availability zone; "single" costs one gateway.
+    nat_gateways: Literal["single", "perAz"]
+    flow_log_retention_days: LogRetentionDays = 30
+
+    @field_validator("cidr")
+    @classmethod
+    def _room_for_subnets(cls, value: str) -> str:
+        prefix = ipaddress.ip_network(value).prefixlen
+        if not 16 <= prefix <= 20:
+            raise ValueError("must be a /16 to /20 so that three private and public subnets fit")
+        return value
+
+
+class NodeGroupConfig(Section):
+    name: Name
+    instance_types: Annotated[list[str], Field(min_length=1)]
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    # Must match the instance types' architecture (the *_ARM_64_* types for Graviton).
+    ami_type: Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD"] = "AL2023_x86_64_STANDARD"
+    min_size: Annotated[int, Field(ge=1, le=100)]
+    desired_size: Annotated[int, Field(ge=1, le=100)]
+    max_size: Annotated[int, Field(ge=1, le=100)]
+    disk_size_gb: Annotated[int, Field(ge=20, le=1000)] = 50
+
+    @model_validator(mode="after")
+    def _sizes_in_order(self) -> NodeGroupConfig:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError("needs minSize <= desiredSize <= maxSize")
+        return self
+
+
+class ClusterConfig(Section):
+    version: Annotated[str, Field(pattern=r"^1\.\d{2}$")]
+    # Empty: the API server has no public endpoint at all.
+    public_access_cidrs: list[PublicCidr] = Field(default_factory=list)
+    # IAM roles given cluster-admin through access entries (the deployer must be one).
+    admin_role_arns: Annotated[list[RoleArn], Field(min_length=1)]
+    node_groups: Annotated[list[NodeGroupConfig], Field(min_length=1)]
+    log_retention_days: LogRetentionDays = 90
+    deletion_protection: bool = False
+
+    @field_validator("node_groups")
+    @classmethod
+    def _unique_names(cls, groups: list[NodeGroupConfig]) -> list[NodeGroupConfig]:
+        names = [group.name for group in groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node group names must be unique, got {names}")
+        return groups
+
+
+class DatabaseConfig(Section):
+    instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")]
+    # A major version ("16") or a minor one ("16.4"); AWS applies minor upgrades itself.
+    engine_version: Annotated[str, Field(pattern=r"^16(\.\d+)?$")] = "16"
+    allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 20
+    max_allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 100
+    multi_az: bool
+    deletion_protection: bool
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)]
+    read_replica: bool = False
+    performance_insights_retention_days: Literal[7, 31, 93, 186, 372, 731] = 7
+    log_retention_days: LogRetentionDays = 30
+    # The CA bundle in the image that `sslmode=verify-full` checks the server against.
+    ssl_root_cert: Annotated[str, Field(pattern=r"^/")] = "/etc/ssl/certs/rds-global-bundle.pem"
+
+    @model_validator(mode="after")
+    def _storage_can_grow(self) -> DatabaseConfig:
+        if self.max_allocated_storage_gb < self.allocated_storage_gb:
+            raise ValueError("maxAllocatedStorageGb must be at least allocatedStorageGb")
+        return self
+
+
+class CacheConfig(Section):
+    node_type: Annotated[str, Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")]
+    engine_version: Annotated[str, Field(pattern=r"^7\.\d+$")] = "7.1"
+    # One primary plus replicas; two or more turn on automatic failover.
+    num_cache_clusters: Annotated[int, Field(ge=1, le=6)]
+    multi_az: bool
+    snapshot_retention_days: Annotated[int, Field(ge=0, le=35)] = 1
+
+    @model_validator(mode="after")
+    def _multi_az_needs_a_replica(self) -> CacheConfig:
+        if self.multi_az and self.num_cache_clusters < 2:
+            raise ValueError("multiAz needs numCacheClusters >= 2 (a replica to fail over to)")
+        return self
+
+    @property
+    def automatic_failover(self) -> bool:
+        return self.num_cache_clusters >= 2
+
+
+class RegistryConfig(Section):
+    keep_images: Annotated[int, Field(ge=1, le=1000)] = 30
+    untagged_expiry_days: Annotated[int, Field(ge=1, le=365)] = 7
+
+
+class BackupsConfig(Section):
+    prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*/$")] = "postgres/"
+    # The design guide keeps 30 days of dumps.
+    expire_after_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    noncurrent_expire_after_days: Annotated[int, Field(ge=1, le=3650)] = 7
+    # A second region receiving a copy of every dump; unset: no replication.
+    replica_region: Region | None = None
+
+
+class ImageConfig(Section):
+    tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+    digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+
+    @field_validator("tag")
+    @classmethod
+    def _not_latest(cls, value: str) -> str:
+        if value == "latest":
+            raise ValueError("'latest' is mutable; the repository only accepts immutable tags")
+        return value
+
+
+class AutoscalingConfig(Section):
+    enabled: bool
+    min_replicas: Annotated[int, Field(ge=1, le=100)] = 2
+    max_replicas: Annotated[int, Field(ge=1, le=100)] = 4
+    target_cpu_utilization_percentage: Annotated[int, Field(ge=10, le=100)] = 70
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class DisruptionBudgetConfig(Section):
+    enabled: bool
+    min_available: Annotated[int, Field(ge=1)] = 1
+
+
+class ServiceSettings(Section):
+    """The service's non-secret settings (docs/service-interface.md) that differ per stack."""
+
+    model: Annotated[str, Field(min_length=1)] = "offline"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    rate_limit_per_minute: Annotated[int, Field(ge=1)] = 120
+    request_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    cors_origins: list[Annotated[str, Field(pattern=r"^https://")]] = Field(default_factory=list)
+    # Principals allowed to export or delete another user's data (GDPR requests).
+    admin_principals: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = Field(
+        default_factory=list
+    )
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    shutdown_grace_seconds: Annotated[int, Field(ge=0, le=600)] = 25
+    checkpoint_cleanup_days: Annotated[int, Field(ge=1)] = 90
+    metrics_require_auth: bool = False
+
+    @property
+    def calls_a_model_provider(self) -> bool:
+        return self.model != "offline"
+
+
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
+
+
+class ResourceAmounts(Section):
+    cpu: Quantity
+    memory: Quantity
+
+
+class ResourcesConfig(Section):
+    """The service container's requests and limits (the chart's defaults when unset)."""
+
+    requests: ResourceAmounts
+    limits: ResourceAmounts
+
+
+class IngressConfig(Section):
+    """The way in, through the ingress-nginx controller (also the canary's traffic router)."""
+
+    host: Annotated[str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")]
+    class_name: Name = "nginx"
+    # Name of the kubernetes.io/tls Secret holding the host's certificate (e.g. issued by
+    # cert-manager); unset: plain HTTP.
+    tls_certificate: Name | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ReleaseConfig(Section):
+    namespace: Name = "agent"
+    release_name: Name = "langgraph-agent"
+    service_account: Name = "langgraph-agent"
+    backup_service_account: Name = "langgraph-agent-backup"
+    image: ImageConfig
+    replicas: Annotated[int, Field(ge=1, le=100)]
+    autoscaling: AutoscalingConfig
+    pod_disruption_budget: DisruptionBudgetConfig
+    canary: bool
+    monitoring: bool
+    backup_schedule: Annotated[str, Field(pattern=r"^(\S+\s+){4}\S+$")] = "17 3 * * *"
+    ingress: IngressConfig | None = None
+    resources: ResourcesConfig | None = None
+    settings: ServiceSettings = Field(default_factory=ServiceSettings)
+
+    @model_validator(mode="after")
+    def _canary_needs_its_parts(self) -> ReleaseConfig:
+        if self.canary and not self.autoscaling.enabled:
+            raise ValueError("canary needs autoscaling.enabled (Flagger scales through the HPA)")
+        if self.canary and self.ingress is None:
+            raise ValueError("canary needs an ingress (Flagger shifts traffic through nginx)")
+        if self.monitoring and self.settings.metrics_require_auth:
+            raise ValueError(
+                "monitoring cannot scrape /metrics when settings.metricsRequireAuth is true"
+            )
+        return self
+
+
+class PlatformAddonsConfig(Section):
+    """Optional cluster add-ons. External Secrets is not optional: the release's credentials
+    reach the pods through it."""
+
+    flagger: bool = False
+    metrics_server: bool = False
+    ingress_nginx: bool = False
+    prometheus: bool = False
+
+
+class StackConfig(Section):
+    """Everything the program reads from the stack, validated."""
+
+    stack: str
+    stack_file: str
+    region: Region
+    environment: Literal["dev", "staging", "prod"]
+    tags: TagsConfig
+    network: NetworkConfig
+    cluster: ClusterConfig
+    database: DatabaseConfig
+    cache: CacheConfig
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    backups: BackupsConfig = Field(default_factory=BackupsConfig)
+    release: ReleaseConfig
+    platform_addons: PlatformAddonsConfig = Field(default_factory=PlatformAddonsConfig)
+
+    @model_validator(mode="after")
+    def _release_has_its_addons(self) -> StackConfig:
+        release, addons = self.release, self.platform_addons
+        needs = [
+            (release.autoscaling.enabled, "metricsServer", addons.metrics_server, "autoscaling"),
+            (release.canary, "flagger", addons.flagger, "canary"),
+            (release.ingress is not None, "ingressNginx", addons.ingress_nginx, "ingress"),
+            (release.monitoring, "prometheus", addons.prometheus, "monitoring"),
+        ]
+        missing = [
+            f"{NAMESPACE}:release.{feature} needs {NAMESPACE}:platformAddons.{addon}: true"
+            for wanted, addon, installed, feature in needs
+            if wanted and not installed
+        ]
+        if missing:
+            raise ValueError("; ".join(missing))
+        return self
+
+    @property
+    def name(self) -> str:
+        """The prefix of every physical name in this stack."""
+        return f"agent-{self.environment}"
+
+
+# The stack-file key each model field is read from (the project namespace, except the region).
+_FIELD_KEYS = {
+    "region": REGION_KEY,
+    **{
+        field.alias or name: f"{NAMESPACE}:{field.alias or name}"
+        for name, field in StackConfig.model_fields.items()
+        if name not in ("stack", "stack_file", "region")
+    },
+}
+_KEY_FIELDS = {key: field for field, key in _FIELD_KEYS.items()}
+
+
+def stack_file_name(stack: str) -> str:
+    return f"Pulumi.{stack}.yaml"
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands the program every value as a string; structured values as JSON."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    head, *rest = loc
+    key = _FIELD_KEYS.get(str(head), str(head))
+    path = key
+    for part in rest:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    """One line naming the key: `<namespace>:<block>.<key> ...`."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message  # a rule across blocks; the message names the keys
+    key = _key_path(error["loc"])
+    if error["type"] == "missing":
+        return f"{key} is missing"
+    if error["type"] == "extra_forbidden":
+        return f"{key} is not a known key"
+    given = error["input"]
+    # A whole block as input is noise; a value shows what was written.
+    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    return f"{key} is invalid: {message}{shown}"
+
+
+def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
+    """Validate the raw stack configuration (`<namespace>:<key>` -> value) of `stack`."""
+    stack_file = stack_file_name(stack)
+    problems: list[str] = []
+    values: dict[str, Any] = {"stack": stack, "stackFile": stack_file}
+    for key, value in raw.items():
+        field = _KEY_FIELDS.get(key)
+        if field is not None:
+            values[field] = _decode(value)
+        elif key.startswith(f"{NAMESPACE}:"):
+            known = ", ".join(sorted(k for k in _KEY_FIELDS if k.startswith(NAMESPACE)))
+            problems.append(f"{key} is not a known key (known: {known})")
+    try:
+        config = StackConfig.model_validate(values)
+    except ValidationError as error:
+        problems += [_problem(detail) for detail in error.errors()]
+    if len(problems) == 1:
+        raise StackConfigError(f"{stack_file}: {problems[0]}")
+    if problems:
+        listed = "".join(f"\n  - {problem}" for problem in problems)
+        raise StackConfigError(f"{stack_file}: {len(problems)} problems:{listed}")
+    return config
+
+
+def read_stack_config() -> StackConfig:
+    """Read the running stack's configuration, as the Pulumi CLI passes it, exactly once."""
+    raw: dict[str, Any] = dict(runtime_config.get_config_env())
+    raw.update(runtime_config.CONFIG.get())
+    return parse_stack_config(pulumi.get_stack(), raw)
+
+
+__all__ = [
+    "NAMESPACE",
+    "REGION_KEY",
+    "StackConfig",
+    "StackConfigError",
+    "parse_stack_config",
+    "read_stack_config",
+    "stack_file_name",
+]

@@ -1,0 +1,216 @@
+"""RDS PostgreSQL 16: private, encrypted, TLS-only, its password owned by AWS.
+
+The master password is generated and rotated by RDS in Secrets Manager
+(`manage_master_user_password`), so it never appears in the program, its state or the chart's
+values. AWS applies minor engine upgrades in the maintenance window; the program ignores the
+resulting version drift instead of trying to downgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import DatabaseConfig
+from infra.iam import Account
+from infra.kms import encryption_key, logs_grant
+from infra.tags import Tags
+
+PORT = 5432
+DATABASE_NAME = "agent"
+MASTER_USERNAME = "agent"
+PARAMETER_FAMILY = "postgres16"
+# The CA whose certificates `sslmode=verify-full` checks (RSA 2048, valid until 2061).
+CA_CERT_IDENTIFIER = "rds-ca-rsa2048-g1"
+# Exported to CloudWatch; created here first so that they get retention and encryption.
+EXPORTED_LOGS = ("postgresql", "upgrade")
+TLS_PARAMETERS = {
+    "rds.force_ssl": "1",
+    "ssl_min_protocol_version": "TLSv1.2",
+}
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    config: DatabaseConfig
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    # The EKS cluster security group: the only source allowed to connect.
+    client_security_group_id: pulumi.Input[str]
+    account: Account
+    tags: Tags
+
+
+class Database(pulumi.ComponentResource):
+    address: pulumi.Output[str]
+    port: int
+    database_name: str
+    username: str
+    master_secret_arn: pulumi.Output[str]
+    key_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-platform:database:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config, tags = args.config, args.tags
+
+        key = encryption_key(
+            f"{name}-db",
+            description=f"Storage, Performance Insights and the master secret of {name}",
+            account=args.account,
+            tags=tags.named(f"{name}-db"),
+            parent=self,
+        )
+        identifier = f"{name}-db"
+        log_group_names = [f"/aws/rds/instance/{identifier}/{log}" for log in EXPORTED_LOGS]
+        logs_key = encryption_key(
+            f"{name}-db-logs",
+            description=f"Exported PostgreSQL logs of {name}",
+            account=args.account,
+            tags=tags.named(f"{name}-db-logs"),
+            parent=self,
+            grants=[logs_grant(args.account, log_group_names)],
+        )
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-db-{log}",
+                name=group_name,
+                retention_in_days=config.log_retention_days,
+                kms_key_id=logs_key.arn,
+                tags=tags.named(f"{name}-db-{log}"),
+                opts=child,
+            )
+            for log, group_name in zip(EXPORTED_LOGS, log_group_names, strict=True)
+        ]
+        subnets = aws.rds.SubnetGroup(
+            f"{name}-db",
+            description=f"Private subnets of {name}",
+            subnet_ids=list(args.private_subnet_ids),
+            tags=tags.named(f"{name}-db"),
+            opts=child,
+        )
+        group = aws.ec2.SecurityGroup(
+            f"{name}-db",
+            description="PostgreSQL from the EKS cluster only",
+            vpc_id=args.vpc_id,
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    description="PostgreSQL from the cluster",
+                    protocol="tcp",
+                    from_port=PORT,
+                    to_port=PORT,
+                    security_groups=[args.client_security_group_id],
+                )
+            ],
+            egress=[],
+            tags=tags.named(f"{name}-db"),
+            opts=child,
+        )
+        parameters = aws.rds.ParameterGroup(
+            f"{name}-db",
+            family=PARAMETER_FAMILY,
+            description=f"TLS-only PostgreSQL 16 for {name}",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(
+                    name=key_name, value=value, apply_method="immediate"
+                )
+                for key_name, value in TLS_PARAMETERS.items()
+            ],
+            tags=tags.named(f"{name}-db"),
+            opts=child,
+        )
+        primary = aws.rds.Instance(
+            f"{name}-db",
+            identifier=identifier,
+            engine="postgres",
+            engine_version=config.engine_version,
+            instance_class=config.instance_class,
+            storage_type="gp3",
+            allocated_storage=config.allocated_storage_gb,
+            max_allocated_storage=config.max_allocated_storage_gb,
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            db_name=DATABASE_NAME,
+            username=MASTER_USERNAME,
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=key.arn,
+            port=PORT,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[group.id],
+            publicly_accessible=False,
+            parameter_group_name=parameters.name,
+            ca_cert_identifier=CA_CERT_IDENTIFIER,
+            multi_az=config.multi_az,
+            deletion_protection=config.deletion_protection,
+            backup_retention_period=config.backup_retention_days,
+            backup_window="02:00-03:00",
+            maintenance_window="sun:04:00-sun:05:00",
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=False,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{name}-db-final",
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=key.arn,
+            performance_insights_retention_period=config.performance_insights_retention_days,
+            enabled_cloudwatch_logs_exports=list(EXPORTED_LOGS),
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=False,
+            apply_immediately=False,
+            tags=tags.named(f"{name}-db"),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(log_groups),
+                # AWS moves the minor version forward; do not fight it on the next `up`.
+                ignore_changes=["engineVersion"],
+            ),
+        )
+        self.replica_identifier: pulumi.Output[str] | None = None
+        if config.read_replica:
+            replica = aws.rds.Instance(
+                f"{name}-db-replica",
+                identifier=f"{name}-db-replica",
+                replicate_source_db=primary.identifier,
+                instance_class=config.instance_class,
+                storage_type="gp3",
+                storage_encrypted=True,
+                kms_key_id=key.arn,
+                vpc_security_group_ids=[group.id],
+                publicly_accessible=False,
+                parameter_group_name=parameters.name,
+                ca_cert_identifier=CA_CERT_IDENTIFIER,
+                multi_az=False,
+                deletion_protection=config.deletion_protection,
+                # A replica has no backups or final snapshot of its own; the primary has them.
+                backup_retention_period=0,
+                skip_final_snapshot=True,
+                performance_insights_enabled=True,
+                performance_insights_kms_key_id=key.arn,
+                performance_insights_retention_period=config.performance_insights_retention_days,
+                auto_minor_version_upgrade=True,
+                allow_major_version_upgrade=False,
+                tags=tags.named(f"{name}-db-replica", role="read-replica"),
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["engineVersion"]),
+            )
+            self.replica_identifier = replica.identifier
+
+        self.address = primary.address
+        self.port = PORT
+        self.database_name = DATABASE_NAME
+        self.username = MASTER_USERNAME
+        self.identifier = primary.identifier
+        self.master_secret_arn = primary.master_user_secrets.apply(
+            lambda secrets: secrets[0].secret_arn or ""
+        )
+        self.key_arn = key.arn
+        self.register_outputs(
+            {
+                "address": self.address,
+                "masterSecretArn": self.master_secret_arn,
+                "replicaIdentifier": self.replica_identifier,
+            }
+        )

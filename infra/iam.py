@@ -1,0 +1,161 @@
+"""IAM policy documents as data, with least privilege enforced where they are built.
+
+Every document the program writes goes through `policy_document`, which refuses an Allow
+statement with a wildcard action or a wildcard resource: a mistake here fails `pulumi preview`
+instead of reaching an account. Key policies are the one exception (their `Resource: "*"`
+means "this key") and are built by `key_policy_document`, which still refuses `kms:*`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+STS_AUDIENCE = "sts.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class Account:
+    """Where the program deploys: the ARNs it writes are built from these."""
+
+    account_id: str
+    partition: str
+    region: str
+
+    @property
+    def root_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.account_id}:root"
+
+    def managed_policy_arn(self, name: str) -> str:
+        return f"arn:{self.partition}:iam::aws:policy/{name}"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _is_wildcard_action(action: Any) -> bool:
+    return isinstance(action, str) and (action == "*" or action.endswith(":*"))
+
+
+def check_least_privilege(document: Mapping[str, Any], *, key_policy: bool = False) -> None:
+    """Raise ValueError when an Allow statement grants `*` actions or (outside a key policy)
+    `*` resources. Deny statements may be broad: they only take permissions away."""
+    for statement in document["Statement"]:
+        if statement.get("Effect") != "Allow":
+            continue
+        sid = statement.get("Sid", "<no Sid>")
+        actions = _as_list(statement.get("Action", []))
+        if "NotAction" in statement or any(_is_wildcard_action(a) for a in actions):
+            raise ValueError(f"statement {sid}: wildcard action {actions}")
+        if "Principal" in statement and not key_policy:
+            continue  # a trust policy: its resource is the role itself
+        resources = _as_list(statement.get("Resource", []))
+        if not key_policy and ("NotResource" in statement or "*" in resources):
+            raise ValueError(f"statement {sid}: wildcard resource {resources}")
+
+
+def allow(
+    sid: str,
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]],
+    conditions: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": list(actions),
+        "Resource": list(resources),
+    }
+    if conditions:
+        statement["Condition"] = {op: dict(values) for op, values in conditions.items()}
+    return statement
+
+
+def _checked(document: dict[str, Any], *, key_policy: bool) -> str:
+    check_least_privilege(document, key_policy=key_policy)
+    return json.dumps(document, sort_keys=True)
+
+
+def policy_document(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
+    """A JSON policy document; statements may hold Outputs (ARNs) anywhere."""
+    document = {"Version": "2012-10-17", "Statement": list(statements)}
+    return pulumi.Output.from_input(document).apply(lambda d: _checked(d, key_policy=False))
+
+
+def key_policy_document(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
+    document = {"Version": "2012-10-17", "Statement": list(statements)}
+    return pulumi.Output.from_input(document).apply(lambda d: _checked(d, key_policy=True))
+
+
+def service_trust_policy(service: str, account: Account) -> str:
+    """A role only `service` may assume, and only on behalf of this account."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ServiceAssumesRole",
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+            }
+        ],
+    }
+    return json.dumps(document, sort_keys=True)
+
+
+def ec2_trust_policy() -> str:
+    """EC2 instances (the node group) assume the role; no source-account key exists here."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "NodesAssumeRole",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def irsa_trust_policy(
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer: pulumi.Input[str],
+    namespace: str,
+    service_account: str,
+) -> pulumi.Output[str]:
+    """Only the pods of one Kubernetes service account may assume the role (IRSA): the
+    token's `sub` names the account and its `aud` is STS."""
+
+    def build(args: list[str]) -> str:
+        provider_arn, issuer = args
+        host = issuer.removeprefix("https://")
+        document = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ServiceAccountAssumesRole",
+                    "Effect": "Allow",
+                    "Principal": {"Federated": provider_arn},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {
+                        "StringEquals": {
+                            f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                            f"{host}:aud": STS_AUDIENCE,
+                        }
+                    },
+                }
+            ],
+        }
+        return json.dumps(document, sort_keys=True)
+
+    return pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(build)

@@ -1,0 +1,210 @@
+"""The chart's values, built from the typed stack config and the cloud resources' outputs.
+
+One pure function, so that the wiring (which endpoint lands in which key) is tested without
+Pulumi, and `make plan` renders the chart with exactly what `pulumi up` would install.
+Nothing secret appears here: credentials are referenced by Secrets Manager ARN and synced into
+the pod by External Secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from infra.addons import INGRESS_NAMESPACE, PROMETHEUS_NAMESPACE, PROMETHEUS_RELEASE
+from infra.cache import TOKEN_PROPERTY
+from infra.config import StackConfig
+from infra.identity import API_KEYS_PROPERTY, MODEL_API_KEY_PROPERTY
+
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+# The namespaced SecretStore the release component creates for the chart's ExternalSecret.
+SECRET_STORE_NAME = "aws-secrets-manager"  # noqa: S105 - a resource name
+HTTPS_PORT = 443
+# The chart's traffic router for the canary; Flagger is installed for the same provider.
+CANARY_PROVIDER = "nginx"
+# The property of an RDS-managed master secret that holds the password.
+RDS_PASSWORD_PROPERTY = "password"  # noqa: S105 - a JSON property name
+
+
+@dataclass(frozen=True)
+class ReleaseWiring:
+    """The resolved outputs of the other components that the release needs."""
+
+    region: str
+    repository_url: str
+    database_address: str
+    database_port: int
+    database_name: str
+    database_user: str
+    database_secret_arn: str
+    redis_address: str
+    redis_port: int
+    redis_secret_arn: str
+    service_secret_arn: str
+    service_role_arn: str
+    backup_role_arn: str
+    backup_bucket: str
+    backup_prefix: str
+    # Where the database and cache live: the private subnets.
+    private_subnet_cidrs: tuple[str, ...]
+    # S3's published ranges in the region (its managed prefix list) and the VPC's CIDR,
+    # where the interface endpoints (STS, Secrets Manager) answer.
+    s3_cidrs: tuple[str, ...]
+    vpc_cidr: str
+
+
+def database_url(config: StackConfig, wiring: ReleaseWiring) -> str:
+    """The PostgreSQL URL without a password: TLS with the server's name verified."""
+    query = urlencode(
+        {"sslmode": "verify-full", "sslrootcert": config.database.ssl_root_cert}, safe="/"
+    )
+    user = quote(wiring.database_user, safe="")
+    return (
+        f"postgresql://{user}@{wiring.database_address}:{wiring.database_port}/"
+        f"{wiring.database_name}?{query}"
+    )
+
+
+def redis_url(wiring: ReleaseWiring) -> str:
+    """TLS (`rediss://`) to the primary; the auth token comes from the mounted secret."""
+    return f"rediss://{wiring.redis_address}:{wiring.redis_port}/0"
+
+
+def _secret_data(config: StackConfig, wiring: ReleaseWiring) -> list[dict[str, Any]]:
+    data = [
+        {
+            "secretKey": "database_password",
+            "remoteRef": {"key": wiring.database_secret_arn, "property": RDS_PASSWORD_PROPERTY},
+        },
+        {
+            "secretKey": "redis_password",
+            "remoteRef": {"key": wiring.redis_secret_arn, "property": TOKEN_PROPERTY},
+        },
+        {
+            "secretKey": "api_keys",
+            "remoteRef": {"key": wiring.service_secret_arn, "property": API_KEYS_PROPERTY},
+        },
+    ]
+    if config.release.settings.calls_a_model_provider:
+        data.append(
+            {
+                "secretKey": "model_api_key",
+                "remoteRef": {
+                    "key": wiring.service_secret_arn,
+                    "property": MODEL_API_KEY_PROPERTY,
+                },
+            }
+        )
+    return data
+
+
+def _ingress(config: StackConfig) -> dict[str, Any]:
+    ingress = config.release.ingress
+    if ingress is None:
+        return {"enabled": False}
+    values: dict[str, Any] = {
+        "enabled": True,
+        "className": ingress.class_name,
+        "annotations": dict(ingress.annotations),
+        "hosts": [{"host": ingress.host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
+    }
+    if ingress.tls_certificate is not None:
+        values["tls"] = [{"secretName": ingress.tls_certificate, "hosts": [ingress.host]}]
+    return values
+
+
+def _monitoring(config: StackConfig) -> dict[str, Any]:
+    # The label kube-prometheus-stack selects by when its selectors are left at their default.
+    labels = {"release": PROMETHEUS_RELEASE}
+    return {
+        "enabled": config.release.monitoring,
+        "serviceMonitor": {"labels": labels},
+        "prometheusRule": {"labels": labels},
+    }
+
+
+def build_release_values(config: StackConfig, wiring: ReleaseWiring) -> dict[str, Any]:
+    release = config.release
+    settings = release.settings
+    image: dict[str, Any] = {"repository": wiring.repository_url, "tag": release.image.tag}
+    if release.image.digest is not None:
+        image["digest"] = release.image.digest
+    optional: dict[str, Any] = {}
+    if release.resources is not None:
+        optional["resources"] = release.resources.model_dump(by_alias=True)
+    return {
+        **optional,
+        "image": image,
+        "replicaCount": release.replicas,
+        "serviceAccount": {
+            "create": True,
+            "name": release.service_account,
+            "annotations": {IRSA_ANNOTATION: wiring.service_role_arn},
+        },
+        "config": {
+            "model": settings.model,
+            "logLevel": settings.log_level,
+            "databaseUrl": database_url(config, wiring),
+            "redisUrl": redis_url(wiring),
+            "rateLimitPerMinute": settings.rate_limit_per_minute,
+            "requestTimeoutSeconds": settings.request_timeout_seconds,
+            "maxBodyBytes": settings.max_body_bytes,
+            "corsOrigins": ",".join(settings.cors_origins),
+            "adminPrincipals": ",".join(settings.admin_principals),
+            "workers": settings.workers,
+            "shutdownGraceSeconds": settings.shutdown_grace_seconds,
+            "checkpointCleanupDays": settings.checkpoint_cleanup_days,
+            "backupBucket": wiring.backup_bucket,
+            "backupPrefix": wiring.backup_prefix,
+            "awsRegion": wiring.region,
+            "metricsRequireAuth": settings.metrics_require_auth,
+        },
+        "externalSecrets": {
+            "enabled": True,
+            "refreshInterval": "1h",
+            "secretStoreRef": {"name": SECRET_STORE_NAME, "kind": "SecretStore"},
+            "data": _secret_data(config, wiring),
+        },
+        "autoscaling": {
+            "enabled": release.autoscaling.enabled,
+            "minReplicas": release.autoscaling.min_replicas,
+            "maxReplicas": release.autoscaling.max_replicas,
+            "targetCPUUtilizationPercentage": release.autoscaling.target_cpu_utilization_percentage,
+        },
+        "podDisruptionBudget": {
+            "enabled": release.pod_disruption_budget.enabled,
+            "minAvailable": release.pod_disruption_budget.min_available,
+        },
+        "ingress": _ingress(config),
+        "canary": {"enabled": release.canary, "provider": CANARY_PROVIDER},
+        "monitoring": _monitoring(config),
+        "networkPolicy": {
+            "enabled": True,
+            "ingressControllerNamespace": INGRESS_NAMESPACE,
+            "prometheusNamespace": PROMETHEUS_NAMESPACE,
+            "egress": {
+                "postgres": {
+                    "cidrs": list(wiring.private_subnet_cidrs),
+                    "port": wiring.database_port,
+                },
+                "redis": {"cidrs": list(wiring.private_subnet_cidrs), "port": wiring.redis_port},
+                "s3": {"cidrs": [*wiring.s3_cidrs, wiring.vpc_cidr]},
+                "modelProvider": {
+                    "cidrs": ["0.0.0.0/0"] if settings.calls_a_model_provider else [],
+                    "port": HTTPS_PORT,
+                },
+            },
+        },
+        "backup": {
+            "enabled": True,
+            "schedule": release.backup_schedule,
+            # Only the backup job holds the role that may write the bucket.
+            "serviceAccount": {
+                "create": True,
+                "name": release.backup_service_account,
+                "annotations": {IRSA_ANNOTATION: wiring.backup_role_arn},
+            },
+        },
+        "retention": {"enabled": True},
+    }

@@ -1,0 +1,184 @@
+"""The stack config: read once, typed, and a wrong or missing key named with its stack file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.config import StackConfigError, parse_stack_config
+from infra.offline import run_offline, stack_config_values
+from tests.infra.support import STACKS
+
+
+def _values(stack: str) -> dict[str, str]:
+    values, _ = stack_config_values(stack)
+    return values
+
+
+def _with_block(values: dict[str, str], key: str, **changes: Any) -> dict[str, str]:
+    block = json.loads(values[key])
+    for name, value in changes.items():
+        if value is None:
+            del block[name]
+        else:
+            block[name] = value
+    return {**values, key: json.dumps(block)}
+
+
+def _error(stack: str, values: dict[str, str]) -> str:
+    with pytest.raises(StackConfigError) as caught:
+        parse_stack_config(stack, values)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_committed_stack_file_is_valid(stack: str) -> None:
+    config = parse_stack_config(stack, _values(stack))
+    assert config.environment == stack
+    assert config.stack_file == f"Pulumi.{stack}.yaml"
+    assert config.region == "eu-west-1"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_missing_block_is_named_with_the_stack_file(stack: str) -> None:
+    values = _values(stack)
+    del values["agent-platform:database"]
+    message = _error(stack, values)
+    assert message.startswith(f"Pulumi.{stack}.yaml:")
+    assert "agent-platform:database is missing" in message
+
+
+def test_a_missing_nested_key_is_named_by_its_path() -> None:
+    values = _with_block(_values("prod"), "agent-platform:database", multiAz=None)
+    message = _error("prod", values)
+    assert "Pulumi.prod.yaml" in message
+    assert "agent-platform:database.multiAz is missing" in message
+
+
+def test_a_missing_region_is_named() -> None:
+    values = _values("staging")
+    del values["aws:region"]
+    assert "Pulumi.staging.yaml: aws:region is missing" in _error("staging", values)
+
+
+@pytest.mark.parametrize(
+    ("block", "key", "value"),
+    [
+        ("agent-platform:database", "backupRetentionDays", "seven"),
+        ("agent-platform:database", "multiAz", "sometimes"),
+        ("agent-platform:cache", "numCacheClusters", 2.5),
+        ("agent-platform:network", "cidr", "10.0.0.0/33"),
+        ("agent-platform:release", "replicas", [3]),
+    ],
+)
+def test_a_wrong_type_is_named_with_key_and_file(block: str, key: str, value: Any) -> None:
+    values = _with_block(_values("dev"), block, **{key: value})
+    message = _error("dev", values)
+    assert message.startswith("Pulumi.dev.yaml:")
+    assert f"{block}.{key}" in message
+    assert repr(value) in message
+
+
+def test_a_wrong_top_level_scalar_is_named() -> None:
+    values = {**_values("dev"), "agent-platform:environment": "qa"}
+    message = _error("dev", values)
+    assert "Pulumi.dev.yaml: agent-platform:environment" in message
+    assert "'qa'" in message
+
+
+def test_an_unknown_key_is_named_not_ignored() -> None:
+    values = {**_values("dev"), "agent-platform:databse": "{}"}
+    message = _error("dev", values)
+    assert "agent-platform:databse is not a known key" in message
+
+
+def test_an_unknown_nested_key_is_named_not_ignored() -> None:
+    values = _with_block(_values("dev"), "agent-platform:database", multiAZ=True)
+    assert "agent-platform:database.multiAZ is not a known key" in _error("dev", values)
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    values = _with_block(_values("dev"), "agent-platform:cache", nodeType=None, multiAz=None)
+    message = _error("dev", values)
+    assert "agent-platform:cache.nodeType is missing" in message
+    assert "agent-platform:cache.multiAz is missing" in message
+
+
+@pytest.mark.parametrize(
+    ("block", "changes", "expected"),
+    [
+        ("agent-platform:cache", {"numCacheClusters": 1, "multiAz": True}, "numCacheClusters"),
+        ("agent-platform:release", {"image": {"tag": "latest"}}, "immutable"),
+        ("agent-platform:cluster", {"publicAccessCidrs": ["0.0.0.0/0"]}, "internet"),
+        ("agent-platform:network", {"cidr": "10.0.0.0/24"}, "/16 to /20"),
+        ("agent-platform:database", {"engineVersion": "15.4"}, "engineVersion"),
+        ("agent-platform:database", {"maxAllocatedStorageGb": 20, "allocatedStorageGb": 50}, ""),
+        ("agent-platform:network", {"flowLogRetentionDays": 10}, "CloudWatch"),
+    ],
+)
+def test_inconsistent_values_are_refused(
+    block: str, changes: dict[str, Any], expected: str
+) -> None:
+    values = _with_block(_values("prod"), block, **changes)
+    message = _error("prod", values)
+    assert message.startswith("Pulumi.prod.yaml:")
+    assert block in message
+    assert expected in message
+
+
+def test_node_group_sizes_must_be_ordered() -> None:
+    cluster = json.loads(_values("dev")["agent-platform:cluster"])
+    cluster["nodeGroups"][0].update(minSize=3, desiredSize=2)
+    values = {**_values("dev"), "agent-platform:cluster": json.dumps(cluster)}
+    message = _error("dev", values)
+    assert "agent-platform:cluster.nodeGroups[0]" in message
+    assert "minSize <= desiredSize <= maxSize" in message
+
+
+def test_the_program_stops_on_bad_config_before_declaring_resources() -> None:
+    """End to end: `pulumi up` reads the config through the Pulumi runtime."""
+    values = _with_block(_values("prod"), "agent-platform:database", backupRetentionDays="x")
+    with pytest.raises(StackConfigError) as caught:
+        run_offline("prod", config=values)
+    message = str(caught.value)
+    assert message.startswith("Pulumi.prod.yaml:")
+    assert "agent-platform:database.backupRetentionDays" in message
+
+
+def test_defaults_fill_what_stacks_do_not_differ_in() -> None:
+    config = parse_stack_config("dev", _values("dev"))
+    assert config.backups.expire_after_days == 30
+    assert config.backups.prefix == "postgres/"
+    assert config.database.engine_version == "16"
+    assert config.release.settings.model == "offline"
+
+
+@pytest.mark.parametrize(
+    ("addon", "feature"),
+    [
+        ("flagger", "canary"),
+        ("ingressNginx", "ingress"),
+        ("prometheus", "monitoring"),
+        ("metricsServer", "autoscaling"),
+    ],
+)
+def test_a_release_feature_needs_its_addon(addon: str, feature: str) -> None:
+    values = _with_block(_values("prod"), "agent-platform:platformAddons", **{addon: False})
+    message = _error("prod", values)
+    assert message.startswith("Pulumi.prod.yaml:")
+    assert f"agent-platform:release.{feature} needs agent-platform:platformAddons.{addon}" in (
+        message
+    )
+
+
+def test_a_canary_needs_an_ingress_and_autoscaling() -> None:
+    release = json.loads(_values("prod")["agent-platform:release"])
+    del release["ingress"]
+    values = {**_values("prod"), "agent-platform:release": json.dumps(release)}
+    assert "canary needs an ingress" in _error("prod", values)
+    release = json.loads(_values("prod")["agent-platform:release"])
+    release["autoscaling"]["enabled"] = False
+    values = {**_values("prod"), "agent-platform:release": json.dumps(release)}
+    assert "canary needs autoscaling.enabled" in _error("prod", values)

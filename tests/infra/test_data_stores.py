@@ -1,0 +1,180 @@
+"""RDS PostgreSQL and ElastiCache Redis per stack: private, encrypted, TLS, sized by stack."""
+
+from __future__ import annotations
+
+from infra.config import StackConfig
+from infra.offline import REDACTED, OfflineRun, RecordedResource
+from tests.infra.support import by_name
+
+INSTANCE = "aws:rds/instance:Instance"
+REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+
+RETENTION_DAYS = {"dev": 7, "staging": 14, "prod": 30}
+
+
+def _primary(run: OfflineRun, stack: str) -> RecordedResource:
+    return by_name(run, INSTANCE)[f"agent-{stack}-db"]
+
+
+def _cluster_security_group(run: OfflineRun) -> str:
+    group: str = run.one("aws:eks/cluster:Cluster").outputs["vpcConfig"]["clusterSecurityGroupId"]
+    return group
+
+
+def _only_from_cluster(run: OfflineRun, group_ids: list[str], port: int) -> None:
+    groups = {g.id: g for g in run.of_type("aws:ec2/securityGroup:SecurityGroup")}
+    (group_id,) = group_ids
+    (rule,) = groups[group_id].inputs["ingress"]
+    assert (rule["fromPort"], rule["toPort"], rule["protocol"]) == (port, port, "tcp")
+    assert rule["securityGroups"] == [_cluster_security_group(run)]
+    assert "cidrBlocks" not in rule
+    assert groups[group_id].inputs["egress"] == []
+
+
+def test_postgres_16_private_and_encrypted(run: OfflineRun, stack: str) -> None:
+    db = _primary(run, stack)
+    assert db.inputs["engine"] == "postgres"
+    assert db.inputs["engineVersion"].split(".")[0] == "16"
+    assert db.inputs["publiclyAccessible"] is False
+    assert db.inputs["storageEncrypted"] is True
+    keys = {k.outputs["arn"]: k for k in run.of_type("aws:kms/key:Key")}
+    assert keys[db.inputs["kmsKeyId"]].inputs["enableKeyRotation"] is True
+    subnets = by_name(run, "aws:rds/subnetGroup:SubnetGroup")[f"agent-{stack}-db"]
+    private = {s.id for s in run.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name}
+    assert set(subnets.inputs["subnetIds"]) == private
+    assert db.inputs["dbSubnetGroupName"] == subnets.outputs["name"]
+    _only_from_cluster(run, db.inputs["vpcSecurityGroupIds"], 5432)
+
+
+def test_multi_az_deletion_protection_and_retention_per_stack(
+    run: OfflineRun, stack: str, config: StackConfig
+) -> None:
+    db = _primary(run, stack)
+    assert db.inputs["multiAz"] is (stack != "dev")
+    assert db.inputs["deletionProtection"] is (stack == "prod")
+    assert db.inputs["backupRetentionPeriod"] == RETENTION_DAYS[stack]
+    assert config.database.backup_retention_days == RETENTION_DAYS[stack]
+    assert db.inputs["skipFinalSnapshot"] is False
+
+
+def test_password_is_managed_by_aws_never_set(run: OfflineRun, stack: str) -> None:
+    db = _primary(run, stack)
+    assert db.inputs["manageMasterUserPassword"] is True
+    assert "password" not in db.inputs
+    assert db.inputs["masterUserSecretKmsKeyId"] == db.inputs["kmsKeyId"]
+
+
+def test_parameter_group_forces_tls(run: OfflineRun, stack: str) -> None:
+    db = _primary(run, stack)
+    group = run.one("aws:rds/parameterGroup:ParameterGroup")
+    assert group.inputs["family"] == "postgres16"
+    assert db.inputs["parameterGroupName"] == group.outputs["name"]
+    parameters = {p["name"]: p["value"] for p in group.inputs["parameters"]}
+    assert parameters["rds.force_ssl"] == "1"
+    assert parameters["ssl_min_protocol_version"] == "TLSv1.2"
+    assert db.inputs["caCertIdentifier"] == "rds-ca-rsa2048-g1"
+
+
+def test_performance_insights_encrypted(run: OfflineRun, stack: str) -> None:
+    db = _primary(run, stack)
+    assert db.inputs["performanceInsightsEnabled"] is True
+    assert db.inputs["performanceInsightsKmsKeyId"] == db.inputs["kmsKeyId"]
+
+
+def test_minor_upgrades_by_aws_major_never(run: OfflineRun, stack: str) -> None:
+    db = _primary(run, stack)
+    assert db.inputs["autoMinorVersionUpgrade"] is True
+    assert db.inputs["allowMajorVersionUpgrade"] is False
+    # AWS moves the minor version; the next `pulumi up` must not try to undo it.
+    assert "engineVersion" in db.ignore_changes
+
+
+def test_read_replica_only_in_prod(run: OfflineRun, stack: str) -> None:
+    replicas = [r for r in run.of_type(INSTANCE) if r.inputs.get("replicateSourceDb")]
+    if stack != "prod":
+        assert replicas == []
+        return
+    (replica,) = replicas
+    primary = _primary(run, stack)
+    assert replica.inputs["replicateSourceDb"] == primary.outputs["identifier"]
+    assert replica.inputs["storageEncrypted"] is True
+    assert replica.inputs["kmsKeyId"] == primary.inputs["kmsKeyId"]
+    assert replica.inputs["publiclyAccessible"] is False
+    assert replica.inputs["parameterGroupName"] == primary.inputs["parameterGroupName"]
+    assert replica.inputs["vpcSecurityGroupIds"] == primary.inputs["vpcSecurityGroupIds"]
+
+
+def test_redis_encrypted_in_transit_and_at_rest(run: OfflineRun) -> None:
+    redis = run.one(REPLICATION_GROUP)
+    assert redis.inputs["transitEncryptionEnabled"] is True
+    assert redis.inputs["transitEncryptionMode"] == "required"
+    assert redis.inputs["atRestEncryptionEnabled"] is True
+    assert redis.inputs["kmsKeyId"].startswith("arn:aws:kms:")
+    _only_from_cluster(run, redis.inputs["securityGroupIds"], 6379)
+
+
+def test_redis_auth_token_is_a_generated_secret_stored_in_secrets_manager(
+    run: OfflineRun,
+) -> None:
+    redis = run.one(REPLICATION_GROUP)
+    assert redis.inputs["authToken"] == REDACTED
+    assert "authToken" in redis.secret_inputs
+    (password,) = [
+        p
+        for p in run.of_type("random:index/randomPassword:RandomPassword")
+        if p.name.endswith("-cache-auth-token")
+    ]
+    assert password.inputs["length"] >= 32
+    # ElastiCache refuses '@', '"' and '/' in a token.
+    assert not set(password.inputs["overrideSpecial"]) & set('@"/')
+    secrets = {s.outputs["arn"]: s for s in run.of_type("aws:secretsmanager/secret:Secret")}
+    version = next(
+        v
+        for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if v.name.endswith("-cache-auth-token")
+    )
+    assert version.secret_inputs == ("secretString",)
+    secret = secrets[version.inputs["secretId"]]
+    assert secret.inputs["kmsKeyId"] == redis.inputs["kmsKeyId"]
+
+
+def test_redis_failover_and_multi_az_per_stack(run: OfflineRun, stack: str) -> None:
+    redis = run.one(REPLICATION_GROUP)
+    nodes = {"dev": 1, "staging": 2, "prod": 3}[stack]
+    assert redis.inputs["numCacheClusters"] == nodes
+    assert redis.inputs["automaticFailoverEnabled"] is (stack != "dev")
+    assert redis.inputs["multiAzEnabled"] is (stack != "dev")
+    subnets = run.one("aws:elasticache/subnetGroup:SubnetGroup")
+    private = {s.id for s in run.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name}
+    assert set(subnets.inputs["subnetIds"]) == private
+
+
+def test_instance_sizes_grow_with_the_stack(run: OfflineRun, stack: str) -> None:
+    db = _primary(run, stack)
+    redis = run.one(REPLICATION_GROUP)
+    expected = {
+        "dev": ("db.t4g.medium", "cache.t4g.small"),
+        "staging": ("db.t4g.large", "cache.t4g.medium"),
+        "prod": ("db.r6g.large", "cache.r6g.large"),
+    }[stack]
+    assert (db.inputs["instanceClass"], redis.inputs["nodeType"]) == expected
+
+
+def test_exported_database_logs_expire_and_are_encrypted(
+    run: OfflineRun, stack: str, config: StackConfig
+) -> None:
+    db = _primary(run, stack)
+    groups = {
+        g.inputs["name"]: g
+        for g in run.of_type("aws:cloudwatch/logGroup:LogGroup")
+        if g.inputs["name"].startswith("/aws/rds/")
+    }
+    assert set(groups) == {
+        f"/aws/rds/instance/{db.inputs['identifier']}/{log}"
+        for log in db.inputs["enabledCloudwatchLogsExports"]
+    }
+    for group in groups.values():
+        assert group.inputs["retentionInDays"] == config.database.log_retention_days
+        assert group.inputs["kmsKeyId"].startswith("arn:aws:kms:")
+        assert group.urn in db.depends_on
+    assert config.database.log_retention_days == (365 if stack == "prod" else 30)

@@ -1,0 +1,127 @@
+"""ECR and the S3 backup bucket per stack: immutable, scanned, encrypted, private, expiring."""
+
+from __future__ import annotations
+
+import json
+
+from infra.config import StackConfig
+from infra.offline import OfflineRun, RecordedResource
+from tests.infra.support import as_list, document
+
+BUCKET = "aws:s3/bucket:Bucket"
+
+
+def test_repository_immutable_scanned_and_kms_encrypted(run: OfflineRun) -> None:
+    repository = run.one("aws:ecr/repository:Repository")
+    assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+    assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    (encryption,) = repository.inputs["encryptionConfigurations"]
+    assert encryption["encryptionType"] == "KMS"
+    keys = {k.outputs["arn"] for k in run.of_type("aws:kms/key:Key")}
+    assert encryption["kmsKey"] in keys
+    assert repository.inputs["forceDelete"] is False
+
+
+def test_lifecycle_keeps_the_last_n_images(run: OfflineRun, config: StackConfig) -> None:
+    policy = run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy")
+    repository = run.one("aws:ecr/repository:Repository")
+    assert policy.inputs["repository"] == repository.outputs["name"]
+    rules = json.loads(policy.inputs["policy"])["rules"]
+    keep = next(r for r in rules if r["selection"]["countType"] == "imageCountMoreThan")
+    assert keep["selection"]["countNumber"] == config.registry.keep_images
+    assert keep["selection"]["tagStatus"] == "any"
+    assert [r["rulePriority"] for r in rules] == sorted({r["rulePriority"] for r in rules})
+
+
+def _attached(run: OfflineRun, type_: str, bucket: RecordedResource) -> RecordedResource:
+    (found,) = [r for r in run.of_type(type_) if r.inputs["bucket"] == bucket.id]
+    return found
+
+
+def _primary_bucket(run: OfflineRun, stack: str) -> RecordedResource:
+    (bucket,) = [b for b in run.of_type(BUCKET) if b.name == f"agent-{stack}-backups"]
+    return bucket
+
+
+def _check_protected(run: OfflineRun, bucket: RecordedResource) -> None:
+    versioning = _attached(run, "aws:s3/bucketVersioning:BucketVersioning", bucket)
+    assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+
+    sse = _attached(
+        run,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        bucket,
+    )
+    (rule,) = sse.inputs["rules"]
+    default = rule["applyServerSideEncryptionByDefault"]
+    assert default["sseAlgorithm"] == "aws:kms"
+    keys = {k.outputs["arn"]: k for k in run.of_type("aws:kms/key:Key")}
+    assert keys[default["kmsMasterKeyId"]].inputs["enableKeyRotation"] is True
+    assert rule["bucketKeyEnabled"] is True
+
+    block = _attached(run, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket)
+    for setting in (
+        "blockPublicAcls",
+        "blockPublicPolicy",
+        "ignorePublicAcls",
+        "restrictPublicBuckets",
+    ):
+        assert block.inputs[setting] is True, setting
+
+    ownership = _attached(run, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", bucket)
+    assert ownership.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
+
+    policy = _attached(run, "aws:s3/bucketPolicy:BucketPolicy", bucket)
+    statements = document(policy, "policy")["Statement"]
+    insecure = next(s for s in statements if s["Sid"] == "DenyInsecureTransport")
+    assert insecure["Effect"] == "Deny"
+    assert insecure["Principal"] == "*"
+    assert insecure["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    arn = bucket.outputs["arn"]
+    assert set(as_list(insecure["Resource"])) == {arn, f"{arn}/*"}
+    assert all(s["Effect"] == "Deny" for s in statements)
+    assert block.urn in policy.depends_on
+
+
+def test_backup_bucket_versioned_encrypted_private_tls_only(run: OfflineRun, stack: str) -> None:
+    bucket = _primary_bucket(run, stack)
+    assert bucket.inputs["forceDestroy"] is False
+    _check_protected(run, bucket)
+
+
+def test_backups_expire_after_30_days_by_default(run: OfflineRun, stack: str) -> None:
+    bucket = _primary_bucket(run, stack)
+    lifecycle = _attached(
+        run, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket
+    )
+    (rule,) = lifecycle.inputs["rules"]
+    assert rule["status"] == "Enabled"
+    assert rule["expiration"]["days"] == 30
+    assert rule["noncurrentVersionExpiration"]["noncurrentDays"] == 7
+    assert rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 1
+
+
+def test_cross_region_replication_only_in_prod(run: OfflineRun, stack: str) -> None:
+    replications = run.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    if stack != "prod":
+        assert replications == []
+        assert len(run.of_type(BUCKET)) == 1
+        assert len(run.of_type("pulumi:providers:aws")) == 1
+        return
+    (replication,) = replications
+    primary = _primary_bucket(run, stack)
+    (replica,) = [b for b in run.of_type(BUCKET) if b.name.endswith("-replica")]
+    assert replication.inputs["bucket"] == primary.id
+    (rule,) = replication.inputs["rules"]
+    assert rule["status"] == "Enabled"
+    assert rule["destination"]["bucket"] == replica.outputs["arn"]
+    replica_key = rule["destination"]["encryptionConfiguration"]["replicaKmsKeyId"]
+    assert replica_key.startswith("arn:aws:kms:eu-central-1:")
+    assert rule["sourceSelectionCriteria"]["sseKmsEncryptedObjects"]["status"] == "Enabled"
+    # The replica lives in the second region, through the second provider.
+    providers = {p.urn: p for p in run.of_type("pulumi:providers:aws")}
+    assert providers[replica.provider.rsplit("::", 1)[0]].inputs["region"] == "eu-central-1"
+    assert providers[primary.provider.rsplit("::", 1)[0]].inputs["region"] == "eu-west-1"
+    _check_protected(run, replica)
+    versionings = {v.urn for v in run.of_type("aws:s3/bucketVersioning:BucketVersioning")}
+    assert versionings <= set(replication.depends_on)
