@@ -1,0 +1,346 @@
+{{/*
+Names, labels and shared fragments. Every object of the chart takes its name and labels from
+here so that selectors, the NetworkPolicies and Flagger agree on them.
+*/}}
+
+{{/* The container port; the service interface fixes PORT at 8000. */}}
+{{- define "langgraph-agent.port" -}}8000{{- end }}
+
+{{/* Where the secret files are mounted (SECRETS_DIR in the service interface). */}}
+{{- define "langgraph-agent.secretsDir" -}}/run/secrets/agent-service{{- end }}
+
+{{/* The chart name, or nameOverride: the value of the app.kubernetes.io/name label. */}}
+{{- define "langgraph-agent.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's objects. Truncated to 53 characters because Flagger appends
+"-primary" / "-canary" to it and Kubernetes names (and label values) stop at 63.
+*/}}
+{{- define "langgraph-agent.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 53 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 53 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 53 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version, for the helm.sh/chart label. */}}
+{{- define "langgraph-agent.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The one selector label. Flagger copies exactly one selector label to the primary
+Deployment (suffixing its value with "-primary"), so the selector has nothing else. */}}
+{{- define "langgraph-agent.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "langgraph-agent.name" . }}
+{{- end }}
+
+{{/* Labels every object carries. */}}
+{{- define "langgraph-agent.labels" -}}
+{{ include "langgraph-agent.selectorLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "langgraph-agent.metaLabels" . }}
+{{- end }}
+
+{{/* The labels that identify neither the workload nor the release. */}}
+{{- define "langgraph-agent.metaLabels" -}}
+helm.sh/chart: {{ include "langgraph-agent.chart" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: agent-platform
+{{- end }}
+
+{{/* Selects this release's service pods whether Flagger named them primary or canary: the
+instance and component labels survive Flagger's copy unchanged. */}}
+{{- define "langgraph-agent.serverPodSelector" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{/* The label set of the service pods. */}}
+{{- define "langgraph-agent.serverPodLabels" -}}
+{{ include "langgraph-agent.selectorLabels" . }}
+{{ include "langgraph-agent.serverPodSelector" . }}
+{{- end }}
+
+{{/* Labels of a job's pods, component given as .component. */}}
+{{- define "langgraph-agent.jobPodLabels" -}}
+app.kubernetes.io/name: {{ include "langgraph-agent.name" .root }}-{{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* The service's ServiceAccount name. */}}
+{{- define "langgraph-agent.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "langgraph-agent.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The backup job's ServiceAccount name. */}}
+{{- define "langgraph-agent.backupServiceAccountName" -}}
+{{- if .Values.backup.serviceAccount.create }}
+{{- default (printf "%s-backup" (include "langgraph-agent.fullname" .)) .Values.backup.serviceAccount.name }}
+{{- else }}
+{{- required "backup.serviceAccount.name is required when backup.serviceAccount.create is false" .Values.backup.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The image reference: repository@digest when a digest is given, else repository:tag. */}}
+{{- define "langgraph-agent.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret mounted as files: the existing one, the one External Secrets syncs, or none. */}}
+{{- define "langgraph-agent.secretName" -}}
+{{- if .Values.existingSecret }}
+{{- .Values.existingSecret }}
+{{- else if .Values.externalSecrets.enabled }}
+{{- include "langgraph-agent.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* The migration hook's own Secret name: the existing Secret, or a hook-time ExternalSecret
+(the release's ExternalSecret does not exist yet when a pre-install hook runs). */}}
+{{- define "langgraph-agent.migrationSecretName" -}}
+{{- if .Values.existingSecret }}
+{{- .Values.existingSecret }}
+{{- else if .Values.externalSecrets.enabled }}
+{{- range .Values.externalSecrets.data }}
+{{- if eq .secretKey "database_password" }}
+{{- printf "%s-migration" (include "langgraph-agent.fullname" $) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the PostgreSQL jobs (migration, backup, retention) apply. */}}
+{{- define "langgraph-agent.usesPostgres" -}}
+{{- if .Values.config.databaseUrl }}true{{- end }}
+{{- end }}
+
+{{/*
+The environment of the service and its jobs as name: value lines (ConfigMap data). Empty
+values are left out so that the service's own default applies.
+*/}}
+{{- define "langgraph-agent.configData" -}}
+{{- $c := .Values.config -}}
+{{- $env := dict
+  "HOST" "0.0.0.0"
+  "PORT" (include "langgraph-agent.port" .)
+  "SECRETS_DIR" (include "langgraph-agent.secretsDir" .)
+  "MODEL" $c.model
+  "LOG_LEVEL" $c.logLevel
+  "DATABASE_URL" $c.databaseUrl
+  "REDIS_URL" $c.redisUrl
+  "RATE_LIMIT_PER_MINUTE" $c.rateLimitPerMinute
+  "REQUEST_TIMEOUT_SECONDS" $c.requestTimeoutSeconds
+  "MAX_BODY_BYTES" $c.maxBodyBytes
+  "CORS_ORIGINS" $c.corsOrigins
+  "ADMIN_PRINCIPALS" $c.adminPrincipals
+  "WORKERS" $c.workers
+  "DATABASE_POOL_MIN" $c.databasePoolMin
+  "DATABASE_POOL_MAX" $c.databasePoolMax
+  "DATABASE_POOL_TIMEOUT_SECONDS" $c.databasePoolTimeoutSeconds
+  "SHUTDOWN_GRACE_SECONDS" $c.shutdownGraceSeconds
+  "CHECKPOINT_CLEANUP_DAYS" $c.checkpointCleanupDays
+  "BACKUP_BUCKET" $c.backupBucket
+  "BACKUP_PREFIX" $c.backupPrefix
+  "AWS_REGION" $c.awsRegion
+  "METRICS_REQUIRE_AUTH" $c.metricsRequireAuth
+-}}
+{{- range $key := keys $env | sortAlpha }}
+{{- $value := get $env $key }}
+{{- if not (or (kindIs "invalid" $value) (and (kindIs "string" $value) (eq $value ""))) }}
+{{- /* Values can arrive as float64 (JSON values files, --set-json); whole numbers must not
+print as 1.048576e+06. */}}
+{{- if and (kindIs "float64" $value) (eq $value (float64 (int64 $value))) }}
+{{- $value = int64 $value }}
+{{- end }}
+{{ $key }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The pod-level fields every pod of the chart shares. */}}
+{{- define "langgraph-agent.podCommon" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The /tmp emptyDir volume. */}}
+{{- define "langgraph-agent.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+{{- end }}
+
+{{/* The secret-files volume for the Secret named .secretName, optionally limited to .keys. */}}
+{{- define "langgraph-agent.secretVolume" -}}
+- name: secrets
+  secret:
+    secretName: {{ .secretName }}
+    # Group-readable: the files belong to root and fsGroup 10001, the process's group.
+    defaultMode: 0440
+    {{- with .keys }}
+    items:
+      {{- range . }}
+      - key: {{ . }}
+        path: {{ . }}
+      {{- end }}
+    {{- end }}
+{{- end }}
+
+{{/* The container of a job running `agent-service <command>`. */}}
+{{- define "langgraph-agent.jobContainer" -}}
+- name: {{ .command }}
+  image: {{ include "langgraph-agent.image" .root }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  args:
+    - {{ .command }}
+  {{- if .envFrom }}
+  envFrom:
+    - configMapRef:
+        name: {{ include "langgraph-agent.fullname" .root }}
+  {{- else }}
+  env:
+    {{- range $name, $value := include "langgraph-agent.configData" .root | fromYaml }}
+    - name: {{ $name }}
+      value: {{ $value | quote }}
+    {{- end }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .root.Values.securityContext | nindent 4 }}
+  resources:
+    {{- toYaml .resources | nindent 4 }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+    {{- if .secretName }}
+    - name: secrets
+      mountPath: {{ include "langgraph-agent.secretsDir" .root }}
+      readOnly: true
+    {{- end }}
+{{- end }}
+
+{{/*
+Checks across values that a JSON schema cannot express; each failure names the values to
+change. Included once, from the Deployment.
+*/}}
+{{- define "langgraph-agent.validate" -}}
+{{- $v := .Values }}
+{{- if and $v.canary.enabled (not $v.autoscaling.enabled) }}
+{{- fail "canary.enabled requires autoscaling.enabled: Flagger's Canary references the chart's HorizontalPodAutoscaler (autoscalerRef) and creates <hpa>-primary from it" }}
+{{- end }}
+{{- if and $v.canary.enabled (eq $v.canary.provider "nginx") (not $v.ingress.enabled) }}
+{{- fail "canary.provider nginx requires ingress.enabled: Flagger's nginx provider shifts traffic through the chart's Ingress (ingressRef)" }}
+{{- end }}
+{{- if and $v.canary.enabled (eq $v.canary.provider "nginx") (eq (len $v.ingress.hosts) 0) }}
+{{- fail "canary.provider nginx requires at least one ingress.hosts entry: the load test sends its traffic to that host through the ingress controller" }}
+{{- end }}
+{{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) is greater than autoscaling.maxReplicas (%d)" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and $v.podDisruptionBudget.enabled (not (kindIs "invalid" $v.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable)) }}
+{{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
+{{- end }}
+{{- if and $v.podDisruptionBudget.enabled (kindIs "invalid" $v.podDisruptionBudget.minAvailable) (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable) }}
+{{- fail "podDisruptionBudget.enabled requires minAvailable or maxUnavailable" }}
+{{- end }}
+{{- if and $v.existingSecret $v.externalSecrets.enabled }}
+{{- fail "existingSecret and externalSecrets.enabled are exclusive: with External Secrets the chart owns the Secret, so leave existingSecret empty" }}
+{{- end }}
+{{- if and $v.externalSecrets.enabled (eq (len $v.externalSecrets.data) 0) }}
+{{- fail "externalSecrets.enabled requires at least one externalSecrets.data entry" }}
+{{- end }}
+{{- $minGrace := add $v.preStopSleepSeconds $v.config.shutdownGraceSeconds 5 }}
+{{- if le (int $v.terminationGracePeriodSeconds) (int $minGrace) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + config.shutdownGraceSeconds + 5 s of cancellation (%d)" (int $v.terminationGracePeriodSeconds) (int $minGrace)) }}
+{{- end }}
+{{- if not $v.config.databaseUrl }}
+{{- if or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled $v.canary.enabled }}
+{{- fail "config.databaseUrl is empty (the embedded SQLite database belongs to one pod): set config.databaseUrl, or keep replicaCount 1 with autoscaling and canary off" }}
+{{- end }}
+{{- if $v.backup.enabled }}
+{{- fail "backup.enabled requires config.databaseUrl: the backup dumps PostgreSQL" }}
+{{- end }}
+{{- end }}
+{{- if and $v.backup.enabled (not $v.config.backupBucket) }}
+{{- fail "backup.enabled requires config.backupBucket" }}
+{{- end }}
+{{- if and $v.monitoring.enabled $v.config.metricsRequireAuth }}
+{{- fail "monitoring.enabled with config.metricsRequireAuth: a ServiceMonitor cannot send X-API-Key; keep /metrics open (the NetworkPolicy admits only Prometheus)" }}
+{{- end }}
+{{- if and $v.networkPolicy.enabled $v.config.databaseUrl (eq (len $v.networkPolicy.egress.postgres.cidrs) 0) }}
+{{- fail "networkPolicy.enabled with config.databaseUrl requires networkPolicy.egress.postgres.cidrs: otherwise the pods cannot reach the database" }}
+{{- end }}
+{{- if and $v.networkPolicy.enabled $v.config.redisUrl (eq (len $v.networkPolicy.egress.redis.cidrs) 0) }}
+{{- fail "networkPolicy.enabled with config.redisUrl requires networkPolicy.egress.redis.cidrs: otherwise the pods cannot reach Redis" }}
+{{- end }}
+{{- if and $v.networkPolicy.enabled $v.backup.enabled (eq (len $v.networkPolicy.egress.s3.cidrs) 0) }}
+{{- fail "networkPolicy.enabled with backup.enabled requires networkPolicy.egress.s3.cidrs: otherwise the backup cannot reach S3" }}
+{{- end }}
+{{- end }}
+
+{{/* Egress to the cluster DNS (kube-dns in kube-system). */}}
+{{- define "langgraph-agent.egressDns" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: kube-system
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}
+
+{{/* Egress to .cidrs on .port; nothing when the list is empty (an empty `to` would allow
+every destination). */}}
+{{- define "langgraph-agent.egressTo" -}}
+{{- if .cidrs }}
+- to:
+    {{- range .cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - port: {{ .port }}
+      protocol: TCP
+{{- end }}
+{{- end }}
+
+{{/* Annotations of the migration hook's objects; .weight orders them before the Job. */}}
+{{- define "langgraph-agent.migrationHookAnnotations" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: {{ .deletePolicy | default "before-hook-creation,hook-succeeded" }}
+{{- end }}

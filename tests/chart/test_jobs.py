@@ -1,0 +1,177 @@
+"""The migration hook Job, the backup and retention CronJobs and the helm test pod."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.chart.support import (
+    FULLNAME,
+    NAMESPACE,
+    Rendered,
+    RenderError,
+    containers,
+    pod_spec,
+    render_env,
+)
+
+pytestmark = pytest.mark.helm
+
+
+def test_migration_is_a_pre_install_pre_upgrade_hook_running_migrate(prod: Rendered) -> None:
+    job = prod.one("Job", f"{FULLNAME}-migration")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert annotations["helm.sh/hook-weight"] == "0"
+    assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation"
+    (container,) = containers(job)
+    assert container["args"] == ["migrate"]
+    spec = pod_spec(job)
+    assert spec["restartPolicy"] == "Never"
+    assert job["spec"]["backoffLimit"] == 2
+
+
+def test_the_migration_brings_its_own_identity_and_password(prod: Rendered) -> None:
+    """A pre-install hook runs before the release's objects exist."""
+    job = prod.one("Job", f"{FULLNAME}-migration")
+    spec = pod_spec(job)
+    for kind in ("ServiceAccount", "ExternalSecret"):
+        hook = prod.one(kind, f"{FULLNAME}-migration")
+        annotations = hook["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert int(annotations["helm.sh/hook-weight"]) < 0
+        assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"]
+    assert spec["serviceAccountName"] == f"{FULLNAME}-migration"
+    secret = prod.one("ExternalSecret", f"{FULLNAME}-migration")["spec"]
+    assert [d["secretKey"] for d in secret["data"]] == ["database_password"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
+    assert volume["secret"]["secretName"] == f"{FULLNAME}-migration"
+    assert volume["secret"]["items"] == [{"key": "database_password", "path": "database_password"}]
+    # Settings inline: the ConfigMap does not exist yet either.
+    (container,) = containers(job)
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["DATABASE_URL"] == prod.one("ConfigMap")["data"]["DATABASE_URL"]
+    assert env == prod.one("ConfigMap")["data"]
+
+
+def test_with_an_existing_secret_the_migration_mounts_it(dev: Rendered) -> None:
+    spec = pod_spec(dev.one("Job", f"{FULLNAME}-migration"))
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
+    assert volume["secret"]["secretName"] == "agent-service-credentials"
+    assert not dev.all("ExternalSecret")
+
+
+def test_backup_cronjob_runs_agent_service_backup_with_its_own_role(prod: Rendered) -> None:
+    cron = prod.one("CronJob", f"{FULLNAME}-backup")
+    assert cron["spec"]["schedule"] == "0 */6 * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    (container,) = containers(cron)
+    assert container["args"] == ["backup"]
+    assert container["envFrom"] == [{"configMapRef": {"name": FULLNAME}}]
+    spec = pod_spec(cron)
+    assert spec["serviceAccountName"] == f"{FULLNAME}-backup"
+    account = prod.one("ServiceAccount", f"{FULLNAME}-backup")
+    assert account["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/agent-prod-backup"
+    }
+    data = prod.one("ConfigMap")["data"]
+    assert (data["BACKUP_BUCKET"], data["BACKUP_PREFIX"], data["AWS_REGION"]) == (
+        "agent-prod-backups-abc",
+        "postgres/",
+        "eu-west-1",
+    )
+
+
+def test_retention_cronjob_runs_agent_service_retention_after_90_days(dev: Rendered) -> None:
+    cron = dev.one("CronJob", f"{FULLNAME}-retention")
+    (container,) = containers(cron)
+    assert container["args"] == ["retention"]
+    assert dev.one("ConfigMap")["data"]["CHECKPOINT_CLEANUP_DAYS"] == "90"
+    spec = pod_spec(cron)
+    # No cloud role: its ServiceAccount has no IRSA annotation.
+    assert spec["serviceAccountName"] == f"{FULLNAME}-retention"
+    assert "annotations" not in dev.one("ServiceAccount", f"{FULLNAME}-retention")["metadata"]
+
+
+def test_retention_horizon_follows_the_value() -> None:
+    rendered = render_env("dev", {"config": {"checkpointCleanupDays": 30}})
+    assert rendered.one("ConfigMap")["data"]["CHECKPOINT_CLEANUP_DAYS"] == "30"
+
+
+def test_jobs_see_only_the_database_password(prod: Rendered) -> None:
+    for name in (f"{FULLNAME}-backup", f"{FULLNAME}-retention"):
+        (volume,) = [
+            v for v in pod_spec(prod.one("CronJob", name))["volumes"] if v["name"] == "secrets"
+        ]
+        assert volume["secret"]["items"] == [
+            {"key": "database_password", "path": "database_password"}
+        ]
+
+
+def test_without_postgres_no_database_jobs_are_rendered() -> None:
+    rendered = render_env(
+        "dev", {"config": {"databaseUrl": "", "redisUrl": ""}, "backup": {"enabled": False}}
+    )
+    assert not rendered.all("Job")
+    assert not rendered.all("CronJob")
+
+
+def test_backup_without_a_bucket_is_refused() -> None:
+    with pytest.raises(RenderError, match=re.escape("backup.enabled requires config.backupBucket")):
+        render_env("dev", {"config": {"backupBucket": ""}})
+
+
+def test_helm_test_pod_calls_ready_through_the_service(each_env: tuple[str, Rendered]) -> None:
+    _, rendered = each_env
+    pod = rendered.one("Pod", f"{FULLNAME}-test-ready")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (container,) = containers(pod)
+    assert container["command"][:2] == ["python", "-c"]
+    assert f'"http://{FULLNAME}.{NAMESPACE}:80/ready"' in container["command"][2]
+    assert container["image"] == containers(rendered.one("Deployment"))[0]["image"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+@pytest.mark.parametrize(("status", "succeeds"), [(200, True), (503, False)])
+def test_the_test_script_passes_only_on_a_2xx_answer(
+    prod: Rendered, status: int, succeeds: bool
+) -> None:
+    """Runs the pod's script against a loopback server answering `status` on /ready."""
+    (container,) = containers(prod.one("Pod", f"{FULLNAME}-test-ready"))
+    service_url = f"http://{FULLNAME}.{NAMESPACE}:80/ready"
+    requested: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requested.append(self.path)
+            body = b'{"status": "ok"}' if status == 200 else b'{"database": "unreachable"}'
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        local_url = f"http://127.0.0.1:{server.server_address[1]}/ready"
+        script = container["command"][2].replace(service_url, local_url)
+        assert local_url in script
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requested == ["/ready"]
+    assert (result.returncode == 0) is succeeds, result.stderr
+    if not succeeds:
+        assert "answered 503" in result.stderr

@@ -1,0 +1,170 @@
+"""HPA, PodDisruptionBudget, Service, Ingress and the Flagger Canary."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.chart.support import FULLNAME, NAMESPACE, Rendered, RenderError, render_env
+
+pytestmark = pytest.mark.helm
+
+
+def test_hpa_scales_on_cpu_70_and_memory_80_with_a_stabilisation_window(prod: Rendered) -> None:
+    hpa = prod.one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": FULLNAME,
+    }
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (3, 10)
+    targets = {m["resource"]["name"]: m["resource"]["target"] for m in spec["metrics"]}
+    assert targets == {
+        "cpu": {"type": "Utilization", "averageUtilization": 70},
+        "memory": {"type": "Utilization", "averageUtilization": 80},
+    }
+    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+
+
+def test_the_hpa_owns_the_replica_count(prod: Rendered, dev: Rendered) -> None:
+    assert "replicas" not in prod.one("Deployment")["spec"]
+    assert not dev.all("HorizontalPodAutoscaler")
+
+
+def test_prod_runs_three_or_more_replicas(prod: Rendered) -> None:
+    assert prod.one("HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 3
+
+
+def test_pdb_selects_the_served_pods(staging: Rendered, prod: Rendered) -> None:
+    staging_pdb = staging.one("PodDisruptionBudget")
+    assert staging_pdb["apiVersion"] == "policy/v1"
+    assert staging_pdb["spec"] == {
+        "minAvailable": 1,
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "langgraph-agent"}},
+    }
+    # With the canary on, Flagger serves traffic from <name>-primary pods.
+    assert prod.one("PodDisruptionBudget")["spec"] == {
+        "minAvailable": 2,
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "langgraph-agent-primary"}},
+    }
+
+
+def test_pdb_takes_max_unavailable_or_a_percentage() -> None:
+    pdb = render_env(
+        "staging", {"podDisruptionBudget": {"minAvailable": None, "maxUnavailable": "25%"}}
+    ).one("PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == "25%"
+    assert "minAvailable" not in pdb["spec"]
+
+
+def test_pdb_with_both_bounds_is_refused() -> None:
+    with pytest.raises(RenderError, match="either minAvailable or maxUnavailable, not both"):
+        render_env("staging", {"podDisruptionBudget": {"maxUnavailable": 1}})
+
+
+def test_service_and_ingress_without_canary(staging: Rendered) -> None:
+    service = staging.one("Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "langgraph-agent"}
+    ingress = staging.one("Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [
+        {"secretName": "agent-staging-tls", "hosts": ["agent.staging.example.com"]}
+    ]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["http"]["paths"][0]["backend"] == {
+        "service": {"name": FULLNAME, "port": {"name": "http"}}
+    }
+
+
+def test_canary_fields(prod: Rendered) -> None:
+    canary = prod.one("Canary")
+    assert canary["apiVersion"] == "flagger.app/v1beta1"
+    spec = canary["spec"]
+    assert spec["provider"] == "nginx"
+    assert spec["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": FULLNAME}
+    assert spec["ingressRef"] == {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "name": FULLNAME,
+    }
+    assert spec["autoscalerRef"] == {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "name": FULLNAME,
+    }
+    assert spec["service"]["port"] == 80
+    assert spec["service"]["targetPort"] == "http"
+    analysis = spec["analysis"]
+    assert (analysis["interval"], analysis["threshold"]) == ("1m", 5)
+    assert (analysis["maxWeight"], analysis["stepWeight"]) == (50, 10)
+    metrics = {m["name"]: m["thresholdRange"] for m in analysis["metrics"]}
+    assert metrics == {"request-success-rate": {"min": 99}, "request-duration": {"max": 500}}
+
+
+def test_canary_webhooks_gate_on_ready_and_load_through_the_ingress(prod: Rendered) -> None:
+    webhooks = {w["name"]: w for w in prod.one("Canary")["spec"]["analysis"]["webhooks"]}
+    acceptance = webhooks["acceptance-test"]
+    assert acceptance["type"] == "pre-rollout"
+    assert acceptance["url"] == "http://flagger-loadtester.flagger-system/"
+    assert acceptance["metadata"]["type"] == "bash"
+    assert f"http://{FULLNAME}-canary.{NAMESPACE}:80/ready" in acceptance["metadata"]["cmd"]
+    load = webhooks["load-test"]
+    assert load["type"] == "rollout"
+    assert load["metadata"]["cmd"] == (
+        "hey -z 1m -q 10 -c 2 -host agent.example.com "
+        "https://ingress-nginx-controller.ingress-nginx/health"
+    )
+
+
+def test_a_mesh_provider_loads_the_apex_service_and_has_no_ingress_ref() -> None:
+    canary = render_env("prod", {"canary": {"provider": "linkerd"}}).one("Canary")
+    assert "ingressRef" not in canary["spec"]
+    webhooks = {w["name"]: w for w in canary["spec"]["analysis"]["webhooks"]}
+    assert webhooks["load-test"]["metadata"]["cmd"].endswith(
+        f"http://{FULLNAME}.{NAMESPACE}:80/health"
+    )
+
+
+def test_with_the_canary_the_chart_leaves_flaggers_objects_to_flagger(prod: Rendered) -> None:
+    # Flagger generates the apex, -primary and -canary Services, the primary Deployment and
+    # HPA and the canary Ingress; the chart renders none of them.
+    assert not prod.all("Service")
+    generated = {"-primary", "-canary"}
+    assert not [n for n in prod.names() if any(n.endswith(s) for s in generated)]
+    assert len(prod.all("Deployment")) == 1
+    assert len(prod.all("HorizontalPodAutoscaler")) == 1
+    assert len(prod.all("Ingress")) == 1
+
+
+def test_canary_without_autoscaling_is_refused() -> None:
+    with pytest.raises(RenderError, match=re.escape("canary.enabled requires autoscaling.enabled")):
+        render_env("prod", {"autoscaling": {"enabled": False}})
+
+
+def test_nginx_canary_without_ingress_is_refused() -> None:
+    with pytest.raises(
+        RenderError, match=re.escape("canary.provider nginx requires ingress.enabled")
+    ):
+        render_env("prod", {"ingress": {"enabled": False}})
+
+
+def test_nginx_canary_without_a_host_is_refused() -> None:
+    with pytest.raises(RenderError, match=re.escape("at least one ingress.hosts entry")):
+        render_env("prod", {"ingress": {"hosts": [], "tls": []}})
+
+
+def test_min_above_max_replicas_is_refused() -> None:
+    with pytest.raises(RenderError, match=r"minReplicas \(5\) is greater than.*maxReplicas \(4\)"):
+        render_env("staging", {"autoscaling": {"minReplicas": 5}})
+
+
+def test_sqlite_with_more_than_one_pod_is_refused() -> None:
+    with pytest.raises(RenderError, match="embedded SQLite database belongs to one pod"):
+        render_env("staging", {"config": {"databaseUrl": ""}, "backup": {"enabled": False}})

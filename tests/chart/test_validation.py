@@ -1,0 +1,140 @@
+"""Every rendered object is valid: Kubernetes 1.33 schemas (strict) for built-in kinds, the
+schemas in schemas/ for the CRD kinds; plus `helm lint --strict` and `helm package`."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from tests.chart.support import CHART_DIR, CI_VALUES, SCHEMAS_DIR, Rendered, helm, load_yaml
+from tests.support.binaries import REPO_ROOT
+
+pytestmark = pytest.mark.helm
+
+KUBERNETES_VERSION = "1.33.0"
+CRD_KINDS = {
+    ("flagger.app/v1beta1", "Canary"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("external-secrets.io/v1", "ExternalSecret"),
+}
+
+
+@cache
+def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
+    path = SCHEMAS_DIR / f"{api_version.replace('/', '_')}_{kind}.json"
+    schema: dict[str, Any] = json.loads(path.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    return schema
+
+
+def test_kubernetes_validate_ships_the_target_version() -> None:
+    # validate() falls back to nothing: a missing version would raise, not pass silently.
+    kubernetes_validate.validate(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {}},
+        KUBERNETES_VERSION,
+        strict=True,
+    )
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "datum": {}},
+            KUBERNETES_VERSION,
+            strict=True,
+        )
+
+
+def test_every_object_is_valid(each_env: tuple[str, Rendered]) -> None:
+    env, rendered = each_env
+    errors: list[str] = []
+    for manifest in rendered.manifests:
+        key = (manifest["apiVersion"], manifest["kind"])
+        name = f"{env}: {manifest['kind']}/{manifest['metadata']['name']}"
+        if key in CRD_KINDS:
+            validator = jsonschema.Draft7Validator(crd_schema(*key))
+            errors += [
+                f"{name}: {e.message} at {list(e.path)}" for e in validator.iter_errors(manifest)
+            ]
+            continue
+        try:
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            errors.append(f"{name}: {error.message} at {list(error.path)}")
+        except kubernetes_validate.SchemaNotFoundError:
+            errors.append(f"{name}: no Kubernetes {KUBERNETES_VERSION} schema and none in schemas/")
+    assert errors == []
+
+
+def test_the_crd_kinds_used_are_exactly_those_with_schemas(prod: Rendered) -> None:
+    used = {(m["apiVersion"], m["kind"]) for m in prod.manifests}
+    assert used & CRD_KINDS == CRD_KINDS
+    assert {p.stem for p in SCHEMAS_DIR.glob("*.json")} == {
+        f"{api.replace('/', '_')}_{kind}" for api, kind in CRD_KINDS
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "mutate", "message"),
+    [
+        ("Canary", lambda s: s["analysis"].pop("stepWeight"), "is not valid under any of"),
+        ("Canary", lambda s: s.update(stages=[{"weight": 10}]), "Additional properties"),
+        ("Canary", lambda s: s["targetRef"].update(kind="Job"), "is not one of"),
+        (
+            "ServiceMonitor",
+            lambda s: s["endpoints"][0].update(interval="30 seconds"),
+            "does not match",
+        ),
+        (
+            "PrometheusRule",
+            lambda s: s["groups"][0]["rules"][0].pop("expr"),
+            "'expr' is a required",
+        ),
+        ("ExternalSecret", lambda s: s["target"].update(creationPolicy="Always"), "is not one of"),
+    ],
+)
+def test_crd_schemas_reject_what_the_crd_rejects(
+    prod: Rendered, kind: str, mutate: Any, message: str
+) -> None:
+    manifest = json.loads(json.dumps(prod.all(kind)[0]))
+    mutate(manifest["spec"])
+    errors = list(
+        jsonschema.Draft7Validator(crd_schema(manifest["apiVersion"], kind)).iter_errors(manifest)
+    )
+    assert any(message in e.message for e in errors), [e.message for e in errors]
+
+
+@pytest.mark.parametrize("env", sorted(CI_VALUES))
+def test_helm_lint_strict(env: str) -> None:
+    result = helm("lint", "--strict", str(CHART_DIR), "--values", str(CI_VALUES[env]), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_helm_package_builds_the_archive(tmp_path: Path) -> None:
+    helm("package", str(CHART_DIR), "--destination", str(tmp_path))
+    archive = tmp_path / "langgraph-agent-0.1.0.tgz"
+    assert archive.is_file()
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    for member in (
+        "Chart.yaml",
+        "values.yaml",
+        "values.schema.json",
+        "README.md",
+        "templates/NOTES.txt",
+    ):
+        assert f"langgraph-agent/{member}" in names
+    assert "langgraph-agent/.checkov.yaml" not in names
+
+
+def test_app_version_is_the_service_version() -> None:
+    chart = load_yaml(CHART_DIR / "Chart.yaml")
+    init = (REPO_ROOT / "app" / "agent_service" / "__init__.py").read_text()
+    assert chart["apiVersion"] == "v2"
+    assert f'__version__ = "{chart["appVersion"]}"' in init
