@@ -1,0 +1,38 @@
+"""Assistants: one per graph, read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from agent_service.api.errors import not_found
+from agent_service.api.models import AssistantSearch
+from agent_service.server.services import get_services
+
+router = APIRouter(tags=["assistants"])
+
+
+@router.post("/assistants/search")
+async def search_assistants(request: Request, body: AssistantSearch) -> list[dict[str, Any]]:
+    catalog = get_services(request).catalog
+    found = []
+    for graph_id in catalog.graph_ids:
+        assistant = catalog.describe(graph_id)
+        if body.graph_id is not None and graph_id != body.graph_id:
+            continue
+        if body.name is not None and body.name.lower() not in assistant["name"].lower():
+            continue
+        if any(assistant["metadata"].get(k) != v for k, v in body.metadata.items()):
+            continue
+        found.append(assistant)
+    return found[body.offset : body.offset + body.limit]
+
+
+@router.get("/assistants/{assistant_id}")
+async def get_assistant(request: Request, assistant_id: str) -> dict[str, Any]:
+    catalog = get_services(request).catalog
+    graph_id = catalog.resolve(assistant_id)
+    if graph_id is None:
+        raise not_found("assistant", assistant_id)
+    return catalog.describe(graph_id)

@@ -1,0 +1,157 @@
+"""GDPR: export everything stored for a user, or delete it all. Both are audit-logged.
+
+A user here is a principal (the graphs key cross-thread memory by the principal). A principal
+may act on its own data; ADMIN_PRINCIPALS may act on anyone's. Data held: the service tables'
+threads and runs, every checkpoint of those threads, and the store items in every namespace
+that has the user id as one of its labels.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from langgraph.store.base import BaseStore, Item
+
+from agent_service.api.errors import ApiError
+from agent_service.api.principal import principal_of
+from agent_service.api.serialization import to_jsonable
+from agent_service.server.services import Services, get_services
+
+router = APIRouter(tags=["gdpr"])
+log = structlog.get_logger(__name__)
+
+_PAGE = 500
+
+
+def _authorize(services: Services, principal: str, user_id: str) -> None:
+    if principal != user_id and principal not in services.settings.admin_principal_set:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"principal {principal!r} may only export or delete its own data "
+            "(operators are listed in ADMIN_PRINCIPALS)",
+        )
+
+
+async def _user_namespaces(store: BaseStore, user_id: str) -> list[tuple[str, ...]]:
+    namespaces: list[tuple[str, ...]] = []
+    offset = 0
+    while True:
+        page = await store.alist_namespaces(limit=_PAGE, offset=offset)
+        namespaces += [ns for ns in page if user_id in ns]
+        if len(page) < _PAGE:
+            return namespaces
+        offset += _PAGE
+
+
+async def _items(store: BaseStore, namespace: tuple[str, ...]) -> list[Item]:
+    items: list[Item] = []
+    offset = 0
+    while True:
+        page = await store.asearch(namespace, limit=_PAGE, offset=offset)
+        items += [item for item in page if item.namespace == namespace]
+        if len(page) < _PAGE:
+            return items
+        offset += _PAGE
+
+
+@router.get("/users/{user_id}/export")
+async def export_user(request: Request, user_id: str) -> dict[str, Any]:
+    services = get_services(request)
+    principal = principal_of(request)
+    _authorize(services, principal, user_id)
+    persistence = services.persistence
+    threads = await persistence.tables.user_threads(user_id)
+    exported_threads = []
+    for thread in threads:
+        checkpoints = [
+            {
+                "checkpoint_id": saved.config["configurable"].get("checkpoint_id"),
+                "checkpoint_ns": saved.config["configurable"].get("checkpoint_ns", ""),
+                "created_at": saved.checkpoint.get("ts"),
+                "values": to_jsonable(saved.checkpoint.get("channel_values", {})),
+                "metadata": to_jsonable(saved.metadata),
+            }
+            async for saved in persistence.checkpointer.alist(
+                {"configurable": {"thread_id": thread.thread_id}}
+            )
+        ]
+        exported_threads.append(
+            {
+                "thread_id": thread.thread_id,
+                "graph_id": thread.graph_id,
+                "metadata": thread.metadata,
+                "status": thread.status,
+                "created_at": thread.created_at.isoformat(),
+                "updated_at": thread.updated_at.isoformat(),
+                "checkpoints": checkpoints,
+            }
+        )
+    store_items = []
+    for namespace in await _user_namespaces(persistence.store, user_id):
+        for item in await _items(persistence.store, namespace):
+            store_items.append(
+                {
+                    "namespace": list(item.namespace),
+                    "key": item.key,
+                    "value": to_jsonable(item.value),
+                    "created_at": item.created_at.isoformat(),
+                    "updated_at": item.updated_at.isoformat(),
+                }
+            )
+    runs = [
+        {
+            "run_id": run.run_id,
+            "thread_id": run.thread_id,
+            "assistant_id": run.assistant_id,
+            "status": run.status,
+            "metadata": run.metadata,
+            "created_at": run.created_at.isoformat(),
+        }
+        for run in await persistence.tables.user_runs(user_id)
+    ]
+    summary = {"threads": len(exported_threads), "runs": len(runs), "store_items": len(store_items)}
+    await persistence.tables.audit(principal, "gdpr.export", user_id, summary)
+    log.info("gdpr export", principal=principal, subject=user_id, **summary)
+    audit = [
+        {
+            "at": entry.at.isoformat(),
+            "principal": entry.principal,
+            "action": entry.action,
+            "detail": entry.detail,
+        }
+        for entry in await persistence.tables.audit_entries(user_id)
+    ]
+    return {
+        "user_id": user_id,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "threads": exported_threads,
+        "runs": runs,
+        "store": store_items,
+        "audit": audit,
+    }
+
+
+@router.delete("/users/{user_id}")
+async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
+    services = get_services(request)
+    principal = principal_of(request)
+    _authorize(services, principal, user_id)
+    persistence = services.persistence
+    threads = await persistence.tables.user_threads(user_id)
+    for thread in threads:
+        await persistence.checkpointer.adelete_thread(thread.thread_id)
+    deleted_items = 0
+    for namespace in await _user_namespaces(persistence.store, user_id):
+        for item in await _items(persistence.store, namespace):
+            await persistence.store.adelete(item.namespace, item.key)
+            deleted_items += 1
+    thread_rows, run_rows = await persistence.tables.delete_user(user_id)
+    summary = {"threads": thread_rows, "runs": run_rows, "store_items": deleted_items}
+    # The audit entry outlives the data: it records that the deletion happened, not content.
+    await persistence.tables.audit(principal, "gdpr.delete", user_id, summary)
+    log.info("gdpr delete", principal=principal, subject=user_id, **summary)
+    return {"user_id": user_id, "deleted": summary}

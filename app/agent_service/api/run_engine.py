@@ -1,0 +1,393 @@
+"""Runs: claim the thread, execute the graph in a task of its own, record the outcome.
+
+The graph runs in a producer task that feeds a queue; the HTTP handler only reads the queue.
+So the request timeout (REQUEST_TIMEOUT_SECONDS) cancels exactly the graph, never the
+response being written, and whatever step the graph last checkpointed stays resumable: a
+later run on the thread with no input (or a `command`) continues from there.
+
+A thread runs one run at a time across every replica: a lease row in `agent_threads` is
+claimed with one conditional UPDATE. `multitask_strategy="reject"` answers 409 when the lease
+is taken; `"enqueue"` waits for it (up to the request timeout). A crashed holder's lease
+expires after the request timeout plus a margin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Send
+
+from agent_service.api.errors import ApiError, not_found
+from agent_service.api.models import CommandModel, RunCreate, SendModel
+from agent_service.api.stream_events import EventTranslator, langgraph_modes
+from agent_service.persistence.records import RunRecord, ThreadExistsError, ThreadStatus
+from agent_service.server.graph_source import Graph
+from agent_service.server.request_context import annotate
+from agent_service.server.services import Services
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_RECURSION_LIMIT = 25
+MAX_RECURSION_LIMIT = 1000
+LEASE_MARGIN_SECONDS = 30.0
+# Keys the server owns in `configurable`: a client must not pick another thread or user.
+_RESERVED_CONFIGURABLE = frozenset(
+    {"thread_id", "user_id", "checkpoint_ns", "checkpoint_map", "checkpoint_id"}
+)
+
+Outcome = Literal["success", "interrupted", "timeout", "error", "cancelled"]
+
+
+@dataclass
+class Finished:
+    outcome: Outcome
+    error: BaseException | None = None
+
+
+@dataclass
+class PreparedRun:
+    run_id: str
+    thread_id: str
+    graph_id: str
+    assistant_id: str
+    principal: str
+    stateless: bool
+    body: RunCreate
+    graph: Graph
+    graph_input: Any
+    config: RunnableConfig
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def location(self) -> str:
+        prefix = "" if self.stateless else f"/threads/{self.thread_id}"
+        return f"{prefix}/runs/{self.run_id}"
+
+
+@dataclass
+class RunningRun:
+    prepared: PreparedRun
+    translator: EventTranslator
+    queue: asyncio.Queue[tuple[str, Any] | Finished]
+    task: asyncio.Task[None] | None = None
+
+    async def events(self) -> AsyncIterator[tuple[str, Any] | Finished]:
+        while True:
+            item = await self.queue.get()
+            yield item
+            if isinstance(item, Finished):
+                return
+
+
+def _command(model: CommandModel) -> Command[Any]:
+    def goto_target(target: SendModel | str) -> Send | str:
+        return target if isinstance(target, str) else Send(target.node, target.input)
+
+    kwargs: dict[str, Any] = {}
+    if model.resume is not None:
+        kwargs["resume"] = model.resume
+    if model.update is not None:
+        kwargs["update"] = model.update
+    if model.goto is not None:
+        kwargs["goto"] = (
+            [goto_target(t) for t in model.goto]
+            if isinstance(model.goto, list)
+            else goto_target(model.goto)
+        )
+    return Command(**kwargs)
+
+
+def _recursion_limit(user_config: dict[str, Any]) -> int:
+    value = user_config.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not 1 <= value <= MAX_RECURSION_LIMIT
+    ):
+        raise ApiError(
+            422,
+            "validation_error",
+            f"config.recursion_limit must be an integer from 1 to {MAX_RECURSION_LIMIT}",
+        )
+    return value
+
+
+def build_config(
+    body: RunCreate, *, thread_id: str, principal: str, run_id: str, graph_id: str
+) -> RunnableConfig:
+    user_config = dict(body.config or {})
+    user_configurable = user_config.get("configurable") or {}
+    if not isinstance(user_configurable, dict):
+        raise ApiError(422, "validation_error", "config.configurable must be an object")
+    configurable = {
+        key: value
+        for key, value in user_configurable.items()
+        if key not in _RESERVED_CONFIGURABLE and not key.startswith("__")
+    }
+    configurable["thread_id"] = thread_id
+    # The graphs read the principal from here (per-user memory, per-user model-call limits).
+    configurable["user_id"] = principal
+    checkpoint_id = body.checkpoint_id or (body.checkpoint or {}).get("checkpoint_id")
+    if checkpoint_id:
+        configurable["checkpoint_id"] = str(checkpoint_id)
+    tags = user_config.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ApiError(422, "validation_error", "config.tags must be a list of strings")
+    return {
+        "configurable": configurable,
+        "recursion_limit": _recursion_limit(user_config),
+        "run_id": uuid.UUID(run_id),
+        "tags": tags,
+        "metadata": {
+            **(body.metadata or {}),
+            "run_id": run_id,
+            "thread_id": thread_id,
+            "graph_id": graph_id,
+            "user_id": principal,
+        },
+    }
+
+
+class RunEngine:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._settings = services.settings
+        self._tables = services.persistence.tables
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self._settings.request_timeout_seconds
+
+    def database_failed(self) -> None:
+        self._services.database_circuit.trip()
+
+    # ----- preparing ---------------------------------------------------------------------
+
+    async def prepare(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
+        graph_id = self._services.catalog.resolve(body.assistant_id)
+        if graph_id is None:
+            raise not_found("assistant", body.assistant_id)
+        graph = self._services.graphs[graph_id]
+        run_id = str(uuid.uuid4())
+        stateless = thread_id is None
+        if thread_id is None:
+            thread_id = str(uuid.uuid4())
+            await self._tables.create_thread(thread_id, principal, {}, graph_id)
+        else:
+            await self._ensure_thread(thread_id, principal, graph_id, body)
+        annotate(thread_id=thread_id, graph=graph_id, run_id=run_id)
+        config = build_config(
+            body, thread_id=thread_id, principal=principal, run_id=run_id, graph_id=graph_id
+        )
+        graph_input = _command(body.command) if body.command is not None else body.input
+        await self._claim(thread_id, principal, run_id, body.multitask_strategy)
+        try:
+            await self._tables.set_thread_graph(thread_id, principal, graph_id)
+            now = datetime.now(UTC)
+            await self._tables.create_run(
+                RunRecord(
+                    run_id=run_id,
+                    thread_id=thread_id,
+                    owner=principal,
+                    assistant_id=body.assistant_id,
+                    graph_id=graph_id,
+                    status="running",
+                    metadata=body.metadata or {},
+                    multitask_strategy=body.multitask_strategy,
+                    error=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        except BaseException:
+            await asyncio.shield(self._release(thread_id, run_id, "idle"))
+            raise
+        return PreparedRun(
+            run_id=run_id,
+            thread_id=thread_id,
+            graph_id=graph_id,
+            assistant_id=body.assistant_id,
+            principal=principal,
+            stateless=stateless,
+            body=body,
+            graph=graph,
+            graph_input=graph_input,
+            config=config,
+        )
+
+    async def _ensure_thread(
+        self, thread_id: str, principal: str, graph_id: str, body: RunCreate
+    ) -> None:
+        thread = await self._tables.get_thread(thread_id, principal)
+        if thread is None and body.if_not_exists == "create":
+            try:
+                thread = await self._tables.create_thread(thread_id, principal, {}, graph_id)
+            except ThreadExistsError:
+                # Taken by another principal (or just now by ourselves): look again, scoped.
+                thread = await self._tables.get_thread(thread_id, principal)
+        if thread is None:
+            raise not_found("thread", thread_id)
+        if thread.graph_id is not None and thread.graph_id != graph_id:
+            raise ApiError(
+                409,
+                "graph_mismatch",
+                f"thread {thread_id!r} belongs to graph {thread.graph_id!r}; "
+                f"assistant {body.assistant_id!r} runs graph {graph_id!r}",
+            )
+
+    async def _claim(self, thread_id: str, principal: str, run_id: str, strategy: str) -> None:
+        lease = self._settings.request_timeout_seconds + LEASE_MARGIN_SECONDS
+        if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
+            return
+        if strategy == "reject":
+            raise ApiError(
+                409,
+                "thread_busy",
+                f"thread {thread_id!r} already has a run in progress; retry when it ends "
+                "or send multitask_strategy='enqueue' to wait for it",
+            )
+        deadline = time.monotonic() + self._settings.request_timeout_seconds
+        delay = 0.02
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
+                return
+        raise ApiError(
+            504,
+            "timeout",
+            f"thread {thread_id!r} stayed busy for {self._settings.request_timeout_seconds:g} s; "
+            "the enqueued run was not started",
+        )
+
+    # ----- running -----------------------------------------------------------------------
+
+    def start(self, prepared: PreparedRun, *, stream: bool) -> RunningRun:
+        """Run the graph in a task of its own. `stream`: emit the requested stream modes as
+        events; otherwise (wait) only the final values are kept, serialized once at the end."""
+        modes = prepared.body.stream_modes if stream else []
+        running = RunningRun(
+            prepared=prepared,
+            translator=EventTranslator(modes, subgraphs=prepared.body.stream_subgraphs),
+            queue=asyncio.Queue(),
+        )
+        running.task = asyncio.create_task(self._produce(running), name=prepared.run_id)
+        self._services.runs.add(running.task)
+        return running
+
+    async def _produce(self, running: RunningRun) -> None:
+        prepared = running.prepared
+        body = prepared.body
+        translator = running.translator
+        kwargs: dict[str, Any] = {
+            "stream_mode": langgraph_modes(translator.requested),
+            "subgraphs": True,
+        }
+        if body.interrupt_before is not None:
+            kwargs["interrupt_before"] = body.interrupt_before
+        if body.interrupt_after is not None:
+            kwargs["interrupt_after"] = body.interrupt_after
+        if body.durability is not None:
+            kwargs["durability"] = body.durability
+        if body.context is not None:
+            kwargs["context"] = body.context
+        started = time.perf_counter()
+        finished = Finished("error")
+        log.info(
+            "run started",
+            run_id=prepared.run_id,
+            thread_id=prepared.thread_id,
+            graph=prepared.graph_id,
+            principal=prepared.principal,
+        )
+        try:
+            async with asyncio.timeout(self._settings.request_timeout_seconds):
+                async for ns, mode, chunk in prepared.graph.astream(
+                    prepared.graph_input, prepared.config, **kwargs
+                ):
+                    for event in translator.translate(ns, mode, chunk):
+                        running.queue.put_nowait(event)
+            for event in translator.flush():
+                running.queue.put_nowait(event)
+            finished = Finished("interrupted" if translator.interrupted else "success")
+        except TimeoutError as exc:
+            finished = Finished("timeout", exc)
+        except asyncio.CancelledError as exc:
+            finished = Finished("cancelled", exc)
+            raise
+        except Exception as exc:
+            finished = Finished("error", exc)
+        finally:
+            try:
+                # Record the outcome and free the thread before the client hears the end, so
+                # its next run on the thread never races this one's release.
+                await self._finish(prepared, finished, time.perf_counter() - started)
+            finally:
+                running.queue.put_nowait(finished)
+
+    async def _finish(self, prepared: PreparedRun, finished: Finished, seconds: float) -> None:
+        run_status: dict[Outcome, Any] = {
+            "success": ("success", "idle"),
+            "interrupted": ("success", "interrupted"),
+            "timeout": ("timeout", "idle"),
+            "cancelled": ("interrupted", "idle"),
+            "error": ("error", "error"),
+        }
+        status, thread_status = run_status[finished.outcome]
+        error = (
+            None if finished.error is None else f"{type(finished.error).__name__}: {finished.error}"
+        )
+        log_fields = {
+            "run_id": prepared.run_id,
+            "thread_id": prepared.thread_id,
+            "graph": prepared.graph_id,
+            "principal": prepared.principal,
+            "outcome": finished.outcome,
+            "latency_ms": round(seconds * 1000, 1),
+        }
+        if finished.outcome == "error":
+            log.error("run failed", error=error, **log_fields)
+        else:
+            log.info("run finished", **log_fields)
+        try:
+            await self._tables.finish_run(prepared.run_id, status, error)
+        except Exception as exc:
+            log.warning(
+                "could not record the run's outcome",
+                run_id=prepared.run_id,
+                reason=type(exc).__name__,
+            )
+        if prepared.stateless and prepared.body.on_completion == "delete":
+            await self._delete_stateless(prepared)
+        else:
+            await self._release(prepared.thread_id, prepared.run_id, thread_status)
+
+    async def _release(self, thread_id: str, run_id: str, status: ThreadStatus) -> None:
+        try:
+            await self._tables.release_thread(thread_id, run_id, status)
+        except Exception as exc:
+            # The database is away: the lease expires by itself after the request timeout.
+            log.warning(
+                "could not release the thread; its lease will expire",
+                thread_id=thread_id,
+                reason=type(exc).__name__,
+            )
+
+    async def _delete_stateless(self, prepared: PreparedRun) -> None:
+        try:
+            await self._services.persistence.checkpointer.adelete_thread(prepared.thread_id)
+            await self._tables.delete_thread(prepared.thread_id, prepared.principal)
+        except Exception as exc:
+            log.warning(
+                "could not delete a stateless run's thread",
+                thread_id=prepared.thread_id,
+                reason=type(exc).__name__,
+            )

@@ -1,0 +1,64 @@
+"""Probes, metrics and server information."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
+
+import agent_service
+from agent_service.server.readiness import readiness
+from agent_service.server.services import get_services
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process answers. Deliberately checks nothing else."""
+    return {"status": "alive"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    is_ready, body = await readiness(get_services(request))
+    return JSONResponse(body, status_code=200 if is_ready else 503)
+
+
+@router.get("/ok")
+async def ok() -> dict[str, bool]:
+    return {"ok": True}
+
+
+@router.get("/info")
+async def info(request: Request) -> dict[str, Any]:
+    services = get_services(request)
+    return {
+        "version": agent_service.__version__,
+        "model": services.model_description,
+        "graphs": services.catalog.graph_ids,
+        "persistence": services.persistence.backend,
+        "cache": services.cache.backend,
+        "flags": {"assistants": True, "crons": False, "langsmith": False},
+    }
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        # Several uvicorn workers: merge every process's samples.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        payload = generate_latest(registry)
+    else:
+        payload = generate_latest(REGISTRY)
+    return Response(payload, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,95 @@
+"""Open the checkpointer, the store and the service tables for one process.
+
+PostgreSQL when DATABASE_URL is set: one pool shared by a lock-free checkpointer, the store and
+the service tables. The embedded SQLite file otherwise: three connections to one WAL-mode file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import aiosqlite
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import BaseStore
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+from agent_service.persistence.pool import Pool, build_pool
+from agent_service.persistence.postgres_tables import PostgresTables
+from agent_service.persistence.records import ServiceTables
+from agent_service.persistence.saver import PooledPostgresSaver
+from agent_service.persistence.sqlite_tables import SqliteTables
+from agent_service.settings import Settings
+
+Backend = Literal["postgres", "sqlite"]
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class Persistence:
+    backend: Backend
+    checkpointer: BaseCheckpointSaver[str]
+    store: BaseStore
+    tables: ServiceTables
+    pool: Pool | None = None
+
+
+@asynccontextmanager
+async def open_persistence(settings: Settings) -> AsyncIterator[Persistence]:
+    if settings.database_url is not None:
+        async with _open_postgres(settings) as persistence:
+            yield persistence
+    else:
+        async with _open_sqlite(settings) as persistence:
+            yield persistence
+
+
+@asynccontextmanager
+async def _open_postgres(settings: Settings) -> AsyncIterator[Persistence]:
+    pool = build_pool(settings)
+    # Not waiting: the process starts (and answers /ready 503) while the database is away.
+    await pool.open(wait=False)
+    try:
+        yield Persistence(
+            backend="postgres",
+            checkpointer=PooledPostgresSaver(pool),
+            store=AsyncPostgresStore(pool),
+            tables=PostgresTables(pool),
+            pool=pool,
+        )
+    finally:
+        await pool.close()
+
+
+async def _sqlite_connect(path: str, *, autocommit: bool) -> aiosqlite.Connection:
+    if autocommit:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+    else:
+        conn = await aiosqlite.connect(path)
+    await conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+@asynccontextmanager
+async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
+    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    path = str(settings.sqlite_path)
+    async with AsyncExitStack() as stack:
+        saver_conn = await _sqlite_connect(path, autocommit=False)
+        stack.push_async_callback(saver_conn.close)
+        store_conn = await _sqlite_connect(path, autocommit=True)
+        stack.push_async_callback(store_conn.close)
+        tables_conn = await _sqlite_connect(path, autocommit=True)
+        stack.push_async_callback(tables_conn.close)
+        yield Persistence(
+            backend="sqlite",
+            checkpointer=AsyncSqliteSaver(saver_conn),
+            store=AsyncSqliteStore(store_conn),
+            tables=SqliteTables(tables_conn),
+        )

@@ -1,0 +1,58 @@
+"""`agent-service migrate`: create or upgrade the checkpointer, store and service tables.
+
+Run by the chart's pre-install/pre-upgrade hook Job; the server itself never migrates
+PostgreSQL. Exits non-zero with one line on stderr when it cannot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import psycopg
+import psycopg_pool
+from pydantic import ValidationError
+
+from agent_service.persistence.backends import open_persistence
+from agent_service.persistence.migrations import migrate_postgres, migrate_sqlite
+from agent_service.persistence.schema import SCHEMA_VERSION
+from agent_service.settings import load_settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Reads DATABASE_URL (and DATABASE_PASSWORD); without it migrates the embedded "
+        "SQLite file at SQLITE_PATH."
+    )
+
+
+async def _migrate() -> str:
+    settings = load_settings()
+    if settings.database_url is not None:
+        applied = await migrate_postgres(settings.database_conninfo())
+        backend = "postgres"
+    else:
+        async with open_persistence(settings) as persistence:
+            applied = await migrate_sqlite(persistence)
+        backend = f"sqlite ({settings.sqlite_path})"
+    return (
+        f"migrate: {backend} schema at version {SCHEMA_VERSION} "
+        f"({applied} service migration(s) applied)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        message = asyncio.run(_migrate())
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]).upper() for e in exc.errors())
+        print(f"migrate: invalid settings: {fields}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+        # psycopg messages name host and database, never the password.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"migrate: cannot migrate the database: {first_line}", file=sys.stderr)
+        return 1
+    print(message)
+    return 0

@@ -1,0 +1,81 @@
+"""Create or upgrade every table the service uses: LangGraph's checkpointer and store, then the
+service's own. Idempotent; on PostgreSQL an advisory lock keeps two migration Jobs (a retried
+hook, two releases) from racing each other."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import aiosqlite
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+from psycopg import AsyncConnection
+
+from agent_service.persistence.backends import Persistence
+from agent_service.persistence.pool import CONNECTION_KWARGS
+from agent_service.persistence.schema import (
+    POSTGRES_MIGRATIONS,
+    POSTGRES_VERSION_TABLE,
+    SCHEMA_VERSION,
+    SQLITE_MIGRATIONS,
+    SQLITE_VERSION_TABLE,
+)
+from agent_service.persistence.sqlite_tables import SqliteTables
+
+# An arbitrary, fixed key for pg_advisory_lock: "agent-service migrate".
+_MIGRATION_LOCK_KEY = 0x61676E74
+
+
+async def migrate_postgres(conninfo: str, *, connect_timeout: int = 10) -> int:
+    """Migrate over one dedicated connection (a one-shot Job needs no pool); returns the
+    number of service migrations applied."""
+    conn = await AsyncConnection.connect(
+        conninfo, **{**CONNECTION_KWARGS, "connect_timeout": connect_timeout}
+    )
+    async with conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        try:
+            await AsyncPostgresSaver(conn).setup()
+            await AsyncPostgresStore(conn).setup()
+            await conn.execute(POSTGRES_VERSION_TABLE)
+            cur = await conn.execute(
+                "SELECT coalesce(max(version), 0) AS v FROM agent_schema_version"
+            )
+            row = await cur.fetchone()
+            current = 0 if row is None else int(row["v"])
+            applied = 0
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                async with conn.transaction():
+                    await conn.execute(POSTGRES_MIGRATIONS[version - 1])
+                    await conn.execute(
+                        "INSERT INTO agent_schema_version (version) VALUES (%s)", (version,)
+                    )
+                applied += 1
+            return applied
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
+
+
+async def migrate_sqlite(persistence: Persistence) -> int:
+    """Migrate the embedded file through the connections the process already holds."""
+    await cast(AsyncSqliteSaver, persistence.checkpointer).setup()
+    await cast(AsyncSqliteStore, persistence.store).setup()
+    tables = persistence.tables
+    assert isinstance(tables, SqliteTables)
+    conn: aiosqlite.Connection = tables.connection
+    await conn.execute(SQLITE_VERSION_TABLE)
+    cur = await conn.execute("SELECT coalesce(max(version), 0) FROM agent_schema_version")
+    row = await cur.fetchone()
+    current = 0 if row is None else int(row[0])
+    applied = 0
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        await conn.executescript(
+            "BEGIN IMMEDIATE;\n"
+            + SQLITE_MIGRATIONS[version - 1]
+            + f"\nINSERT INTO agent_schema_version (version, applied_at) "
+            f"VALUES ({int(version)}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));\nCOMMIT;"
+        )
+        applied += 1
+    return applied

@@ -1,0 +1,226 @@
+"""The service tables on PostgreSQL, through the process's pool. Parameterised SQL only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from agent_service.persistence.pool import Pool
+from agent_service.persistence.records import (
+    AuditRecord,
+    RunRecord,
+    RunStatus,
+    ThreadExistsError,
+    ThreadQuery,
+    ThreadRecord,
+    ThreadStatus,
+)
+from agent_service.persistence.schema import LANGGRAPH_TABLES, SERVICE_TABLES
+
+_THREAD_COLUMNS = "thread_id, owner, graph_id, metadata, status, created_at, updated_at"
+_RUN_COLUMNS = (
+    "run_id, thread_id, owner, assistant_id, graph_id, status, metadata, "
+    "multitask_strategy, error, created_at, updated_at"
+)
+
+
+def _thread(row: DictRow) -> ThreadRecord:
+    return ThreadRecord(**row)
+
+
+def _run(row: DictRow) -> RunRecord:
+    return RunRecord(**row)
+
+
+class PostgresTables:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def ping(self) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def missing_tables(self) -> list[str]:
+        names = [*SERVICE_TABLES, *LANGGRAPH_TABLES]
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
+                (names,),
+            )
+            return [row["name"] for row in await cur.fetchall()]
+
+    async def create_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], graph_id: str | None
+    ) -> ThreadRecord:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"INSERT INTO agent_threads (thread_id, owner, graph_id, metadata) "  # noqa: S608
+                f"VALUES (%s, %s, %s, %s) ON CONFLICT (thread_id) DO NOTHING "
+                f"RETURNING {_THREAD_COLUMNS}",
+                (thread_id, owner, graph_id, Jsonb(metadata)),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise ThreadExistsError(thread_id)
+        return _thread(row)
+
+    async def get_thread(self, thread_id: str, owner: str) -> ThreadRecord | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_THREAD_COLUMNS} FROM agent_threads "  # noqa: S608
+                "WHERE thread_id = %s AND owner = %s",
+                (thread_id, owner),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _thread(row)
+
+    async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
+        clauses = [sql.SQL("owner = %s")]
+        params: list[Any] = [query.owner]
+        if query.metadata:
+            clauses.append(sql.SQL("metadata @> %s"))
+            params.append(Jsonb(query.metadata))
+        if query.ids is not None:
+            clauses.append(sql.SQL("thread_id = ANY(%s)"))
+            params.append(query.ids)
+        if query.status is not None:
+            clauses.append(sql.SQL("status = %s"))
+            params.append(query.status)
+        # sort_by and sort_order are validated Literals; they still go in as an identifier
+        # and a keyword from a fixed table, never as text from the request.
+        order = sql.SQL("DESC") if query.sort_order == "desc" else sql.SQL("ASC")
+        statement = sql.SQL(
+            "SELECT {columns} FROM agent_threads WHERE {where} "
+            "ORDER BY {sort} {order}, thread_id LIMIT %s OFFSET %s"
+        ).format(
+            columns=sql.SQL(_THREAD_COLUMNS),
+            where=sql.SQL(" AND ").join(clauses),
+            sort=sql.Identifier(query.sort_by),
+            order=order,
+        )
+        params += [query.limit, query.offset]
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(statement, params)
+            return [_thread(row) for row in await cur.fetchall()]
+
+    async def delete_thread(self, thread_id: str, owner: str) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM agent_threads WHERE thread_id = %s AND owner = %s",
+                (thread_id, owner),
+            )
+            return cur.rowcount > 0
+
+    async def set_thread_graph(self, thread_id: str, owner: str, graph_id: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE agent_threads SET graph_id = %s, updated_at = now() "
+                "WHERE thread_id = %s AND owner = %s AND graph_id IS NULL",
+                (graph_id, thread_id, owner),
+            )
+
+    async def acquire_thread(
+        self, thread_id: str, owner: str, run_id: str, lease_seconds: float
+    ) -> bool:
+        # One statement decides, so two replicas racing for the same thread cannot both win;
+        # an expired lease (its holder crashed) is taken over.
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE agent_threads SET status = 'busy', active_run_id = %s, "
+                "lease_expires_at = now() + make_interval(secs => %s), updated_at = now() "
+                "WHERE thread_id = %s AND owner = %s "
+                "AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < now())",
+                (run_id, lease_seconds, thread_id, owner),
+            )
+            return cur.rowcount == 1
+
+    async def release_thread(self, thread_id: str, run_id: str, status: ThreadStatus) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE agent_threads SET status = %s, active_run_id = NULL, "
+                "lease_expires_at = NULL, updated_at = now() "
+                "WHERE thread_id = %s AND active_run_id = %s",
+                (status, thread_id, run_id),
+            )
+
+    async def create_run(self, run: RunRecord) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    run.run_id,
+                    run.thread_id,
+                    run.owner,
+                    run.assistant_id,
+                    run.graph_id,
+                    run.status,
+                    Jsonb(run.metadata),
+                    run.multitask_strategy,
+                    run.error,
+                    run.created_at,
+                    run.updated_at,
+                ),
+            )
+
+    async def finish_run(self, run_id: str, status: RunStatus, error: str | None) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE agent_runs SET status = %s, error = %s, updated_at = now() "
+                "WHERE run_id = %s",
+                (status, error, run_id),
+            )
+
+    async def get_run(self, run_id: str, owner: str) -> RunRecord | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM agent_runs WHERE run_id = %s AND owner = %s",  # noqa: S608
+                (run_id, owner),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _run(row)
+
+    async def user_threads(self, owner: str) -> list[ThreadRecord]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_THREAD_COLUMNS} FROM agent_threads "  # noqa: S608
+                "WHERE owner = %s ORDER BY created_at",
+                (owner,),
+            )
+            return [_thread(row) for row in await cur.fetchall()]
+
+    async def user_runs(self, owner: str) -> list[RunRecord]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM agent_runs WHERE owner = %s ORDER BY created_at",  # noqa: S608
+                (owner,),
+            )
+            return [_run(row) for row in await cur.fetchall()]
+
+    async def audit(
+        self, principal: str, action: str, subject: str, detail: dict[str, Any]
+    ) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO agent_audit_log (principal, action, subject, detail) "
+                "VALUES (%s, %s, %s, %s)",
+                (principal, action, subject, Jsonb(detail)),
+            )
+
+    async def audit_entries(self, subject: str) -> list[AuditRecord]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT at, principal, action, subject, detail FROM agent_audit_log "
+                "WHERE subject = %s ORDER BY at, id",
+                (subject,),
+            )
+            return [AuditRecord(**row) for row in await cur.fetchall()]
+
+    async def delete_user(self, owner: str) -> tuple[int, int]:
+        async with self._pool.connection() as conn, conn.transaction():
+            runs = await conn.execute("DELETE FROM agent_runs WHERE owner = %s", (owner,))
+            threads = await conn.execute("DELETE FROM agent_threads WHERE owner = %s", (owner,))
+            return threads.rowcount, runs.rowcount

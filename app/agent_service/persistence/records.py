@@ -1,0 +1,108 @@
+"""What the service tables hold, independent of the database behind them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
+SortBy = Literal["thread_id", "status", "created_at", "updated_at"]
+SortOrder = Literal["asc", "desc"]
+
+
+class ThreadExistsError(Exception):
+    """A thread with that id exists already."""
+
+
+@dataclass(frozen=True)
+class ThreadRecord:
+    thread_id: str
+    owner: str
+    graph_id: str | None
+    metadata: dict[str, Any]
+    status: ThreadStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    thread_id: str | None
+    owner: str
+    assistant_id: str
+    graph_id: str
+    status: RunStatus
+    metadata: dict[str, Any]
+    multitask_strategy: str
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    at: datetime
+    principal: str
+    action: str
+    subject: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ThreadQuery:
+    owner: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    ids: list[str] | None = None
+    status: ThreadStatus | None = None
+    limit: int = 10
+    offset: int = 0
+    sort_by: SortBy = "created_at"
+    sort_order: SortOrder = "desc"
+
+
+class ServiceTables(Protocol):
+    """Thread ownership, runs and the audit log. Every method scoped to an owner only ever
+    sees that owner's rows: isolation between principals is enforced here, in SQL."""
+
+    async def ping(self) -> None: ...
+
+    async def missing_tables(self) -> list[str]: ...
+
+    async def create_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], graph_id: str | None
+    ) -> ThreadRecord: ...
+
+    async def get_thread(self, thread_id: str, owner: str) -> ThreadRecord | None: ...
+
+    async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]: ...
+
+    async def delete_thread(self, thread_id: str, owner: str) -> bool: ...
+
+    async def set_thread_graph(self, thread_id: str, owner: str, graph_id: str) -> None: ...
+
+    async def acquire_thread(
+        self, thread_id: str, owner: str, run_id: str, lease_seconds: float
+    ) -> bool: ...
+
+    async def release_thread(self, thread_id: str, run_id: str, status: ThreadStatus) -> None: ...
+
+    async def create_run(self, run: RunRecord) -> None: ...
+
+    async def finish_run(self, run_id: str, status: RunStatus, error: str | None) -> None: ...
+
+    async def get_run(self, run_id: str, owner: str) -> RunRecord | None: ...
+
+    async def user_threads(self, owner: str) -> list[ThreadRecord]: ...
+
+    async def user_runs(self, owner: str) -> list[RunRecord]: ...
+
+    async def audit(
+        self, principal: str, action: str, subject: str, detail: dict[str, Any]
+    ) -> None: ...
+
+    async def audit_entries(self, subject: str) -> list[AuditRecord]: ...
+
+    async def delete_user(self, owner: str) -> tuple[int, int]: ...

@@ -1,0 +1,116 @@
+"""The service's own tables (thread ownership, runs, audit log), next to LangGraph's.
+
+`migrate` creates them; the server only checks that they are there. Every statement is
+idempotent so a re-run of the migration Job is harmless. Bump SCHEMA_VERSION with each new
+migration and append it to both lists.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# Tables the server needs; /ready reports any that is missing as "schema not migrated".
+SERVICE_TABLES = ("agent_threads", "agent_runs", "agent_audit_log", "agent_schema_version")
+# Tables LangGraph's own setup() creates (checkpointer and store).
+LANGGRAPH_TABLES = ("checkpoint_migrations", "checkpoints", "store_migrations", "store")
+
+# The version table exists before any migration runs, so each one records itself.
+POSTGRES_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS agent_schema_version (
+        version INTEGER PRIMARY KEY,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )
+"""
+SQLITE_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS agent_schema_version (
+        version INTEGER PRIMARY KEY,
+        applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    )
+"""
+
+POSTGRES_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS agent_threads (
+        thread_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        graph_id TEXT,
+        metadata JSONB NOT NULL DEFAULT '{}'::jsonb,
+        status TEXT NOT NULL DEFAULT 'idle',
+        active_run_id TEXT,
+        lease_expires_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS agent_threads_owner_updated
+        ON agent_threads (owner, updated_at DESC);
+    CREATE INDEX IF NOT EXISTS agent_threads_updated ON agent_threads (updated_at);
+    CREATE TABLE IF NOT EXISTS agent_runs (
+        run_id TEXT PRIMARY KEY,
+        thread_id TEXT REFERENCES agent_threads (thread_id) ON DELETE CASCADE,
+        owner TEXT NOT NULL,
+        assistant_id TEXT NOT NULL,
+        graph_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        metadata JSONB NOT NULL DEFAULT '{}'::jsonb,
+        multitask_strategy TEXT NOT NULL,
+        error TEXT,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS agent_runs_owner ON agent_runs (owner);
+    CREATE INDEX IF NOT EXISTS agent_runs_thread ON agent_runs (thread_id);
+    CREATE TABLE IF NOT EXISTS agent_audit_log (
+        id BIGSERIAL PRIMARY KEY,
+        at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        principal TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail JSONB NOT NULL DEFAULT '{}'::jsonb
+    );
+    CREATE INDEX IF NOT EXISTS agent_audit_log_subject ON agent_audit_log (subject, at);
+    """,
+)
+
+SQLITE_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS agent_threads (
+        thread_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        graph_id TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'idle',
+        active_run_id TEXT,
+        lease_expires_at REAL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS agent_threads_owner_updated
+        ON agent_threads (owner, updated_at DESC);
+    CREATE TABLE IF NOT EXISTS agent_runs (
+        run_id TEXT PRIMARY KEY,
+        thread_id TEXT REFERENCES agent_threads (thread_id) ON DELETE CASCADE,
+        owner TEXT NOT NULL,
+        assistant_id TEXT NOT NULL,
+        graph_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        multitask_strategy TEXT NOT NULL,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS agent_runs_owner ON agent_runs (owner);
+    CREATE INDEX IF NOT EXISTS agent_runs_thread ON agent_runs (thread_id);
+    CREATE TABLE IF NOT EXISTS agent_audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX IF NOT EXISTS agent_audit_log_subject ON agent_audit_log (subject, at);
+    """,
+)
+
+assert len(POSTGRES_MIGRATIONS) == len(SQLITE_MIGRATIONS) == SCHEMA_VERSION

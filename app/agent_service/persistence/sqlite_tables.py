@@ -1,0 +1,283 @@
+"""The service tables in the embedded SQLite file (no DATABASE_URL). Parameterised SQL only.
+
+One aiosqlite connection in autocommit mode; an asyncio lock keeps a multi-statement change
+from interleaving with another coroutine's on the same connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from agent_service.persistence.records import (
+    AuditRecord,
+    RunRecord,
+    RunStatus,
+    ThreadExistsError,
+    ThreadQuery,
+    ThreadRecord,
+    ThreadStatus,
+)
+from agent_service.persistence.schema import SERVICE_TABLES
+
+_THREAD_COLUMNS = "thread_id, owner, graph_id, metadata, status, created_at, updated_at"
+_RUN_COLUMNS = (
+    "run_id, thread_id, owner, assistant_id, graph_id, status, metadata, "
+    "multitask_strategy, error, created_at, updated_at"
+)
+# Sort keys and orders come from validated Literals; this table maps them to SQL text.
+_SORT_SQL = {
+    ("thread_id", "asc"): "thread_id ASC",
+    ("thread_id", "desc"): "thread_id DESC",
+    ("status", "asc"): "status ASC, thread_id",
+    ("status", "desc"): "status DESC, thread_id",
+    ("created_at", "asc"): "created_at ASC, thread_id",
+    ("created_at", "desc"): "created_at DESC, thread_id",
+    ("updated_at", "asc"): "updated_at ASC, thread_id",
+    ("updated_at", "desc"): "updated_at DESC, thread_id",
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _thread(row: aiosqlite.Row) -> ThreadRecord:
+    return ThreadRecord(
+        thread_id=row["thread_id"],
+        owner=row["owner"],
+        graph_id=row["graph_id"],
+        metadata=json.loads(row["metadata"]),
+        status=row["status"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def _run(row: aiosqlite.Row) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"],
+        thread_id=row["thread_id"],
+        owner=row["owner"],
+        assistant_id=row["assistant_id"],
+        graph_id=row["graph_id"],
+        status=row["status"],
+        metadata=json.loads(row["metadata"]),
+        multitask_strategy=row["multitask_strategy"],
+        error=row["error"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def _matches(metadata: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(key in metadata and metadata[key] == value for key, value in wanted.items())
+
+
+class SqliteTables:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._conn.row_factory = aiosqlite.Row
+        self._lock = asyncio.Lock()
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        return self._conn
+
+    async def ping(self) -> None:
+        async with self._lock:
+            await self._conn.execute("SELECT 1")
+
+    async def missing_tables(self) -> list[str]:
+        async with self._lock:
+            cur = await self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            present = {row["name"] for row in await cur.fetchall()}
+        return [name for name in SERVICE_TABLES if name not in present]
+
+    async def create_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], graph_id: str | None
+    ) -> ThreadRecord:
+        now = _now()
+        async with self._lock:
+            cur = await self._conn.execute(
+                "INSERT INTO agent_threads (thread_id, owner, graph_id, metadata, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (thread_id) DO NOTHING",
+                (thread_id, owner, graph_id, json.dumps(metadata), now, now),
+            )
+            if cur.rowcount != 1:
+                raise ThreadExistsError(thread_id)
+        record = await self.get_thread(thread_id, owner)
+        assert record is not None
+        return record
+
+    async def get_thread(self, thread_id: str, owner: str) -> ThreadRecord | None:
+        async with self._lock:
+            cur = await self._conn.execute(
+                f"SELECT {_THREAD_COLUMNS} FROM agent_threads "  # noqa: S608
+                "WHERE thread_id = ? AND owner = ?",
+                (thread_id, owner),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _thread(row)
+
+    async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
+        clauses = ["owner = ?"]
+        params: list[Any] = [query.owner]
+        if query.ids is not None:
+            clauses.append(f"thread_id IN ({', '.join('?' for _ in query.ids) or 'NULL'})")
+            params += query.ids
+        if query.status is not None:
+            clauses.append("status = ?")
+            params.append(query.status)
+        statement = (
+            f"SELECT {_THREAD_COLUMNS} FROM agent_threads WHERE {' AND '.join(clauses)} "  # noqa: S608
+            f"ORDER BY {_SORT_SQL[(query.sort_by, query.sort_order)]}"
+        )
+        async with self._lock:
+            cur = await self._conn.execute(statement, params)
+            rows = await cur.fetchall()
+        # The embedded database is small: the JSON containment filter runs here.
+        threads = [_thread(row) for row in rows]
+        if query.metadata:
+            threads = [t for t in threads if _matches(t.metadata, query.metadata)]
+        return threads[query.offset : query.offset + query.limit]
+
+    async def delete_thread(self, thread_id: str, owner: str) -> bool:
+        async with self._lock:
+            await self._conn.execute("DELETE FROM agent_runs WHERE thread_id = ?", (thread_id,))
+            cur = await self._conn.execute(
+                "DELETE FROM agent_threads WHERE thread_id = ? AND owner = ?", (thread_id, owner)
+            )
+            return cur.rowcount > 0
+
+    async def set_thread_graph(self, thread_id: str, owner: str, graph_id: str) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                "UPDATE agent_threads SET graph_id = ?, updated_at = ? "
+                "WHERE thread_id = ? AND owner = ? AND graph_id IS NULL",
+                (graph_id, _now(), thread_id, owner),
+            )
+
+    async def acquire_thread(
+        self, thread_id: str, owner: str, run_id: str, lease_seconds: float
+    ) -> bool:
+        now = time.time()
+        async with self._lock:
+            cur = await self._conn.execute(
+                "UPDATE agent_threads SET status = 'busy', active_run_id = ?, "
+                "lease_expires_at = ?, updated_at = ? WHERE thread_id = ? AND owner = ? "
+                "AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < ?)",
+                (run_id, now + lease_seconds, _now(), thread_id, owner, now),
+            )
+            return cur.rowcount == 1
+
+    async def release_thread(self, thread_id: str, run_id: str, status: ThreadStatus) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                "UPDATE agent_threads SET status = ?, active_run_id = NULL, "
+                "lease_expires_at = NULL, updated_at = ? "
+                "WHERE thread_id = ? AND active_run_id = ?",
+                (status, _now(), thread_id, run_id),
+            )
+
+    async def create_run(self, run: RunRecord) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.thread_id,
+                    run.owner,
+                    run.assistant_id,
+                    run.graph_id,
+                    run.status,
+                    json.dumps(run.metadata),
+                    run.multitask_strategy,
+                    run.error,
+                    run.created_at.isoformat(),
+                    run.updated_at.isoformat(),
+                ),
+            )
+
+    async def finish_run(self, run_id: str, status: RunStatus, error: str | None) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                "UPDATE agent_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?",
+                (status, error, _now(), run_id),
+            )
+
+    async def get_run(self, run_id: str, owner: str) -> RunRecord | None:
+        async with self._lock:
+            cur = await self._conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM agent_runs WHERE run_id = ? AND owner = ?",  # noqa: S608
+                (run_id, owner),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _run(row)
+
+    async def user_threads(self, owner: str) -> list[ThreadRecord]:
+        async with self._lock:
+            cur = await self._conn.execute(
+                f"SELECT {_THREAD_COLUMNS} FROM agent_threads "  # noqa: S608
+                "WHERE owner = ? ORDER BY created_at",
+                (owner,),
+            )
+            return [_thread(row) for row in await cur.fetchall()]
+
+    async def user_runs(self, owner: str) -> list[RunRecord]:
+        async with self._lock:
+            cur = await self._conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM agent_runs WHERE owner = ? ORDER BY created_at",  # noqa: S608
+                (owner,),
+            )
+            return [_run(row) for row in await cur.fetchall()]
+
+    async def audit(
+        self, principal: str, action: str, subject: str, detail: dict[str, Any]
+    ) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                "INSERT INTO agent_audit_log (at, principal, action, subject, detail) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (_now(), principal, action, subject, json.dumps(detail)),
+            )
+
+    async def audit_entries(self, subject: str) -> list[AuditRecord]:
+        async with self._lock:
+            cur = await self._conn.execute(
+                "SELECT at, principal, action, subject, detail FROM agent_audit_log "
+                "WHERE subject = ? ORDER BY id",
+                (subject,),
+            )
+            rows = await cur.fetchall()
+        return [
+            AuditRecord(
+                at=datetime.fromisoformat(row["at"]),
+                principal=row["principal"],
+                action=row["action"],
+                subject=row["subject"],
+                detail=json.loads(row["detail"]),
+            )
+            for row in rows
+        ]
+
+    async def delete_user(self, owner: str) -> tuple[int, int]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                runs = await self._conn.execute("DELETE FROM agent_runs WHERE owner = ?", (owner,))
+                threads = await self._conn.execute(
+                    "DELETE FROM agent_threads WHERE owner = ?", (owner,)
+                )
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            return threads.rowcount, runs.rowcount

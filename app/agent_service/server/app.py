@@ -1,0 +1,194 @@
+"""The FastAPI application: middleware, error answers, routes, and the lifespan that opens the
+database pool, Redis and the graphs once per process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from agent_service.api import assistants, gdpr, runs, system, threads
+from agent_service.api.catalog import AssistantCatalog
+from agent_service.api.errors import ApiError, error_response
+from agent_service.auth.api_keys import ApiKeyAuthenticator
+from agent_service.persistence.backends import open_persistence
+from agent_service.persistence.errors import NOT_MIGRATED, UNAVAILABLE, describe_unavailable
+from agent_service.persistence.migrations import migrate_sqlite
+from agent_service.persistence.node_cache import NodeCache
+from agent_service.server.graph_source import GraphSource, registry_graph_source
+from agent_service.server.middleware import (
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    DatabaseGuardMiddleware,
+    RequestLogMiddleware,
+)
+from agent_service.server.ratelimit import RateLimiter
+from agent_service.server.redis_clients import async_redis, sync_redis
+from agent_service.server.services import Services
+from agent_service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+FINAL_DRAIN_SECONDS = 5.0
+# Routes that need the database (the others answer from memory).
+DATABASE_PATHS = ("/threads", "/runs", "/invoke", "/users")
+
+GraphSourceFactory = Callable[[Settings], GraphSource]
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)] or ["body"]
+    return ".".join(parts)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Name every field and what is wrong with it; never echo the input (it may hold PII).
+    errors = [
+        {"field": _field_name(error.get("loc", ())), "message": str(error.get("msg", ""))}
+        for error in exc.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return error_response(422, "validation_error", f"invalid request: {detail}", errors=errors)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return error_response(
+        exc.status_code,
+        _STATUS_CODES.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if request.app.state.services.database_circuit.trip():
+        log.warning("database unavailable", reason=type(exc).__name__)
+    return error_response(
+        503, "database_unavailable", describe_unavailable(exc), headers={"retry-after": "5"}
+    )
+
+
+async def _internal(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal server error; see the service log")
+
+
+def create_app(
+    settings: Settings, *, graph_source: GraphSourceFactory = registry_graph_source
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            persistence = await stack.enter_async_context(open_persistence(settings))
+            if persistence.backend == "sqlite":
+                # The embedded file belongs to this pod alone: no Job can migrate it first.
+                await migrate_sqlite(persistence)
+            redis_client = async_redis(settings)
+            if redis_client is not None:
+                stack.push_async_callback(redis_client.aclose)
+            cache_client = sync_redis(settings)
+            if cache_client is not None:
+                stack.callback(cache_client.close)
+            cache = NodeCache(cache_client)
+            source = graph_source(settings)
+            graphs = source.build(
+                checkpointer=persistence.checkpointer,
+                store=persistence.store,
+                cache=cache,
+                model=source.model,
+            )
+            auth = ApiKeyAuthenticator(settings.api_keys)
+            if not auth.configured:
+                log.warning("no API keys configured (API_KEYS): every API request answers 401")
+            services = Services(
+                settings=settings,
+                persistence=persistence,
+                graphs=graphs,
+                catalog=AssistantCatalog(graphs.keys()),
+                auth=auth,
+                limiter=RateLimiter(settings.rate_limit_per_minute, redis_client),
+                cache=cache,
+                redis=redis_client,
+                model_description=source.model_description,
+            )
+            app.state.services = services
+            log.info(
+                "service started",
+                persistence=persistence.backend,
+                cache=cache.backend,
+                model=source.model_description,
+                graphs=sorted(graphs),
+                principals=len(auth.principals),
+            )
+            try:
+                yield
+            finally:
+                # uvicorn has already waited SHUTDOWN_GRACE_SECONDS for open requests; what is
+                # left are runs whose client went away. Give them a moment, then cancel: each
+                # keeps its last checkpoint and can be resumed.
+                cancelled = await services.runs.drain(
+                    min(settings.shutdown_grace_seconds, FINAL_DRAIN_SECONDS)
+                )
+                log.info("service stopping", runs_cancelled=cancelled)
+
+    open_paths = {"/health", "/ready"}
+    if not settings.metrics_require_auth:
+        open_paths.add("/metrics")
+    middleware = [
+        Middleware(RequestLogMiddleware),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE", "PATCH", "OPTIONS"],
+            allow_headers=["content-type", "x-api-key", "x-request-id", "last-event-id"],
+            expose_headers=["content-location", "x-request-id", "retry-after"],
+        ),
+        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        Middleware(AuthMiddleware, open_paths=frozenset(open_paths)),
+        Middleware(DatabaseGuardMiddleware, guarded_prefixes=DATABASE_PATHS),
+    ]
+    app = FastAPI(
+        title="agent-service",
+        version="1",
+        lifespan=lifespan,
+        middleware=middleware,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ApiError, _api_error)
+    for exc_type in (*UNAVAILABLE, *NOT_MIGRATED):
+        app.add_exception_handler(exc_type, _unavailable)
+    app.add_exception_handler(Exception, _internal)
+    for module in (system, assistants, threads, runs, gdpr):
+        app.include_router(module.router)
+    return app

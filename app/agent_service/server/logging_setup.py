@@ -1,0 +1,112 @@
+"""JSON logs on stdout through structlog, for our own events and for uvicorn's and the
+libraries' stdlib loggers alike. Every string value passes through PII redaction, and fields
+that could hold a credential are dropped before rendering."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import sys
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import structlog
+
+Redactor = Callable[[str], str]
+
+_SECRET_FIELDS = frozenset(
+    {"api_key", "x-api-key", "x_api_key", "authorization", "password", "token", "secret"}
+)
+
+# Used only until (or unless) agent_service.guardrails provides redact(): the same three kinds
+# of PII the guardrails cover.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+
+
+def minimal_redact(text: str) -> str:
+    text = _EMAIL.sub("[REDACTED_EMAIL]", text)
+    text = _SSN.sub("[REDACTED_SSN]", text)
+    return _CARD.sub("[REDACTED_CARD]", text)
+
+
+def load_redactor() -> Redactor:
+    """The guardrails' redact() when that module provides one, else the minimal one."""
+    try:
+        module = importlib.import_module("agent_service.guardrails")
+    except ImportError:
+        return minimal_redact
+    redact = getattr(module, "redact", None)
+    if not callable(redact):
+        return minimal_redact
+
+    def guarded(text: str) -> str:
+        result = redact(text)
+        return result if isinstance(result, str) else minimal_redact(text)
+
+    return guarded
+
+
+def _scrub(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {
+            k: _scrub(v, redact) for k, v in value.items() if str(k).lower() not in _SECRET_FIELDS
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v, redact) for v in value]
+    return value
+
+
+def redaction_processor(redact: Redactor) -> structlog.types.Processor:
+    def process(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key in list(event_dict):
+            if key.lower() in _SECRET_FIELDS:
+                del event_dict[key]
+            elif key not in ("timestamp", "level", "logger"):
+                event_dict[key] = _scrub(event_dict[key], redact)
+        return event_dict
+
+    return process
+
+
+def configure_logging(level: str = "INFO", *, redact: Redactor | None = None) -> None:
+    redactor = redact or load_redactor()
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redaction_processor(redactor),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn installs its own handlers; route them through ours. Its access log is replaced
+    # by the request log line, which carries the request id, principal and latency.
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").handlers[:] = []
+    logging.getLogger("uvicorn.access").propagate = False

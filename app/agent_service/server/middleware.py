@@ -1,0 +1,190 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and breaks streaming and
+contextvars). Outermost first: request log, body limit, authentication + rate limit."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent_service.auth.api_keys import API_KEY_HEADER
+from agent_service.server.request_context import annotate, current, start_request
+
+log = structlog.get_logger("agent_service.request")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Probes and scrapes answer often and say little: logged at debug level only.
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+class RequestLogMiddleware:
+    """Request id (X-Request-ID in and out), contextvars for every log line of the request,
+    and one JSON line per request with method, path, status, principal, thread, graph and
+    latency."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        start_request()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            path = scope.get("path", "")
+            fields: dict[str, Any] = {
+                "method": scope.get("method"),
+                "path": path,
+                "status": status,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                **current(),
+            }
+            if path in _QUIET_PATHS:
+                log.debug("request", **fields)
+            else:
+                log.info("request", **fields)
+            structlog.contextvars.clear_contextvars()
+
+
+async def _send_json(send: Send, response_body: Any, status: int, headers: dict[str, str]) -> None:
+    payload = json.dumps(response_body).encode()
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over MAX_BODY_BYTES: at once when Content-Length says so, otherwise
+    as soon as the streamed body passes the limit."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    def _detail(self) -> str:
+        return f"request body exceeds the limit of {self.max_body_bytes} bytes (MAX_BODY_BYTES)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            await _send_json(
+                send, {"error": "payload_too_large", "detail": self._detail()}, 413, {}
+            )
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # FastAPI re-raises HTTPException from body parsing; the app's handler
+                    # turns it into the JSON 413.
+                    raise HTTPException(413, self._detail())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class DatabaseGuardMiddleware:
+    """While the database circuit is open (a request just found the database unavailable),
+    requests that need the database answer 503 at once; one passes every cool-down period
+    to find out whether it is back."""
+
+    def __init__(self, app: ASGIApp, guarded_prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.guarded_prefixes = guarded_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith(self.guarded_prefixes):
+            circuit = scope["app"].state.services.database_circuit
+            if not circuit.closed:
+                await _send_json(
+                    send,
+                    {
+                        "error": "database_unavailable",
+                        "detail": "the database is unavailable; retry shortly",
+                    },
+                    503,
+                    {"retry-after": "5"},
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+class AuthMiddleware:
+    """X-API-Key -> principal, then the principal's rate limit. /health and /ready are open;
+    /metrics too unless METRICS_REQUIRE_AUTH."""
+
+    def __init__(self, app: ASGIApp, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        services = scope["app"].state.services
+        presented = Headers(scope=scope).get(API_KEY_HEADER)
+        principal = services.auth.authenticate(presented)
+        if principal is None:
+            detail = "missing X-API-Key header" if not presented else "invalid X-API-Key header"
+            await _send_json(
+                send,
+                {"error": "unauthorized", "detail": detail},
+                401,
+                {"www-authenticate": 'ApiKey header="X-API-Key"'},
+            )
+            return
+        annotate(principal=principal)
+        structlog.contextvars.bind_contextvars(principal=principal)
+        retry_after = await services.limiter.hit(principal)
+        if retry_after is not None:
+            await _send_json(
+                send,
+                {
+                    "error": "rate_limited",
+                    "detail": f"rate limit of {services.limiter.limit} requests per minute "
+                    f"exceeded for principal {principal!r}; retry in {retry_after} s",
+                },
+                429,
+                {"retry-after": str(retry_after)},
+            )
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)

@@ -1,0 +1,105 @@
+"""Readiness: the database (reachable and migrated), the cache and the checkpointer.
+
+The cache never makes the service unready: with Redis away the node cache and the rate
+limiter fall back to in-process state, and taking every replica out of the load balancer for
+a cache outage would turn a degradation into an outage. Its check reports "degraded" instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from agent_service.persistence.errors import describe_unavailable
+from agent_service.server.services import Services
+
+CHECK_TIMEOUT_SECONDS = 3.0
+POOL_PING_TIMEOUT_SECONDS = 1.0
+_PROBE_THREAD = "agent-service-readiness-probe"
+
+
+async def _timed(check: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            return await check
+    except TimeoutError:
+        return {"ok": False, "detail": f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"}
+    except Exception as exc:
+        return {"ok": False, "detail": describe_unavailable(exc)}
+
+
+async def _direct_probe(conninfo: str) -> str:
+    """Why the pool has no connection: a fresh connection's error names the cause
+    (refused, unknown host, authentication) where the pool can only say it timed out."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=1)
+    except psycopg.Error as exc:
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+    await conn.close()
+    return "the server accepts connections but every pooled connection is busy"
+
+
+async def _database(services: Services) -> dict[str, Any]:
+    tables = services.persistence.tables
+    pool = services.persistence.pool
+    if pool is None:
+        await tables.ping()
+    else:
+        try:
+            async with pool.connection(timeout=POOL_PING_TIMEOUT_SECONDS) as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg_pool.PoolTimeout, psycopg.OperationalError):
+            reason = await _direct_probe(services.settings.database_conninfo())
+            return {"ok": False, "detail": f"the database is unavailable: {reason}"}
+    missing = await tables.missing_tables()
+    if missing:
+        return {
+            "ok": False,
+            "detail": "schema not migrated: missing tables "
+            + ", ".join(missing)
+            + "; run `agent-service migrate`",
+        }
+    return {"ok": True, "detail": f"{services.persistence.backend} reachable, schema migrated"}
+
+
+async def _checkpointer(services: Services) -> dict[str, Any]:
+    await services.persistence.checkpointer.aget_tuple(
+        {"configurable": {"thread_id": _PROBE_THREAD, "checkpoint_ns": ""}}
+    )
+    return {"ok": True, "detail": "checkpoint read succeeded"}
+
+
+async def _cache(services: Services) -> dict[str, Any]:
+    if services.redis is None:
+        return {"ok": True, "detail": "in-process (REDIS_URL unset)"}
+    try:
+        await services.redis.ping()
+    except Exception as exc:
+        return {
+            "ok": True,
+            "degraded": True,
+            "detail": f"redis unreachable ({type(exc).__name__}): node cache and rate limiter "
+            "fall back to in-process",
+        }
+    return {"ok": True, "detail": "redis reachable"}
+
+
+async def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
+    cache_check = asyncio.ensure_future(_timed(_cache(services)))
+    database = await _timed(_database(services))
+    if database["ok"]:
+        # The database answers again: let requests through without waiting out the cool-down.
+        services.database_circuit.reset()
+        checkpointer = await _timed(_checkpointer(services))
+    else:
+        # Same database: waiting out the pool timeout again would only slow the probe.
+        checkpointer = {"ok": False, "detail": "not checked: the database is unavailable"}
+    cache = await cache_check
+    checks = {"database": database, "cache": cache, "checkpointer": checkpointer}
+    ready = all(check["ok"] for check in checks.values())
+    return ready, {"status": "ready" if ready else "not_ready", "checks": checks}

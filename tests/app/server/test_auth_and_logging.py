@@ -1,0 +1,62 @@
+"""API key authentication and log redaction, as units."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from agent_service.auth.api_keys import ApiKeyAuthenticator
+from agent_service.server.logging_setup import configure_logging, minimal_redact
+from pydantic import SecretStr
+
+
+def test_authenticate_maps_keys_to_principals() -> None:
+    auth = ApiKeyAuthenticator(
+        {"alice": SecretStr("alice-key-0123456789"), "bob": SecretStr("bob-key-0123456789ab")}
+    )
+    assert auth.authenticate("alice-key-0123456789") == "alice"
+    assert auth.authenticate("bob-key-0123456789ab") == "bob"
+    assert auth.authenticate("alice-key-012345678") is None
+    assert auth.authenticate("") is None
+    assert auth.authenticate(None) is None
+    assert not ApiKeyAuthenticator({}).configured
+    assert ApiKeyAuthenticator({}).authenticate("anything-at-all-00") is None
+
+
+def test_minimal_redaction() -> None:
+    text = "mail a.b@example.org, card 4111-1111-1111-1111, ssn 123-45-6789, order 42"
+    assert minimal_redact(text) == (
+        "mail [REDACTED_EMAIL], card [REDACTED_CARD], ssn [REDACTED_SSN], order 42"
+    )
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("INFO")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    original = handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        handler.setStream(original)
+        configure_logging("WARNING")
+
+
+def test_log_lines_are_json_redacted_and_drop_secret_fields(captured_logs: io.StringIO) -> None:
+    structlog.get_logger("t").info(
+        "user said", text="reach me at jane@example.com", api_key="k-123", nested={"password": "p"}
+    )
+    logging.getLogger("library").warning("stdlib says jane@example.com")
+    lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    ours, theirs = lines
+    assert ours["text"] == "reach me at [REDACTED_EMAIL]"
+    assert "api_key" not in ours
+    assert ours["nested"] == {}
+    assert ours["level"] == "info"
+    assert theirs["event"] == "stdlib says [REDACTED_EMAIL]"

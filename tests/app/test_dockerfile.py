@@ -1,0 +1,66 @@
+"""The service image's Dockerfile, checked without a Docker engine: checkov's Dockerfile
+checks with zero failures, plus the properties checkov does not look at."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from tests.support.binaries import require_binary
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO_ROOT / "app" / "Dockerfile"
+
+
+def _stages() -> list[str]:
+    return re.split(r"(?m)^FROM ", DOCKERFILE.read_text())[1:]
+
+
+def test_checkov_dockerfile_checks_pass() -> None:
+    result = subprocess.run(
+        [
+            require_binary("checkov"),
+            "-f",
+            str(DOCKERFILE),
+            "--framework",
+            "dockerfile",
+            "--output",
+            "json",
+            "--skip-download",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    failed = report["results"]["failed_checks"] if "results" in report else []
+    assert [f"{c['check_id']}: {c['check_name']}" for c in failed] == []
+    assert report["summary"]["passed"] > 0
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_final_stage_is_non_root_without_build_tools() -> None:
+    final = _stages()[-1]
+    assert final.startswith("python:3.11-slim")
+    assert "USER 10001:10001" in final
+    assert "--uid 10001 --gid 10001" in final
+    assert "postgresql-client" in final
+    for tool in ("build-essential", "gcc", "uv ", "/uv", "pip install"):
+        assert tool not in final, tool
+    assert 'ENTRYPOINT ["agent-service"]' in final
+    assert 'CMD ["serve"]' in final
+    assert "HEALTHCHECK" in final
+    # Read-only root filesystem: every writable path is under /tmp.
+    assert "HOME=/tmp" in final
+    assert "SQLITE_PATH=/tmp/" in final
+
+
+def test_build_installs_only_the_locked_service_group() -> None:
+    build = _stages()[0]
+    syncs = [line for line in build.splitlines() if "uv sync" in line]
+    assert syncs
+    assert all("--locked" in s and "--no-default-groups --group service" in s for s in syncs)
