@@ -22,7 +22,21 @@ def _load(path: Path) -> Any:
 
 @pytest.mark.parametrize(
     "entry",
-    ["tests", "docs", "scripts", ".ci/run", "Makefile", "README.md", "pyproject.toml", "uv.lock"],
+    [
+        "infra",
+        "charts/langgraph-agent",
+        "app/agent_service",
+        "policies",
+        "tests",
+        "docs",
+        "scripts",
+        ".ci/run",
+        "Makefile",
+        "README.md",
+        "pyproject.toml",
+        "uv.lock",
+        "Pulumi.yaml",
+    ],
 )
 def test_top_level_layout(entry: str) -> None:
     assert (REPO_ROOT / entry).exists(), entry
