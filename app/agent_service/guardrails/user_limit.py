@@ -1,0 +1,78 @@
+"""A per-user budget of model calls per UTC day, across all of the user's threads.
+
+The count lives in the Store (namespace per user), so every replica sees the same budget.
+Two concurrent runs of one user may both pass at the boundary: the budget is a cost guard,
+not a billing ledger, and a lock per call would cost more than the overshoot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from langchain_core.messages import AIMessage
+from langgraph.config import get_config
+
+from agent_service.graphs.principal import user_id_of
+from agent_service.metrics import GUARDRAIL_EVENTS
+
+USAGE_NAMESPACE = "usage"
+
+
+def _slot() -> tuple[tuple[str, str], str]:
+    return (USAGE_NAMESPACE, user_id_of(get_config())), (
+        f"model_calls:{datetime.now(UTC).date().isoformat()}"
+    )
+
+
+def limit_message(limit: int) -> str:
+    return (
+        f"You have reached today's limit of {limit} model calls. "
+        "It resets at midnight UTC; ask an administrator to raise it if needed."
+    )
+
+
+class UserModelCallLimit(AgentMiddleware[AgentState[Any], Any, Any]):
+    name = "UserModelCallLimit"
+
+    def __init__(self, calls_per_day: int) -> None:
+        super().__init__()
+        self.calls_per_day = calls_per_day
+
+    def _refusal(self) -> AIMessage:
+        GUARDRAIL_EVENTS.labels("user_model_call_limit", "limited").inc()
+        return AIMessage(content=limit_message(self.calls_per_day))
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any] | AIMessage:
+        store = request.runtime.store
+        if store is None:
+            return handler(request)
+        namespace, key = _slot()
+        item = store.get(namespace, key)
+        used = int(item.value.get("count", 0)) if item else 0
+        if used >= self.calls_per_day:
+            return self._refusal()
+        store.put(namespace, key, {"count": used + 1})
+        return handler(request)
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any] | AIMessage:
+        store = request.runtime.store
+        if store is None:
+            return await handler(request)
+        namespace, key = _slot()
+        item = await store.aget(namespace, key)
+        used = int(item.value.get("count", 0)) if item else 0
+        if used >= self.calls_per_day:
+            return self._refusal()
+        await store.aput(namespace, key, {"count": used + 1})
+        return await handler(request)

@@ -1,0 +1,1 @@
+"""The chat model the graphs use: a provider model from settings, or the offline model."""

@@ -1,0 +1,128 @@
+"""A deterministic chat model for running every graph with no provider and no key.
+
+It answers from the conversation alone, the same way every time, so tests, drills and
+benchmarks are reproducible. It calls a bound tool when the latest user message matches the
+tool's `offline_intent` (a regular expression kept in the tool's metadata, its named groups
+becoming the call's arguments); after a tool result it answers with that result. Token usage
+is reported (words, as a stable stand-in for tokens) so usage accounting runs as in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from pydantic import Field
+
+OFFLINE_MODEL_NAME = "offline"
+INTENT_METADATA_KEY = "offline_intent"
+# An explicit call, for any bound tool: `/call <tool> {"arg": ...}`.
+_EXPLICIT_CALL = re.compile(r"^/call\s+(?P<name>[\w-]+)\s*(?P<args>\{.*\})?\s*$", re.DOTALL)
+_ANSWER_WORDS = 48
+
+
+def message_text(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
+    return " ".join(part for part in parts if part)
+
+
+def _words(messages: Sequence[BaseMessage]) -> int:
+    return sum(len(message_text(m).split()) for m in messages)
+
+
+class OfflineChatModel(BaseChatModel):
+    """Deterministic, provider-free chat model with tool calling."""
+
+    # (tool name, compiled intent) pairs, set by bind_tools on the bound copy.
+    intents: list[tuple[str, re.Pattern[str]]] = Field(default_factory=list)
+    tool_names: list[str] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return OFFLINE_MODEL_NAME
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": OFFLINE_MODEL_NAME}
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        intents: list[tuple[str, re.Pattern[str]]] = []
+        names: list[str] = []
+        for tool in tools:
+            if not isinstance(tool, BaseTool):
+                continue
+            names.append(tool.name)
+            pattern = (tool.metadata or {}).get(INTENT_METADATA_KEY)
+            if isinstance(pattern, str):
+                intents.append((tool.name, re.compile(pattern, re.IGNORECASE | re.DOTALL)))
+        return self.model_copy(update={"intents": intents, "tool_names": names})
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        reply = self._reply(messages)
+        output_words = len(message_text(reply).split()) + 4 * len(reply.tool_calls)
+        input_words = _words(messages)
+        reply.usage_metadata = {
+            "input_tokens": input_words,
+            "output_tokens": output_words,
+            "total_tokens": input_words + output_words,
+        }
+        reply.response_metadata = {"model_name": OFFLINE_MODEL_NAME, "model_provider": "offline"}
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+    def _reply(self, messages: Sequence[BaseMessage]) -> AIMessage:
+        if messages and isinstance(messages[-1], ToolMessage):
+            return AIMessage(content=f"Done. {message_text(messages[-1])}")
+        last_user = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        text = message_text(last_user).strip() if last_user is not None else ""
+        call = self._tool_call(text)
+        if call is not None:
+            return AIMessage(content="", tool_calls=[call])
+        return AIMessage(content=self._answer(messages, text))
+
+    def _tool_call(self, text: str) -> dict[str, Any] | None:
+        explicit = _EXPLICIT_CALL.match(text)
+        if explicit and explicit["name"] in self.tool_names:
+            args = json.loads(explicit["args"]) if explicit["args"] else {}
+            return self._call(explicit["name"], args if isinstance(args, dict) else {})
+        for name, pattern in self.intents:
+            found = pattern.search(text)
+            if found:
+                args = {k: v.strip() for k, v in found.groupdict().items() if v is not None}
+                return self._call(name, args)
+        return None
+
+    def _call(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        digest = hashlib.sha256(f"{name}:{json.dumps(args, sort_keys=True)}".encode()).hexdigest()
+        return {"name": name, "args": args, "id": f"call_{digest[:16]}", "type": "tool_call"}
+
+    def _answer(self, messages: Sequence[BaseMessage], text: str) -> str:
+        if not text:
+            # No user turn (e.g. a summarisation request): condense what is there.
+            body = " ".join(message_text(m) for m in messages)
+            return " ".join(body.split()[:_ANSWER_WORDS])
+        echoed = " ".join(text.split()[:_ANSWER_WORDS])
+        return f"You said: {echoed}"

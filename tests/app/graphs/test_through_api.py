@@ -1,0 +1,110 @@
+"""The production graphs served by the real service on PostgreSQL, driven by langgraph-sdk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from agent_service.graphs.registry import GRAPH_IDS
+from agent_service.server.graph_source import registry_graph_source
+
+from tests.app.server.conftest import fresh_database, make_settings
+from tests.app.server.service import Service, serve_in_thread
+from tests.support.binaries import REPO_ROOT
+from tests.support.servers import PostgresServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> Iterator[Service]:
+    settings = make_settings(
+        tmp_path_factory.mktemp("graphs"), database_url=fresh_database(postgres_server)
+    )
+    with serve_in_thread(settings, graph_source=registry_graph_source) as running:
+        yield running
+
+
+def say(text: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def test_info_names_the_graphs_and_the_offline_model(service: Service) -> None:
+    info = service.http().get("/info").json()
+    assert info["graphs"] == list(GRAPH_IDS)
+    assert info["model"].startswith("offline")
+    graphs = json.loads((REPO_ROOT / "app" / "langgraph.json").read_text())["graphs"]
+    assert sorted(graphs) == sorted(GRAPH_IDS)
+
+
+def test_main_agent_memory_and_approval(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client("alice")
+        first, second = await client.threads.create(), await client.threads.create()
+        await client.runs.wait(first["thread_id"], "main_agent", input=say("remember that I ski"))
+        recalled = await client.runs.wait(
+            second["thread_id"], "main_agent", input=say("what do you remember")
+        )
+        assert isinstance(recalled, dict)
+        assert "I ski" in recalled["messages"][-1]["content"]
+
+        paused = await client.runs.wait(
+            first["thread_id"], "main_agent", input=say("refund order Z-1 amount 5")
+        )
+        assert isinstance(paused, dict)
+        assert paused["__interrupt__"][0]["value"]["action_requests"][0]["name"] == "issue_refund"
+        done = await client.runs.wait(
+            first["thread_id"],
+            "main_agent",
+            command={"resume": {"decisions": [{"type": "approve"}]}},
+        )
+        assert isinstance(done, dict)
+        assert "issued for order Z-1" in done["messages"][-1]["content"]
+        assert done["model_calls"] == 4
+
+    asyncio.run(scenario())
+    exported = service.http().get("/users/alice/export").json()
+    namespaces = {tuple(item["namespace"]) for item in exported["store"]}
+    assert {("memories", "alice"), ("refunds", "alice"), ("usage", "alice")} <= namespaces
+
+
+def test_research_agent_stateless_run(service: Service) -> None:
+    async def scenario() -> dict[str, Any]:
+        result = await service.client("bob").runs.wait(
+            None, "research_agent", input={"question": "glaciers, deserts and reefs"}
+        )
+        assert isinstance(result, dict)
+        return result
+
+    report = asyncio.run(scenario())["report"]
+    assert (report["tasks"], report["success_rate"], report["errors"]) == (3, 1.0, {})
+    metrics = service.http(None).get("/metrics").text
+    assert 'agent_service_research_tasks_total{status="success"}' in metrics
+
+
+def test_support_agent_escalation_resumes_through_the_api(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client("bob")
+        thread = await client.threads.create()
+        await client.runs.wait(thread["thread_id"], "support_agent", input=say("priority to high"))
+        paused = await client.runs.wait(
+            thread["thread_id"], "support_agent", input=say("escalate: refund is late")
+        )
+        assert isinstance(paused, dict)
+        assert paused["__interrupt__"][0]["value"]["priority"] == "high"
+        state = await client.threads.get_state(thread["thread_id"])
+        assert state["next"], "the run waits for the supervisor"
+        resumed = await client.runs.wait(
+            thread["thread_id"],
+            "support_agent",
+            command={"resume": {"approved": True, "assignee": "kim"}},
+        )
+        assert isinstance(resumed, dict)
+        assert resumed["escalation"]["assignee"] == "kim"
+
+    asyncio.run(scenario())
