@@ -14,17 +14,24 @@ from typing import Any
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage
 from langgraph.config import get_config
+from langgraph.store.base import BaseStore
 
 from agent_service.graphs.principal import user_id_of
 from agent_service.metrics import GUARDRAIL_EVENTS
 
 USAGE_NAMESPACE = "usage"
+COUNTER_TTL_MINUTES = 2 * 24 * 60
 
 
 def _slot() -> tuple[tuple[str, str], str]:
     return (USAGE_NAMESPACE, user_id_of(get_config())), (
         f"model_calls:{datetime.now(UTC).date().isoformat()}"
     )
+
+
+def _ttl(store: BaseStore) -> float | None:
+    # A day's counter is useless after the day; the store's TTL sweep removes it.
+    return COUNTER_TTL_MINUTES if store.supports_ttl else None
 
 
 def limit_message(limit: int) -> str:
@@ -58,7 +65,7 @@ class UserModelCallLimit(AgentMiddleware[AgentState[Any], Any, Any]):
         used = int(item.value.get("count", 0)) if item else 0
         if used >= self.calls_per_day:
             return self._refusal()
-        store.put(namespace, key, {"count": used + 1})
+        store.put(namespace, key, {"count": used + 1}, ttl=_ttl(store))
         return handler(request)
 
     async def awrap_model_call(
@@ -74,5 +81,5 @@ class UserModelCallLimit(AgentMiddleware[AgentState[Any], Any, Any]):
         used = int(item.value.get("count", 0)) if item else 0
         if used >= self.calls_per_day:
             return self._refusal()
-        await store.aput(namespace, key, {"count": used + 1})
+        await store.aput(namespace, key, {"count": used + 1}, ttl=_ttl(store))
         return await handler(request)

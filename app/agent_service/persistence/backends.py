@@ -14,7 +14,7 @@ from typing import Literal
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
@@ -38,6 +38,13 @@ class Persistence:
     pool: Pool | None = None
 
 
+def store_ttl(settings: Settings) -> TTLConfig | None:
+    """Items expire `STORE_ITEM_TTL_DAYS` after their last read or write; `retention` sweeps."""
+    if settings.store_item_ttl_days is None:
+        return None
+    return TTLConfig(default_ttl=settings.store_item_ttl_days * 24 * 60, refresh_on_read=True)
+
+
 @asynccontextmanager
 async def open_persistence(settings: Settings) -> AsyncIterator[Persistence]:
     if settings.database_url is not None:
@@ -57,7 +64,7 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Persistence]:
         yield Persistence(
             backend="postgres",
             checkpointer=PooledPostgresSaver(pool),
-            store=AsyncPostgresStore(pool),
+            store=AsyncPostgresStore(pool, ttl=store_ttl(settings)),
             tables=PostgresTables(pool),
             pool=pool,
         )

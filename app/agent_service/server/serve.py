@@ -80,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
 def run_uvicorn(settings: Settings, app_factory: str) -> None:
     """Serve `app_factory` ("module:function" returning the app, called in each worker)."""
-    configure_logging(settings.log_level)
+    # The metrics directory first: the logs' PII filter imports the metrics module, whose
+    # multiprocess values open their files in that directory at import time.
     _prepare_multiprocess_metrics(settings)
+    configure_logging(settings.log_level)
     uvicorn.run(
         app_factory,
         factory=True,

@@ -1,0 +1,258 @@
+"""`agent-service backup`: stream `pg_dump -Fc` into S3 as a multipart upload.
+
+Memory holds one part at a time and nothing touches the disk, whatever the database's size.
+The SHA-256 is computed while streaming and written, with the size and the metadata, to a
+manifest object put after the dump is complete: a backup without a manifest does not exist
+for `restore`. A failed attempt aborts its upload and is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
+
+from agent_service.dr.errors import DrError
+from agent_service.dr.postgres import child_env, describe, pg_program, without_password
+from agent_service.dr.storage import Manifest, normalise_prefix, s3_client
+from agent_service.settings import Settings, load_settings
+
+MIB = 1024 * 1024
+S3_MIN_PART_MIB = 5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bucket", help="S3 bucket (default: BACKUP_BUCKET)")
+    parser.add_argument("--prefix", help="key prefix (default: BACKUP_PREFIX)")
+    parser.add_argument(
+        "--part-size-mib", type=int, default=16, help="multipart part size; memory holds one part"
+    )
+    parser.add_argument("--attempts", type=int, default=3, help="attempts before giving up")
+    parser.add_argument(
+        "--kms-key-id", help="SSE-KMS key (default: BACKUP_KMS_KEY_ID, else the S3 managed key)"
+    )
+
+
+def schema_version(conninfo: str) -> int | None:
+    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        exists = conn.execute("SELECT to_regclass('agent_schema_version') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return None
+        row = conn.execute("SELECT max(version) FROM agent_schema_version").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+
+def _pg_dump_version(program: str) -> str:
+    result = subprocess.run([program, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
+    return result.stdout.strip()
+
+
+def _read_part(stream: IO[bytes], size: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _encryption(kms_key_id: str | None) -> dict[str, str]:
+    if kms_key_id:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    return {"ServerSideEncryption": "aws:kms"}
+
+
+class Backup:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        bucket: str,
+        prefix: str,
+        part_size: int,
+        kms_key_id: str | None,
+    ) -> None:
+        if settings.database_url is None:
+            raise DrError("DATABASE_URL is not set: nothing to back up")
+        self.settings = settings
+        self.url = without_password(settings.database_url)
+        self.password = (
+            settings.database_password.get_secret_value() if settings.database_password else None
+        )
+        self.bucket = bucket
+        self.prefix = normalise_prefix(prefix)
+        self.part_size = part_size
+        self.kms_key_id = kms_key_id
+        self.client = s3_client(settings.aws_region, settings.s3_endpoint_url)
+
+    def run_once(self) -> Manifest:
+        program = pg_program("pg_dump")
+        created = datetime.now(UTC)
+        database = describe(self.url).rsplit("/", 1)[-1]
+        key = f"{self.prefix}{created.strftime('%Y%m%dT%H%M%S.%fZ')}-{database}.dump"
+        try:
+            version = schema_version(self.settings.database_conninfo())
+        except psycopg.Error as exc:
+            raise DrError(f"cannot read {describe(self.url)}: {exc}") from None
+        encryption = _encryption(self.kms_key_id)
+        metadata = {
+            "source": describe(self.url),
+            "created-at": created.isoformat(),
+            "schema-version": "" if version is None else str(version),
+        }
+        upload = self._s3(
+            "start the upload",
+            self.client.create_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            ContentType="application/octet-stream",
+            Metadata=metadata,
+            **encryption,
+        )
+        upload_id = upload["UploadId"]
+        try:
+            size, digest = self._stream(program, key, upload_id)
+        except BaseException:
+            self._abort(key, upload_id)
+            raise
+        head = self._s3("check the object", self.client.head_object, Bucket=self.bucket, Key=key)
+        if int(head["ContentLength"]) != size:
+            raise DrError(
+                f"s3://{self.bucket}/{key} holds {head['ContentLength']} bytes, sent {size}"
+            )
+        manifest = Manifest(
+            key=key,
+            size=size,
+            sha256=digest,
+            created_at=created.isoformat(),
+            source=describe(self.url),
+            database=database,
+            schema_version=version,
+            pg_dump_version=_pg_dump_version(program),
+            encryption=str(head.get("ServerSideEncryption", "")),
+        )
+        self._s3(
+            "write the manifest",
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=manifest.manifest_key,
+            Body=manifest.to_json().encode(),
+            ContentType="application/json",
+            **encryption,
+        )
+        return manifest
+
+    def _stream(self, program: str, key: str, upload_id: str) -> tuple[int, str]:
+        sha = hashlib.sha256()
+        parts: list[dict[str, Any]] = []
+        size = 0
+        command = [
+            program,
+            "--format=custom",
+            "--no-owner",
+            "--no-privileges",
+            f"--dbname={self.url}",
+        ]
+        with tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen(  # noqa: S603 - fixed program, no shell
+                command, stdout=subprocess.PIPE, stderr=errors, env=child_env(self.password)
+            )
+            assert process.stdout is not None
+            try:
+                while part := _read_part(process.stdout, self.part_size):
+                    sha.update(part)
+                    size += len(part)
+                    number = len(parts) + 1
+                    answer = self._s3(
+                        f"upload part {number}",
+                        self.client.upload_part,
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=part,
+                    )
+                    parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            finally:
+                if process.poll() is None and size == 0:
+                    process.kill()
+                returncode = process.wait()
+            if returncode != 0:
+                errors.seek(0)
+                lines = errors.read().decode(errors="replace").strip().splitlines()
+                reason = lines[-1] if lines else "no message"
+                raise DrError(
+                    f"pg_dump of {describe(self.url)} failed (exit {returncode}): {reason}"
+                )
+        if not parts:
+            raise DrError(f"pg_dump of {describe(self.url)} produced no output")
+        self._s3(
+            "complete the upload",
+            self.client.complete_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+        return size, sha.hexdigest()
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        # On failure here the bucket's lifecycle rule removes the abandoned upload.
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def _s3(self, action: str, call: Any, **kwargs: Any) -> Any:
+        try:
+            return call(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise DrError(f"S3 refused to {action} in s3://{self.bucket}: {code}") from None
+        except BotoCoreError as exc:
+            raise DrError(f"cannot reach S3 to {action}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+        bucket = args.bucket or settings.backup_bucket
+        if not bucket:
+            raise DrError("no bucket: set BACKUP_BUCKET or pass --bucket")
+        if args.part_size_mib < S3_MIN_PART_MIB:
+            raise DrError(f"--part-size-mib must be at least {S3_MIN_PART_MIB} (the S3 minimum)")
+        backup = Backup(
+            settings,
+            bucket=bucket,
+            prefix=args.prefix if args.prefix is not None else settings.backup_prefix,
+            part_size=args.part_size_mib * MIB,
+            kms_key_id=args.kms_key_id or settings.backup_kms_key_id,
+        )
+        attempts = max(1, args.attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                manifest = backup.run_once()
+                break
+            except DrError as exc:
+                if attempt == attempts:
+                    raise
+                print(f"backup attempt {attempt} failed: {exc}; retrying", file=sys.stderr)
+                time.sleep(min(30, 2**attempt))
+    except (DrError, psycopg.Error) as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(
+        json.dumps({"event": "backup complete", "bucket": bucket, **json.loads(manifest.to_json())})
+    )
+    return 0
