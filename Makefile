@@ -39,25 +39,26 @@ test-fast: $(TOOLS_STAMP) ## pytest without the tests that start servers
 
 up: $(TOOLS_STAMP) ## ENV=local (default): local environment; ENV=dev|staging|prod: pulumi up
 	@if [ "$(ENV)" = "local" ]; then \
-	  echo "make up ENV=local: the local environment is not built yet (issue: make up)." >&2; exit 2; \
+	  $(UV) python -m infra.local up; \
 	else \
 	  bash scripts/pulumi-up.sh "$(ENV)"; \
 	fi
 
-down: ## Stop the local environment
-	@echo "make down: the local environment is not built yet (issue: make up)." >&2; exit 2
+down: $(TOOLS_STAMP) ## Stop the local environment (its data stays in .local/)
+	@$(UV) python -m infra.local down
 
 plan: $(TOOLS_STAMP) ## ENV=<stack> [AGAINST=<stack>]: offline review bundle in build/plan/<stack>/
 	@echo "make plan: not built yet (issue: policy as code and make plan)." >&2; exit 2
 
-dr-drill: $(TOOLS_STAMP) ## Backup, restore and verify against the local environment
-	@echo "make dr-drill: not built yet (issue: disaster recovery)." >&2; exit 2
+dr-drill: $(TOOLS_STAMP) ## Backup, restore and verify against the local environment (make up first)
+	@$(UV) python -m agent_service.dr.drill --env-file .local/env
 
 bench: $(TOOLS_STAMP) ## Benchmark against langgraph dev, same graphs, one run
 	@echo "make bench: not built yet (issue: make bench)." >&2; exit 2
 
-smoke: $(TOOLS_STAMP) ## testinfra smoke suite against the local environment
-	@echo "make smoke: not built yet (issue: make up)." >&2; exit 2
+smoke: $(TOOLS_STAMP) ## testinfra smoke suite against the local environment (make up first)
+	@test -f .local/env || { echo "make smoke: .local/env not found: run make up first." >&2; exit 2; }
+	SMOKE_ENV_FILE=.local/env $(UV) pytest tests/smoke --hosts=local:// -p no:cacheprovider
 
 clean: ## Remove build output (keeps .tools and .local)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
