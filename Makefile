@@ -48,7 +48,8 @@ down: $(TOOLS_STAMP) ## Stop the local environment (its data stays in .local/)
 	@$(UV) python -m infra.local down
 
 plan: $(TOOLS_STAMP) ## ENV=<stack> [AGAINST=<stack>]: offline review bundle in build/plan/<stack>/
-	@echo "make plan: not built yet (issue: policy as code and make plan)." >&2; exit 2
+	@test "$(ENV)" != local || { echo "make plan: name a stack: make plan ENV=dev|staging|prod" >&2; exit 2; }
+	@$(UV) python -m infra.plan "$(ENV)" $(if $(AGAINST),--against "$(AGAINST)")
 
 dr-drill: $(TOOLS_STAMP) ## Backup, restore and verify against the local environment (make up first)
 	@$(UV) python -m agent_service.dr.drill --env-file .local/env

@@ -16,7 +16,7 @@ from tests.support.binaries import REPO_ROOT, require_binary
 
 CHART_DIR = REPO_ROOT / "charts" / "langgraph-agent"
 CI_VALUES = {env: CHART_DIR / "ci" / f"{env}-values.yaml" for env in ("dev", "staging", "prod")}
-SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
+SCHEMAS_DIR = CHART_DIR.parent / "crd-schemas"
 RELEASE = "agent"
 NAMESPACE = "agent"
 FULLNAME = "agent-langgraph-agent"

@@ -1,0 +1,89 @@
+"""`make plan`: the offline review bundle, clean for prod, failing by name when a change
+breaks a mandatory rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.offline import stack_config_values
+from infra.plan.__main__ import build, main
+
+pytestmark = [pytest.mark.slow, pytest.mark.helm]
+
+
+@pytest.fixture(scope="module")
+def prod_plan(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
+    out = tmp_path_factory.mktemp("plan")
+    return build("prod", out, against="dev"), out / "prod"
+
+
+def test_a_clean_prod_plan_writes_the_bundle(prod_plan: tuple[int, Path]) -> None:
+    code, bundle = prod_plan
+    assert code == 0
+    assert {p.name for p in bundle.iterdir()} == {
+        "plan.json",
+        "values.yaml",
+        "manifests.yaml",
+        "report.md",
+    }
+    plan: dict[str, Any] = json.loads((bundle / "plan.json").read_text())
+    assert plan["stack"] == "prod"
+    assert plan["policy"]["mandatory"] == 0
+    assert len(plan["resources"]) == sum(plan["resource_counts"].values()) > 100
+    assert plan["manifests"]["schema_errors"] == []
+    assert {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Canary"} <= set(
+        plan["manifests"]["kinds"]
+    )
+    assert plan["checkov"]["summary"]["passed"] > 100
+    report = (bundle / "report.md").read_text()
+    for section in ("## Resources by type", "## Policy violations", "## checkov findings"):
+        assert section in report
+
+
+def test_against_another_stack_lists_the_differences(prod_plan: tuple[int, Path]) -> None:
+    _, bundle = prod_plan
+    against = json.loads((bundle / "plan.json").read_text())["against"]
+    assert (against["base"], against["other"]) == ("prod", "dev")
+    # prod has a NAT gateway per AZ, dev one; prod a read replica, dev none.
+    assert any("natGateway:NatGateway" in key for key in against["only_in_base"])
+    assert any("db-replica" in key for key in against["only_in_base"])
+    assert any(line.startswith("replicaCount: prod=") for line in against["values"])
+    assert "## Differences: `prod` against `dev`" in (bundle / "report.md").read_text()
+
+
+def test_no_secret_value_leaves_the_run(prod_plan: tuple[int, Path]) -> None:
+    _, bundle = prod_plan
+    text = "".join(p.read_text() for p in bundle.iterdir())
+    plan = json.loads((bundle / "plan.json").read_text())
+    assert plan["outputs"]["kubeconfig"] == "[secret]"
+    redis_token = [
+        r
+        for r in plan["resources"]
+        if r["type"] == "aws:elasticache/replicationGroup:ReplicationGroup"
+    ]
+    assert redis_token[0]["inputs"]["authToken"] == "[secret]"
+    assert "BEGIN" not in text  # no certificate or key material
+
+
+def test_a_broken_change_fails_naming_the_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values, _ = stack_config_values("prod")
+    database = json.loads(values["agent-platform:database"])
+    database.update({"backupRetentionDays": 1, "deletionProtection": False})
+    code = build("prod", tmp_path, overrides={"agent-platform:database": json.dumps(database)})
+    assert code == 1
+    errors = capsys.readouterr().err
+    assert "MANDATORY rds-backup-retention" in errors
+    assert "MANDATORY rds-deletion-protection-in-production" in errors
+    report = (tmp_path / "prod" / "report.md").read_text()
+    assert report.startswith("# Plan for stack `prod`: BLOCKED")
+
+
+def test_an_unknown_stack_names_the_stack_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["qa"]) == 2
+    assert "no stack 'qa': the stack files are Pulumi.dev.yaml" in capsys.readouterr().err
