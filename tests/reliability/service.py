@@ -1,0 +1,56 @@
+"""The service as the drills run it: a real `agent-service serve` process (or the test launcher
+with its echo graph, for drills that need a run of known length), tuned so that only the
+failure under test limits it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.app.server.service import (
+    KEYS,
+    ServiceProcess,
+    api_keys_json,
+    serve_in_process,
+    service_env,
+    wait_until_ready,
+)
+
+SERVE = [sys.executable, "-m", "agent_service.cli", "serve"]
+LAUNCHER = [sys.executable, "-m", "tests.app.server.launcher"]
+REQUEST_TIMEOUT = 10
+
+
+def drill_env(tmp_path: Path, **settings: Any) -> dict[str, str]:
+    defaults: dict[str, Any] = {
+        "api_keys": api_keys_json(),
+        # Limits that would otherwise shape the load are lifted: the drill is about failures.
+        "rate_limit_per_minute": 10_000_000,
+        "user_model_calls_per_day": 10_000_000,
+        "request_timeout_seconds": REQUEST_TIMEOUT,
+        "database_pool_timeout_seconds": 2,
+        "log_level": "WARNING",
+        "prometheus_multiproc_dir": tmp_path / "prometheus",
+    }
+    return service_env(**{**defaults, **settings})
+
+
+@contextmanager
+def running(env: dict[str, str], log: Path, argv: list[str] = SERVE) -> Iterator[ServiceProcess]:
+    with serve_in_process(env, log, argv=argv) as process:
+        wait_until_ready(process.url)
+        yield process
+
+
+def client(process: ServiceProcess) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=process.url,
+        headers={"X-API-Key": KEYS["alice"]},
+        limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
+        timeout=60,
+    )
