@@ -54,8 +54,8 @@ plan: $(TOOLS_STAMP) ## ENV=<stack> [AGAINST=<stack>]: offline review bundle in 
 dr-drill: $(TOOLS_STAMP) ## Backup, restore and verify against the local environment (make up first)
 	@$(UV) python -m agent_service.dr.drill --env-file .local/env
 
-bench: $(TOOLS_STAMP) ## Benchmark against langgraph dev, same graphs, one run
-	@echo "make bench: not built yet (issue: make bench)." >&2; exit 2
+bench: $(TOOLS_STAMP) ## Benchmark against langgraph dev, same graphs, one run (about 15 min)
+	@$(UV) python -m benchmarks
 
 smoke: $(TOOLS_STAMP) ## testinfra smoke suite against the local environment (make up first)
 	@test -f .local/env || { echo "make smoke: .local/env not found: run make up first." >&2; exit 2; }

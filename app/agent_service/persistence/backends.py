@@ -76,7 +76,10 @@ async def _sqlite_connect(path: str, *, autocommit: bool) -> aiosqlite.Connectio
     if autocommit:
         conn = await aiosqlite.connect(path, isolation_level=None)
     else:
-        conn = await aiosqlite.connect(path)
+        # Writes take the write lock when their transaction begins (BEGIN IMMEDIATE), so a
+        # concurrent writer waits on busy_timeout; a deferred transaction that reads first and
+        # then writes fails at once with "database is locked" when another connection writes.
+        conn = await aiosqlite.connect(path, isolation_level="IMMEDIATE")
     await conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     await conn.execute("PRAGMA journal_mode = WAL")
     await conn.execute("PRAGMA foreign_keys = ON")
@@ -94,9 +97,14 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
         stack.push_async_callback(store_conn.close)
         tables_conn = await _sqlite_connect(path, autocommit=True)
         stack.push_async_callback(tables_conn.close)
+        checkpointer = AsyncSqliteSaver(saver_conn)
+        store = AsyncSqliteStore(store_conn)
+        # One lock for both: the store's deferred "BEGIN ... read ... write" fails at once with
+        # "database is locked" when the checkpointer writes in between; SQLite has one writer.
+        store.lock = checkpointer.lock
         yield Persistence(
             backend="sqlite",
-            checkpointer=AsyncSqliteSaver(saver_conn),
-            store=AsyncSqliteStore(store_conn),
+            checkpointer=checkpointer,
+            store=store,
             tables=SqliteTables(tables_conn),
         )
