@@ -38,6 +38,7 @@ log = structlog.get_logger(__name__)
 DEFAULT_RECURSION_LIMIT = 25
 MAX_RECURSION_LIMIT = 1000
 LEASE_MARGIN_SECONDS = 30.0
+RELEASE_RETRY_SECONDS = 0.5
 # Keys the server owns in `configurable`: a client must not pick another thread or user.
 _RESERVED_CONFIGURABLE = frozenset(
     {"thread_id", "user_id", "checkpoint_ns", "checkpoint_map", "checkpoint_id"}
@@ -161,6 +162,7 @@ class RunEngine:
         self._services = services
         self._settings = services.settings
         self._tables = services.persistence.tables
+        self._pending_releases: set[asyncio.Task[None]] = set()
 
     @property
     def timeout_seconds(self) -> float:
@@ -374,12 +376,28 @@ class RunEngine:
         try:
             await self._tables.release_thread(thread_id, run_id, status)
         except Exception as exc:
-            # The database is away: the lease expires by itself after the request timeout.
+            # The database is away. Keep trying in the background so the thread is free as soon
+            # as it is back, rather than answering 409 until the lease runs out.
             log.warning(
-                "could not release the thread; its lease will expire",
+                "could not release the thread; retrying until its lease expires",
                 thread_id=thread_id,
                 reason=type(exc).__name__,
             )
+            task = asyncio.create_task(self._release_later(thread_id, run_id, status))
+            self._pending_releases.add(task)
+            task.add_done_callback(self._pending_releases.discard)
+
+    async def _release_later(self, thread_id: str, run_id: str, status: ThreadStatus) -> None:
+        deadline = time.monotonic() + self._settings.request_timeout_seconds + LEASE_MARGIN_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(RELEASE_RETRY_SECONDS)
+            try:
+                # Releases only if this run still holds the lease: never another run's.
+                await self._tables.release_thread(thread_id, run_id, status)
+            except Exception:  # noqa: S112 - still away; the loop is bounded by the lease
+                continue
+            log.info("released the thread after the database returned", thread_id=thread_id)
+            return
 
     async def _delete_stateless(self, prepared: PreparedRun) -> None:
         try:
