@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     checkpoint_cleanup_days: int = Field(default=90, ge=1)
     backup_bucket: str | None = None
     backup_prefix: str = "postgres/"
-    # SSE-KMS key for backup objects; unset means the account's S3 managed KMS key.
+    # SSE-KMS key (id or ARN) for backup objects; unset means SSE-S3 (AES256).
     backup_kms_key_id: str | None = None
     # Store items expire after this many days unless read (unset: they never expire).
     store_item_ttl_days: float | None = Field(default=None, gt=0)

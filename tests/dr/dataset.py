@@ -68,3 +68,9 @@ def table_count(url: str) -> int:
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
         ).fetchone()
         return int(row[0]) if row else 0
+
+
+def databases(url: str) -> set[str]:
+    """Names of the databases on the server of `url`."""
+    with psycopg.connect(url) as conn:
+        return {str(row[0]) for row in conn.execute("SELECT datname FROM pg_database")}

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import math
+import uuid
+from pathlib import Path
 
+import boto3
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.dr.conftest import DrEnv
-from tests.dr.dataset import table_count, table_digests, write_dataset
+from tests.dr.dataset import databases, table_count, table_digests, write_dataset
+from tests.support.s3 import CREDENTIALS, REGION
+
+PART = 5 * 1024 * 1024
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +25,8 @@ def test_round_trip_restores_every_row(dr: DrEnv) -> None:
     backup = dr.command("backup", database_url=source)
     assert backup.returncode == 0, backup.stderr
     made = backup.report()
-    assert made["encryption"] == "aws:kms"
+    # No KMS key configured: SSE-S3, never an unencrypted object.
+    assert made["encryption"] == "AES256"
     assert made["schema_version"] >= 1
     assert len(made["sha256"]) == 64
 
@@ -28,6 +35,7 @@ def test_round_trip_restores_every_row(dr: DrEnv) -> None:
     assert restored.returncode == 0, restored.stderr
     report = restored.report()
     assert report["key"] == made["key"]
+    assert report["created"] is False
     assert report["rows"]["agent_threads"] == len(threads)
     assert report["rows"]["store"] >= len(threads)
     assert table_digests(target) == table_digests(source)
@@ -53,6 +61,7 @@ def test_restore_picks_the_newest_complete_backup(dr: DrEnv) -> None:
 
 def test_a_corrupted_backup_is_refused_and_the_target_untouched(dr: DrEnv) -> None:
     source = dr.database()
+    write_dataset(source)
     made = dr.command("backup", database_url=source).report()
     client = dr.s3.client()
     body = bytearray(client.get_object(Bucket=dr.bucket, Key=made["key"])["Body"].read())
@@ -64,6 +73,27 @@ def test_a_corrupted_backup_is_refused_and_the_target_untouched(dr: DrEnv) -> No
     assert "checksum mismatch" in refused.stderr
     assert "nothing was restored" in refused.stderr
     assert table_count(target) == 0
+    # Verified before any database is touched: --create does not even create the target.
+    absent = dr.postgres.url(f"dr_absent_{uuid.uuid4().hex[:8]}")
+    refused = dr.command("restore", "--target-url", absent, "--create", "--force")
+    assert refused.returncode == 1
+    assert "checksum mismatch" in refused.stderr
+    assert absent.rsplit("/", 1)[1] not in databases(dr.postgres.url())
+
+
+def test_restore_can_create_its_target(dr: DrEnv) -> None:
+    source = dr.database()
+    threads = write_dataset(source)
+    assert dr.command("backup", database_url=source).returncode == 0
+    target = dr.postgres.url(f"dr_new_{uuid.uuid4().hex[:8]}")
+    missing = dr.command("restore", "--target-url", target)
+    assert missing.returncode == 1
+    assert "cannot connect to the target" in missing.stderr
+    created = dr.command("restore", "--target-url", target, "--create")
+    assert created.returncode == 0, created.stderr
+    assert created.report()["created"] is True
+    assert created.report()["rows"]["agent_threads"] == len(threads)
+    assert table_digests(target) == table_digests(source)
 
 
 def test_a_missing_backup_is_a_clear_error(dr: DrEnv) -> None:
@@ -100,27 +130,103 @@ def test_large_databases_stream_in_bounded_parts(dr: DrEnv) -> None:
             "FROM generate_series(1, 400000) GROUP BY generate_series % 4"
         )
     made = dr.command("backup", "--part-size-mib", "5", database_url=source).report()
-    head = dr.s3.client().head_object(Bucket=dr.bucket, Key=made["key"])
-    parts = int(str(head["ETag"]).strip('"').rsplit("-", 1)[1])
-    assert parts >= 2
-    assert parts == math.ceil(made["size"] / (5 * 1024 * 1024))
+    client = dr.s3.client()
+    first = client.head_object(Bucket=dr.bucket, Key=made["key"], PartNumber=1)
+    count = int(first["PartsCount"])
+    sizes = [
+        int(client.head_object(Bucket=dr.bucket, Key=made["key"], PartNumber=n)["ContentLength"])
+        for n in range(1, count + 1)
+    ]
+    # The dump never sat anywhere whole: it went up in parts of exactly the configured size
+    # (memory holds one), the last one the remainder.
+    assert count >= 2
+    assert sizes[:-1] == [PART] * (count - 1)
+    assert 0 < sizes[-1] <= PART
+    assert sum(sizes) == made["size"]
+    target = dr.database(migrated=False)
+    restored = dr.command("restore", "--target-url", target)
+    assert restored.returncode == 0, restored.stderr
+    assert table_digests(target) == table_digests(source)
+
+
+def test_backups_use_the_configured_kms_key(dr: DrEnv) -> None:
+    kms = boto3.client(
+        "kms",
+        endpoint_url=dr.s3.endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    key_arn = kms.create_key(Description="backups")["KeyMetadata"]["Arn"]
+    source = dr.database()
+    made = dr.command("backup", database_url=source, backup_kms_key_id=key_arn)
+    assert made.returncode == 0, made.stderr
+    assert made.report()["encryption"] == "aws:kms"
+    client = dr.s3.client()
+    for key in (made.report()["key"], made.report()["key"] + ".manifest.json"):
+        head = client.head_object(Bucket=dr.bucket, Key=key)
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key_arn)
+
+
+def _nothing_uploaded(dr: DrEnv) -> bool:
+    client = dr.s3.client()
+    listed = client.list_objects_v2(Bucket=dr.bucket).get("KeyCount", 0)
+    uploads = client.list_multipart_uploads(Bucket=dr.bucket).get("Uploads", [])
+    return (listed, uploads) == (0, [])
 
 
 def test_backup_failures_exit_non_zero_with_one_clear_line(dr: DrEnv) -> None:
     source = dr.database()
     no_bucket = dr.command("backup", "--attempts", "1", database_url=source, backup_bucket="")
     assert no_bucket.returncode == 1
-    assert "no bucket: set BACKUP_BUCKET" in no_bucket.stderr
-    wrong_bucket = dr.command(
-        "backup", "--attempts", "1", database_url=source, backup_bucket="does-not-exist"
+    assert no_bucket.stderr.strip() == (
+        "backup failed: no bucket: set BACKUP_BUCKET or pass --bucket"
     )
+    # A missing bucket is not retried: no attempt can succeed.
+    wrong_bucket = dr.command("backup", database_url=source, backup_bucket="does-not-exist")
     assert wrong_bucket.returncode == 1
-    assert "NoSuchBucket" in wrong_bucket.stderr
+    assert wrong_bucket.stderr.strip().splitlines() == [
+        "backup failed: S3 refused to start the upload in s3://does-not-exist: NoSuchBucket"
+    ]
     gone = source.rsplit("/", 1)[0] + "/no_such_database"
     failed = dr.command("backup", "--attempts", "2", database_url=gone)
     assert failed.returncode == 1
     assert "backup attempt 1 failed" in failed.stderr
-    assert failed.stderr.strip().splitlines()[-1].startswith("backup failed:")
-    listed = dr.s3.client().list_objects_v2(Bucket=dr.bucket).get("KeyCount", 0)
-    uploads = dr.s3.client().list_multipart_uploads(Bucket=dr.bucket).get("Uploads", [])
-    assert (listed, uploads) == (0, [])
+    assert failed.stderr.strip().splitlines()[-1].startswith("backup failed: cannot read")
+    assert 'database "no_such_database" does not exist' in failed.stderr
+    invalid = dr.command("backup", database_url="postgresql://u:hunter2-xyz@127.0.0.1/db")
+    assert invalid.returncode == 1
+    assert invalid.stderr.startswith("backup failed: invalid settings: DATABASE_URL:")
+    assert "hunter2-xyz" not in invalid.stderr
+    assert _nothing_uploaded(dr)
+
+
+def test_a_failing_pg_dump_aborts_the_upload(dr: DrEnv) -> None:
+    source = dr.database()
+    write_dataset(source)
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(source, autocommit=True) as conn:
+        # Can read the schema version, not the threads: pg_dump itself fails, after the
+        # upload has started.
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT SELECT ON agent_schema_version TO {}").format(sql.Identifier(role))
+        )
+    as_reader = source.replace("postgres@", f"{role}@", 1)
+    failed = dr.command("backup", "--attempts", "2", database_url=as_reader)
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("backup failed: pg_dump of 127.0.0.1:")
+    assert "failed (exit 1)" in last
+    assert "permission denied for table" in last
+    assert "backup attempt 1 failed" in failed.stderr
+    assert _nothing_uploaded(dr)
+
+
+def test_pg_dump_is_taken_from_pg_bin_dir(dr: DrEnv, tmp_path: Path) -> None:
+    source = dr.database()
+    outcome = dr.command("backup", database_url=source, pg_bin_dir=str(tmp_path))
+    assert outcome.returncode == 1
+    assert outcome.stderr.strip().splitlines() == [
+        f"backup failed: pg_dump not found in PG_BIN_DIR={tmp_path}"
+    ]

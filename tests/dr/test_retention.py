@@ -47,8 +47,40 @@ def test_old_threads_go_recent_ones_stay_and_a_rerun_is_safe(dr: DrEnv) -> None:
     assert {str(row[0]) for row in owners} == threads - old
 
     again = dr.command("retention", database_url=url)
+    assert again.returncode == 0, again.stderr
     assert again.report()["threads_deleted"] == 0
+    assert again.report()["orphaned_threads_deleted"] == 0
     assert again.report()["store_items_expired"] == 0
+    assert _threads_with_checkpoints(url) == threads - old
+
+
+def test_a_run_interrupted_after_its_claim_is_finished_by_the_next(dr: DrEnv) -> None:
+    url = dr.database()
+    threads = set(write_dataset(url))
+    interrupted, fresh = "alice-thread-1", "carol-thread-0"
+    with psycopg.connect(url, autocommit=True) as conn:
+        # What a run killed between claiming a thread and the checkpointer leaves behind:
+        # checkpoints without a thread record. `fresh` has no record either but is recent
+        # (an in-flight delete, say): the age test keeps it.
+        conn.execute("DELETE FROM agent_threads WHERE thread_id = ANY(%s)", ([interrupted, fresh],))
+        conn.execute(
+            "UPDATE checkpoints SET checkpoint = jsonb_set(checkpoint, '{ts}', "
+            "to_jsonb(now() - interval '120 days')) WHERE thread_id = %s",
+            (interrupted,),
+        )
+    dry = dr.command("retention", "--dry-run", database_url=url)
+    assert dry.report()["orphaned_threads_deleted"] == 1
+    assert _threads_with_checkpoints(url) == threads
+    first = dr.command("retention", database_url=url)
+    assert first.returncode == 0, first.stderr
+    assert (first.report()["threads_deleted"], first.report()["orphaned_threads_deleted"]) == (
+        0,
+        1,
+    )
+    assert _threads_with_checkpoints(url) == threads - {interrupted}
+    again = dr.command("retention", database_url=url)
+    assert again.report()["orphaned_threads_deleted"] == 0
+    assert _threads_with_checkpoints(url) == threads - {interrupted}
 
 
 def test_retention_needs_postgresql(dr: DrEnv) -> None:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -22,13 +21,33 @@ from typing import IO, Any
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
+from agent_service.dr.config import dr_settings
 from agent_service.dr.errors import DrError
-from agent_service.dr.postgres import child_env, describe, pg_program, without_password
+from agent_service.dr.postgres import (
+    StderrTail,
+    child_env,
+    describe,
+    pg_program,
+    without_password,
+)
 from agent_service.dr.storage import Manifest, normalise_prefix, s3_client
-from agent_service.settings import Settings, load_settings
+from agent_service.settings import Settings
 
 MIB = 1024 * 1024
 S3_MIN_PART_MIB = 5
+# Refusals another attempt cannot change (botocore already retried the transient ones).
+PERMANENT_S3_ERRORS = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "InvalidBucketName",
+        "KMS.NotFoundException",
+        "KMS.DisabledException",
+        "NoSuchBucket",
+        "SignatureDoesNotMatch",
+    }
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--attempts", type=int, default=3, help="attempts before giving up")
     parser.add_argument(
-        "--kms-key-id", help="SSE-KMS key (default: BACKUP_KMS_KEY_ID, else the S3 managed key)"
+        "--kms-key-id", help="SSE-KMS key id or ARN (default: BACKUP_KMS_KEY_ID; none: SSE-S3)"
     )
 
 
@@ -70,9 +89,11 @@ def _read_part(stream: IO[bytes], size: int) -> bytes:
 
 
 def _encryption(kms_key_id: str | None) -> dict[str, str]:
+    """SSE-KMS with the configured key, else SSE-S3: never an unencrypted object, whatever the
+    bucket's default (an explicit header also beats a bucket default that was changed)."""
     if kms_key_id:
         return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
-    return {"ServerSideEncryption": "aws:kms"}
+    return {"ServerSideEncryption": "AES256"}
 
 
 class Backup:
@@ -166,37 +187,42 @@ class Backup:
             "--no-privileges",
             f"--dbname={self.url}",
         ]
-        with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen(  # noqa: S603 - fixed program, no shell
-                command, stdout=subprocess.PIPE, stderr=errors, env=child_env(self.password)
-            )
-            assert process.stdout is not None
-            try:
-                while part := _read_part(process.stdout, self.part_size):
-                    sha.update(part)
-                    size += len(part)
-                    number = len(parts) + 1
-                    answer = self._s3(
-                        f"upload part {number}",
-                        self.client.upload_part,
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=part,
-                    )
-                    parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-            finally:
-                if process.poll() is None and size == 0:
-                    process.kill()
-                returncode = process.wait()
-            if returncode != 0:
-                errors.seek(0)
-                lines = errors.read().decode(errors="replace").strip().splitlines()
-                reason = lines[-1] if lines else "no message"
-                raise DrError(
-                    f"pg_dump of {describe(self.url)} failed (exit {returncode}): {reason}"
+        process = subprocess.Popen(  # noqa: S603 - fixed program, no shell
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env(self.password),
+        )
+        assert process.stdout is not None
+        assert process.stderr is not None
+        errors = StderrTail(process.stderr)
+        drained = False
+        try:
+            while part := _read_part(process.stdout, self.part_size):
+                sha.update(part)
+                size += len(part)
+                number = len(parts) + 1
+                answer = self._s3(
+                    f"upload part {number}",
+                    self.client.upload_part,
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=part,
                 )
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            drained = True
+        finally:
+            if not drained:
+                # S3 failed mid-stream: pg_dump would block on the full pipe forever.
+                process.kill()
+            process.stdout.close()
+            returncode = process.wait()
+        if returncode != 0:
+            raise DrError(
+                f"pg_dump of {describe(self.url)} failed (exit {returncode}): {errors.reason()}"
+            )
         if not parts:
             raise DrError(f"pg_dump of {describe(self.url)} produced no output")
         self._s3(
@@ -219,14 +245,17 @@ class Backup:
             return call(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "error")
-            raise DrError(f"S3 refused to {action} in s3://{self.bucket}: {code}") from None
+            raise DrError(
+                f"S3 refused to {action} in s3://{self.bucket}: {code}",
+                retryable=code not in PERMANENT_S3_ERRORS,
+            ) from None
         except BotoCoreError as exc:
             raise DrError(f"cannot reach S3 to {action}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings()
+        settings = dr_settings()
         bucket = args.bucket or settings.backup_bucket
         if not bucket:
             raise DrError("no bucket: set BACKUP_BUCKET or pass --bucket")
@@ -245,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
                 manifest = backup.run_once()
                 break
             except DrError as exc:
-                if attempt == attempts:
+                if attempt == attempts or not exc.retryable:
                     raise
                 print(f"backup attempt {attempt} failed: {exc}; retrying", file=sys.stderr)
                 time.sleep(min(30, 2**attempt))
