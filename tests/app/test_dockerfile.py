@@ -64,3 +64,11 @@ def test_build_installs_only_the_locked_service_group() -> None:
     syncs = [line for line in build.splitlines() if "uv sync" in line]
     assert syncs
     assert all("--locked" in s and "--no-default-groups --group service" in s for s in syncs)
+
+
+def test_the_image_carries_the_ca_bundle_database_urls_verify_against() -> None:
+    from infra.config import DatabaseConfig
+
+    default = DatabaseConfig.model_fields["ssl_root_cert"].default
+    dockerfile = (REPO_ROOT / "app" / "Dockerfile").read_text()
+    assert f"COPY --from=build /rds-global-bundle.pem {default}" in dockerfile
