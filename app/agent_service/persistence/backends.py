@@ -99,12 +99,13 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
         stack.push_async_callback(tables_conn.close)
         checkpointer = AsyncSqliteSaver(saver_conn)
         store = AsyncSqliteStore(store_conn)
-        # One lock for both: the store's deferred "BEGIN ... read ... write" fails at once with
-        # "database is locked" when the checkpointer writes in between; SQLite has one writer.
+        # One lock for the three: in WAL mode a deferred "BEGIN ... read ... write" (the store's)
+        # fails at once with "database is locked" when another connection commits in between,
+        # whatever busy_timeout says. SQLite has one writer anyway.
         store.lock = checkpointer.lock
         yield Persistence(
             backend="sqlite",
             checkpointer=checkpointer,
             store=store,
-            tables=SqliteTables(tables_conn),
+            tables=SqliteTables(tables_conn, checkpointer.lock),
         )

@@ -80,10 +80,11 @@ def _matches(metadata: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 
 class SqliteTables:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, lock: asyncio.Lock | None = None) -> None:
         self._conn = conn
         self._conn.row_factory = aiosqlite.Row
-        self._lock = asyncio.Lock()
+        # Shared with the checkpointer and the store: one writer at a time on the file.
+        self._lock = lock or asyncio.Lock()
 
     @property
     def connection(self) -> aiosqlite.Connection:

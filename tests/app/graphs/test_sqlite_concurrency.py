@@ -26,11 +26,11 @@ def test_concurrent_threads_on_sqlite_all_succeed(tmp_path: Path) -> None:
             headers = {"X-API-Key": KEYS["alice"]}
             async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=60) as http:
                 threads = [
-                    (await http.post("/threads", json={})).json()["thread_id"] for _ in range(6)
+                    (await http.post("/threads", json={})).json()["thread_id"] for _ in range(16)
                 ]
 
                 async def turns(thread_id: str) -> None:
-                    for n in range(8):
+                    for n in range(6):
                         text = f"remember that fact {n}" if n % 2 else f"hello {n}"
                         body = {
                             "assistant_id": "main_agent",
@@ -42,4 +42,4 @@ def test_concurrent_threads_on_sqlite_all_succeed(tmp_path: Path) -> None:
                 await asyncio.gather(*(turns(t) for t in threads))
             return statuses
 
-        assert asyncio.run(scenario()) == Counter({200: 48})
+        assert asyncio.run(scenario()) == Counter({200: 96})
