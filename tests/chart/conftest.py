@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart.support import Rendered, render_env
+from tests.chart.support import ENVS, Rendered, render_env
+
+
+@pytest.fixture(scope="session")
+def minimal() -> Rendered:
+    return render_env("minimal")
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +27,7 @@ def prod() -> Rendered:
     return render_env("prod")
 
 
-@pytest.fixture(scope="session", params=["dev", "staging", "prod"])
+@pytest.fixture(scope="session", params=ENVS)
 def each_env(request: pytest.FixtureRequest) -> tuple[str, Rendered]:
     env: str = request.param
     rendered: Rendered = request.getfixturevalue(env)

@@ -15,7 +15,10 @@ import yaml
 from tests.support.binaries import REPO_ROOT, require_binary
 
 CHART_DIR = REPO_ROOT / "charts" / "langgraph-agent"
-CI_VALUES = {env: CHART_DIR / "ci" / f"{env}-values.yaml" for env in ("dev", "staging", "prod")}
+ENVS = ("minimal", "dev", "staging", "prod")
+CI_VALUES = {env: CHART_DIR / "ci" / f"{env}-values.yaml" for env in ENVS}
+# The Kubernetes version the renders are validated against (kubernetes-validate's schemas).
+KUBERNETES_VERSION = "1.33.0"
 SCHEMAS_DIR = CHART_DIR.parent / "crd-schemas"
 RELEASE = "agent"
 NAMESPACE = "agent"
@@ -60,9 +63,25 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     )
 
 
-def render_text(values_files: Iterable[Path], overrides: Mapping[str, Any] | None = None) -> str:
-    """`helm template` with the values files, then the overrides (as a last values file)."""
-    args = ["template", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE]
+def render_text(
+    values_files: Iterable[Path],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    upgrade: bool = False,
+) -> str:
+    """`helm template` with the values files, then the overrides (as a last values file); as
+    an install unless `upgrade`."""
+    args = [
+        "template",
+        RELEASE,
+        str(CHART_DIR),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBERNETES_VERSION,
+    ]
+    if upgrade:
+        args.append("--is-upgrade")
     for path in values_files:
         args += ["--values", str(path)]
     with tempfile.TemporaryDirectory(prefix="chart-values-") as tmp:
@@ -77,15 +96,24 @@ def render_text(values_files: Iterable[Path], overrides: Mapping[str, Any] | Non
 
 
 def render(
-    values_files: Iterable[Path] = (), overrides: Mapping[str, Any] | None = None
+    values_files: Iterable[Path] = (),
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    upgrade: bool = False,
 ) -> Rendered:
-    text = render_text(values_files, overrides)
+    text = render_text(values_files, overrides, upgrade=upgrade)
     manifests = [doc for doc in yaml.safe_load_all(text) if doc]
     return Rendered(manifests=manifests, text=text)
 
 
-def render_env(env: str, overrides: Mapping[str, Any] | None = None) -> Rendered:
-    return render([CI_VALUES[env]], overrides)
+def render_env(
+    env: str, overrides: Mapping[str, Any] | None = None, *, upgrade: bool = False
+) -> Rendered:
+    return render([CI_VALUES[env]], overrides, upgrade=upgrade)
+
+
+def is_hook(manifest: Manifest) -> bool:
+    return "helm.sh/hook" in (manifest["metadata"].get("annotations") or {})
 
 
 def containers(pod_owner: Manifest) -> list[Manifest]:

@@ -1,4 +1,5 @@
-"""checkov (kubernetes framework) on each rendered ci/ set: zero failed checks."""
+"""checkov (kubernetes framework) on each rendered ci/ set: zero failed checks, and the skips in
+.checkov.yaml hit nothing but what their reasons name."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.chart.support import CHART_DIR, Rendered
+from tests.chart.support import CHART_DIR, ENVS, FULLNAME, NAMESPACE, Rendered
 from tests.support.binaries import require_binary
 
 pytestmark = [pytest.mark.helm, pytest.mark.slow]
@@ -18,19 +20,24 @@ pytestmark = [pytest.mark.helm, pytest.mark.slow]
 CONFIG = CHART_DIR / ".checkov.yaml"
 # The checks the chart was built to pass; a rename or a regression shows up here by id.
 MUST_PASS = {
-    "CKV_K8S_8",  # skipped for the test pod only; see the probe scope test
     "CKV_K8S_15",  # pull policy (digest)
     "CKV_K8S_20",  # no privilege escalation
     "CKV_K8S_22",  # read-only root filesystem
+    "CKV_K8S_23",  # no root containers
     "CKV_K8S_28",  # NET_RAW dropped
     "CKV_K8S_31",  # seccomp
     "CKV_K8S_35",  # secrets as files
     "CKV_K8S_37",  # capabilities dropped
     "CKV_K8S_38",  # no service-account token
-    "CKV_K8S_40",  # uid >= 10000
     "CKV_K8S_43",  # image by digest
     "CKV2_K8S_6",  # every pod has a NetworkPolicy
-} - {"CKV_K8S_8"}
+}
+# What each skip may hit when checkov runs without the config (kind.namespace.name); None: any.
+TEST_POD = f"Pod.{NAMESPACE}.{FULLNAME}-test-ready"
+SKIP_SCOPE = {
+    "CKV_K8S_8": {TEST_POD},  # liveness: the one-shot test pod
+    "CKV_K8S_9": {TEST_POD},  # readiness: the one-shot test pod
+}
 
 
 @dataclass(frozen=True)
@@ -40,27 +47,24 @@ class CheckovReport:
     failed: list[dict[str, Any]]
 
 
-def run_checkov(rendered: Rendered, workdir: Path) -> CheckovReport:
+def run_checkov(
+    rendered: Rendered, workdir: Path, *, config: Path | None = CONFIG
+) -> CheckovReport:
     (workdir / "rendered.yaml").write_text(rendered.text)
-    result = subprocess.run(
-        [
-            require_binary("checkov"),
-            "--directory",
-            str(workdir),
-            "--framework",
-            "kubernetes",
-            "--config-file",
-            str(CONFIG),
-            "--output",
-            "json",
-            # No calls to Prisma Cloud: guidelines are not needed offline.
-            "--skip-download",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=workdir,
-    )
+    args = [
+        require_binary("checkov"),
+        "--directory",
+        str(workdir),
+        "--framework",
+        "kubernetes",
+        "--output",
+        "json",
+        # No calls to Prisma Cloud: guidelines are not needed offline.
+        "--skip-download",
+    ]
+    if config is not None:
+        args += ["--config-file", str(config)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=workdir)
     # 0: no failures, 1: failures; anything else is a broken run.
     assert result.returncode in (0, 1), result.stderr
     report = json.loads(result.stdout)
@@ -78,16 +82,15 @@ def run_checkov(rendered: Rendered, workdir: Path) -> CheckovReport:
 
 @pytest.fixture(scope="module")
 def checkov_reports(
-    dev: Rendered, staging: Rendered, prod: Rendered, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, CheckovReport]:
-    rendered = {"dev": dev, "staging": staging, "prod": prod}
     return {
-        env: run_checkov(r, tmp_path_factory.mktemp(f"checkov-{env}"))
-        for env, r in rendered.items()
+        env: run_checkov(request.getfixturevalue(env), tmp_path_factory.mktemp(f"checkov-{env}"))
+        for env in ENVS
     }
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("env", ENVS)
 def test_zero_failed_checks(
     env: str, checkov_reports: dict[str, CheckovReport], request: pytest.FixtureRequest
 ) -> None:
@@ -103,11 +106,24 @@ def test_zero_failed_checks(
     assert passed >= MUST_PASS, sorted(MUST_PASS - passed)
 
 
-def test_every_skip_has_one_line_of_reason() -> None:
+def test_skips_are_the_scoped_ones_each_with_one_line_of_reason() -> None:
     lines = CONFIG.read_text().splitlines()
     skips = [i for i, line in enumerate(lines) if line.strip().startswith("- CKV")]
-    assert skips
     for index in skips:
         reason = lines[index - 1].strip()
         assert reason.startswith("#"), f"no reason above {lines[index]!r}"
         assert len(reason) > 20, f"reason too short above {lines[index]!r}"
+    assert set(yaml.safe_load(CONFIG.read_text())["skip-check"]) == set(SKIP_SCOPE)
+
+
+def test_without_the_skips_only_the_scoped_resources_fail(prod: Rendered, tmp_path: Path) -> None:
+    """The skips hide nothing else: checkov without the config fails exactly the skipped checks,
+    and the probe checks only on the test pod."""
+    report = run_checkov(prod, tmp_path, config=None)
+    hits: dict[str, set[str]] = {}
+    for failure in report.failed:
+        hits.setdefault(failure["check_id"], set()).add(failure["resource"])
+    assert set(hits) == set(SKIP_SCOPE)
+    for check, scope in SKIP_SCOPE.items():
+        if scope is not None:
+            assert hits[check] == scope, check

@@ -12,7 +12,10 @@ from tests.chart.support import (
     NAMESPACE,
     RELEASE,
     Rendered,
+    RenderError,
     containers,
+    is_hook,
+    pod_labels,
     pod_spec,
     render_env,
 )
@@ -20,6 +23,7 @@ from tests.chart.support import (
 pytestmark = pytest.mark.helm
 
 SECRETS_DIR = "/run/secrets/agent-service"
+UID = 10001
 
 
 def _agent(rendered: Rendered) -> dict[str, Any]:
@@ -59,7 +63,8 @@ def test_pod_and_container_are_hardened(each_env: tuple[str, Rendered]) -> None:
         spec = pod_spec(owner)
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True
-        assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (10001, 10001, 10001)
+        # The image's user (the contract in docs/service-interface.md); >= 10000 for CKV_K8S_40.
+        assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (UID, UID, UID)
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
         assert spec["automountServiceAccountToken"] is False
         for container in spec["containers"]:
@@ -68,7 +73,7 @@ def test_pod_and_container_are_hardened(each_env: tuple[str, Rendered]) -> None:
             assert ctx["privileged"] is False
             assert ctx["readOnlyRootFilesystem"] is True
             assert ctx["runAsNonRoot"] is True
-            assert ctx["runAsUser"] == 10001
+            assert (ctx["runAsUser"], ctx["runAsGroup"]) == (UID, UID)
             assert ctx["capabilities"] == {"drop": ["ALL"]}
             assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
             assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
@@ -88,12 +93,18 @@ def test_secrets_are_mounted_as_files_never_env(each_env: tuple[str, Rendered]) 
     env, rendered = each_env
     spec = pod_spec(rendered.one("Deployment"))
     container = _agent(rendered)
-    secret_name = "agent-service-credentials" if env == "dev" else FULLNAME
-    (volume,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
-    assert volume["secret"] == {"secretName": secret_name, "defaultMode": 0o440}
-    assert {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True} in container[
-        "volumeMounts"
-    ]
+    secrets = [v for v in spec["volumes"] if v["name"] == "secrets"]
+    if env == "minimal":
+        # No existingSecret and no External Secrets: nothing to mount (NOTES.txt warns).
+        assert secrets == []
+        assert all(m["name"] != "secrets" for m in container["volumeMounts"])
+    else:
+        secret_name = "agent-service-credentials" if env == "dev" else FULLNAME
+        (volume,) = secrets
+        assert volume["secret"] == {"secretName": secret_name, "defaultMode": 0o440}
+        assert {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True} in container[
+            "volumeMounts"
+        ]
     assert "env" not in container
     assert container["envFrom"] == [{"configMapRef": {"name": FULLNAME}}]
     assert "secretKeyRef" not in rendered.text
@@ -174,11 +185,30 @@ def test_grace_period_covers_prestop_drain_and_cancellation(each_env: tuple[str,
     assert spec["terminationGracePeriodSeconds"] > sleep + drain + 5
 
 
-def test_a_grace_period_too_short_for_the_drain_is_refused() -> None:
-    from tests.chart.support import RenderError
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # 5 s preStop + 25 s drain + 5 s cancellation = 35: equal is not enough.
+        ({"terminationGracePeriodSeconds": 35}, r"\(35\) must exceed .* \(35\)"),
+        ({"config": {"shutdownGraceSeconds": 40}}, r"\(45\) must exceed .* \(50\)"),
+        ({"preStopSleepSeconds": 20}, r"\(45\) must exceed .* \(50\)"),
+    ],
+)
+def test_a_grace_period_too_short_for_the_drain_is_refused(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(RenderError, match=r"terminationGracePeriodSeconds " + message):
+        render_env("dev", overrides)
 
-    with pytest.raises(RenderError, match=r"terminationGracePeriodSeconds \(35\) must exceed"):
-        render_env("dev", {"terminationGracePeriodSeconds": 35})
+
+def test_the_smallest_sufficient_grace_period_renders() -> None:
+    spec = pod_spec(render_env("dev", {"terminationGracePeriodSeconds": 36}).one("Deployment"))
+    assert spec["terminationGracePeriodSeconds"] == 36
+
+
+def test_no_prestop_sleep_renders_no_hook() -> None:
+    rendered = render_env("dev", {"preStopSleepSeconds": 0})
+    assert "lifecycle" not in _agent(rendered)
 
 
 def test_rolling_update_never_drops_below_the_desired_count(dev: Rendered) -> None:
@@ -197,8 +227,6 @@ def test_selector_is_the_one_label_flagger_copies(each_env: tuple[str, Rendered]
     # No other pod of the chart may fall under that selector.
     for owner in rendered.manifests:
         if owner["kind"] in {"Job", "CronJob", "Pod"}:
-            from tests.chart.support import pod_labels
-
             assert pod_labels(owner)["app.kubernetes.io/name"] != "langgraph-agent"
 
 
@@ -209,3 +237,24 @@ def test_service_account_carries_the_irsa_role_and_no_token(prod: Rendered) -> N
     }
     assert account["automountServiceAccountToken"] is False
     assert pod_spec(prod.one("Deployment"))["serviceAccountName"] == FULLNAME
+
+
+def test_external_secrets_sync_the_mounted_secret_from_secrets_manager(staging: Rendered) -> None:
+    external = staging.one("ExternalSecret")
+    assert external["apiVersion"] == "external-secrets.io/v1"
+    assert not is_hook(external)
+    spec = external["spec"]
+    assert spec["secretStoreRef"] == {"name": "aws-secrets-manager", "kind": "SecretStore"}
+    assert spec["refreshInterval"] == "1h"
+    # The Secret it writes is the one the pods mount.
+    (volume,) = [
+        v for v in pod_spec(staging.one("Deployment"))["volumes"] if v["name"] == "secrets"
+    ]
+    assert spec["target"]["name"] == volume["secret"]["secretName"]
+    assert spec["target"]["creationPolicy"] == "Owner"
+    assert [(d["secretKey"], d["remoteRef"]["property"]) for d in spec["data"]] == [
+        ("database_password", "password"),
+        ("redis_password", "token"),
+        ("api_keys", "api_keys"),
+    ]
+    assert all(d["remoteRef"]["key"].startswith("arn:aws:secretsmanager:") for d in spec["data"])

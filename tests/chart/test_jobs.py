@@ -13,9 +13,11 @@ import pytest
 from tests.chart.support import (
     FULLNAME,
     NAMESPACE,
+    RELEASE,
     Rendered,
     RenderError,
     containers,
+    is_hook,
     pod_spec,
     render_env,
 )
@@ -57,6 +59,54 @@ def test_the_migration_brings_its_own_identity_and_password(prod: Rendered) -> N
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["DATABASE_URL"] == prod.one("ConfigMap")["data"]["DATABASE_URL"]
     assert env == prod.one("ConfigMap")["data"]
+
+
+def test_first_install_creates_the_identity_the_secret_store_authenticates_as(
+    staging: Rendered,
+) -> None:
+    """staging's store authenticates as the service's ServiceAccount (as infra/ sets it up):
+    on the first install that account must exist before the migration's ExternalSecret syncs,
+    i.e. before the release's own objects are created."""
+    accounts = [a for a in staging.all("ServiceAccount") if a["metadata"]["name"] == FULLNAME]
+    regular, hook = sorted(accounts, key=is_hook)
+    assert regular["metadata"]["name"] == hook["metadata"]["name"] == FULLNAME
+    assert not is_hook(regular)
+    annotations = hook["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install"
+    secret_hook = staging.one("ExternalSecret", f"{FULLNAME}-migration")["metadata"]
+    assert int(annotations["helm.sh/hook-weight"]) < int(
+        secret_hook["annotations"]["helm.sh/hook-weight"]
+    )
+    # Gone before the real one is created, whether the hooks succeed or fail; adoptable if a
+    # crashed install left it behind.
+    assert set(annotations["helm.sh/hook-delete-policy"].split(",")) == {
+        "before-hook-creation",
+        "hook-succeeded",
+        "hook-failed",
+    }
+    assert annotations["meta.helm.sh/release-name"] == RELEASE
+    assert annotations["meta.helm.sh/release-namespace"] == NAMESPACE
+    # The same identity: the IRSA role and no token.
+    role = "eks.amazonaws.com/role-arn"
+    assert annotations[role] == regular["metadata"]["annotations"][role]
+    assert hook["automountServiceAccountToken"] is regular["automountServiceAccountToken"] is False
+
+
+def test_upgrades_and_other_stores_need_no_bootstrap_identity() -> None:
+    upgrade = render_env("staging", upgrade=True)
+    assert [
+        is_hook(a) for a in upgrade.all("ServiceAccount") if a["metadata"]["name"] == FULLNAME
+    ] == [False]
+    assert upgrade.has("Job", f"{FULLNAME}-migration")
+    for rendered in (
+        render_env("staging", {"externalSecrets": {"serviceAccountAuth": False}}),
+        # With an existing Secret the migration syncs nothing.
+        render_env("dev", {"externalSecrets": {"serviceAccountAuth": True}}),
+    ):
+        assert (
+            len([a for a in rendered.all("ServiceAccount") if a["metadata"]["name"] == FULLNAME])
+            == 1
+        )
 
 
 def test_with_an_existing_secret_the_migration_mounts_it(dev: Rendered) -> None:

@@ -1,17 +1,63 @@
-"""ServiceMonitor and PrometheusRule."""
+"""ServiceMonitor and PrometheusRule: the alerts parse as PromQL and query metrics that exist."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import promql_parser
 import pytest
+from agent_service import metrics as service_metrics
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from tests.chart.support import FULLNAME, NAMESPACE, RELEASE, Rendered, RenderError, render_env
 
 pytestmark = pytest.mark.helm
 
+# Metrics the alerts may use that other components export.
+EXTERNAL_METRICS = {
+    "kube_pod_container_status_restarts_total",  # kube-state-metrics
+    "flagger_canary_status",  # Flagger
+}
+POD_MATCHERS = {("namespace", "=", NAMESPACE), ("pod", "=~", f"{FULLNAME}-.*")}
 
-def _alerts(rendered: Rendered) -> dict[str, dict[str, object]]:
+
+def _alerts(rendered: Rendered) -> dict[str, dict[str, Any]]:
     (group,) = rendered.one("PrometheusRule")["spec"]["groups"]
     return {rule["alert"]: rule for rule in group["rules"]}
+
+
+def _exposed_sample_names() -> set[str]:
+    """The series names app/agent_service/metrics.py puts on /metrics."""
+    names: set[str] = set()
+    for metric in vars(service_metrics).values():
+        if not isinstance(metric, MetricWrapperBase):
+            continue
+        name: str = metric._name
+        if isinstance(metric, Counter):
+            names.add(f"{name}_total")
+        elif isinstance(metric, Histogram):
+            names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+        elif isinstance(metric, Gauge):
+            names.add(name)
+    return names
+
+
+def _selectors(expr: str) -> list[tuple[str, set[tuple[str, str, str]]]]:
+    """(metric name, {(label, op, value)}) of every vector selector; raises on bad PromQL."""
+    found: list[tuple[str, set[tuple[str, str, str]]]] = []
+    ops = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+
+    def visit(node: promql_parser.Expr) -> bool:
+        if isinstance(node, promql_parser.VectorSelector):
+            matchers = {
+                (m.name, ops[str(m.op).rsplit(".", 1)[-1]], m.value) for m in node.matchers.matchers
+            }
+            found.append((node.name or "", matchers))
+        return True
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
 
 
 def test_service_monitor_scrapes_metrics_on_the_http_port(staging: Rendered) -> None:
@@ -54,31 +100,76 @@ def test_alerts_cover_errors_latency_restarts_and_canary_failure(prod: Rendered)
     alerts = _alerts(prod)
     assert set(alerts) == {
         "AgentServiceHighErrorRate",
-        "AgentServiceHighLatency",
+        "AgentServiceSlowRuns",
         "AgentServicePodRestarting",
         "AgentServiceCanaryFailed",
     }
-    errors = str(alerts["AgentServiceHighErrorRate"]["expr"])
-    pods = 'namespace="agent", pod=~"agent-langgraph-agent-.*"'
-    assert f'agent_http_requests_total{{{pods}, status=~"5.."}}' in errors
-    assert errors.rstrip().endswith("> 0.01")
-    latency = str(alerts["AgentServiceHighLatency"]["expr"])
+    errors = _selectors(alerts["AgentServiceHighErrorRate"]["expr"])
+    runs = "agent_service_graph_executions_total"
+    assert errors == [
+        (runs, POD_MATCHERS | {("status", "=~", "error|timeout")}),
+        (runs, POD_MATCHERS),
+    ]
+    assert alerts["AgentServiceHighErrorRate"]["expr"].rstrip().endswith("> 0.01")
+    latency = alerts["AgentServiceSlowRuns"]["expr"]
+    assert _selectors(latency) == [("agent_service_run_duration_seconds_bucket", POD_MATCHERS)]
     assert "histogram_quantile(0.99" in latency
-    assert "agent_http_request_duration_seconds_bucket" in latency
-    assert latency.rstrip().endswith("> 0.5")
-    restarts = str(alerts["AgentServicePodRestarting"]["expr"])
-    assert "kube_pod_container_status_restarts_total" in restarts
-    assert 'container="agent"' in restarts
-    canary = str(alerts["AgentServiceCanaryFailed"]["expr"])
-    assert f'flagger_canary_status{{name="{FULLNAME}", namespace="{NAMESPACE}"}}' in canary
+    assert "sum by (graph, le)" in latency
+    assert latency.rstrip().endswith("> 30")
+    assert _selectors(alerts["AgentServicePodRestarting"]["expr"]) == [
+        (
+            "kube_pod_container_status_restarts_total",
+            POD_MATCHERS | {("container", "=", "agent")},
+        )
+    ]
+    # Flagger's gauge, whether its own `namespace` label survived the scrape or was renamed.
+    canary = alerts["AgentServiceCanaryFailed"]["expr"]
+    name = ("name", "=", FULLNAME)
+    assert _selectors(canary) == [
+        ("flagger_canary_status", {name, ("exported_namespace", "=", NAMESPACE)}),
+        ("flagger_canary_status", {name, ("namespace", "=", NAMESPACE)}),
+    ]
     assert canary.rstrip().endswith("== 2")
     for rule in alerts.values():
-        assert rule["labels"]["severity"] in {"warning", "critical"}  # type: ignore[index]
-        assert rule["annotations"]["summary"]  # type: ignore[index]
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"]
+
+
+def test_alerts_query_only_metrics_that_exist(each_env: tuple[str, Rendered]) -> None:
+    """Every series an alert reads is declared in app/agent_service/metrics.py or exported by
+    kube-state-metrics or Flagger; an alert on a metric nobody exports never fires."""
+    _, rendered = each_env
+    if not rendered.all("PrometheusRule"):
+        return
+    service = _exposed_sample_names()
+    assert "agent_service_graph_executions_total" in service
+    used = {name for rule in _alerts(rendered).values() for name, _ in _selectors(rule["expr"])}
+    assert used
+    assert used - service - EXTERNAL_METRICS == set()
+
+
+def test_bad_promql_is_caught() -> None:
+    with pytest.raises(ValueError, match="unclosed"):
+        _selectors("sum(rate(agent_service_graph_executions_total[5m])")
+
+
+def test_thresholds_follow_the_values() -> None:
+    rendered = render_env(
+        "prod",
+        {
+            "monitoring": {
+                "prometheusRule": {"errorRateThreshold": 0.05, "runDurationP99Seconds": 45}
+            }
+        },
+    )
+    alerts = _alerts(rendered)
+    assert alerts["AgentServiceHighErrorRate"]["expr"].rstrip().endswith("> 0.05")
+    assert alerts["AgentServiceHighErrorRate"]["annotations"]["summary"].startswith("More than 5% ")
+    assert alerts["AgentServiceSlowRuns"]["expr"].rstrip().endswith("> 45")
 
 
 def test_templated_alert_text_reaches_prometheus_unrendered(prod: Rendered) -> None:
-    description = _alerts(prod)["AgentServiceHighErrorRate"]["annotations"]["description"]  # type: ignore[index]
+    description = _alerts(prod)["AgentServiceHighErrorRate"]["annotations"]["description"]
     assert "{{ $value | humanizePercentage }}" in description
 
 

@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from tests.chart.support import FULLNAME, NAMESPACE, Rendered, RenderError, render_env
+from tests.chart.support import (
+    FULLNAME,
+    NAMESPACE,
+    Rendered,
+    RenderError,
+    pod_spec,
+    render_env,
+)
 
 pytestmark = pytest.mark.helm
 
@@ -132,15 +139,60 @@ def test_a_mesh_provider_loads_the_apex_service_and_has_no_ingress_ref() -> None
     )
 
 
+def _flagger_generated(rendered: Rendered) -> set[tuple[str, str]]:
+    """What Flagger creates for the chart's Canary (docs.flagger.app, "How it works" and the
+    nginx tutorial): the primary Deployment and HPA, the apex, -primary and -canary Services,
+    the canary Ingress, and -primary copies of the ConfigMaps and Secrets the pods use."""
+    spec = rendered.one("Canary")["spec"]
+    service = spec["service"].get("name", spec["targetRef"]["name"])
+    generated = {
+        ("Deployment", f"{spec['targetRef']['name']}-primary"),
+        ("HorizontalPodAutoscaler", f"{spec['autoscalerRef']['name']}-primary"),
+        ("Service", service),
+        ("Service", f"{service}-primary"),
+        ("Service", f"{service}-canary"),
+    }
+    if "ingressRef" in spec:
+        generated.add(("Ingress", f"{spec['ingressRef']['name']}-canary"))
+    pod = pod_spec(rendered.one("Deployment", spec["targetRef"]["name"]))
+    for container in pod["containers"]:
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                generated.add(("ConfigMap", f"{source['configMapRef']['name']}-primary"))
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            generated.add(("Secret", f"{volume['secret']['secretName']}-primary"))
+    return generated
+
+
+def test_the_canarys_references_resolve_to_the_charts_objects(prod: Rendered) -> None:
+    spec = prod.one("Canary")["spec"]
+    deployment = prod.one("Deployment", spec["targetRef"]["name"])
+    hpa = prod.one("HorizontalPodAutoscaler", spec["autoscalerRef"]["name"])
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    ingress = prod.one("Ingress", spec["ingressRef"]["name"])
+    backends = {
+        path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    # The Ingress routes to the apex Service Flagger creates from the Canary.
+    assert backends == {spec["service"].get("name", spec["targetRef"]["name"])}
+    (container,) = pod_spec(deployment)["containers"]
+    assert spec["service"]["targetPort"] in {p["name"] for p in container["ports"]}
+
+
 def test_with_the_canary_the_chart_leaves_flaggers_objects_to_flagger(prod: Rendered) -> None:
-    # Flagger generates the apex, -primary and -canary Services, the primary Deployment and
-    # HPA and the canary Ingress; the chart renders none of them.
+    generated = _flagger_generated(prod)
+    assert len(generated) == 8
+    rendered = {(m["kind"], m["metadata"]["name"]) for m in prod.manifests}
+    assert rendered & generated == set()
     assert not prod.all("Service")
-    generated = {"-primary", "-canary"}
-    assert not [n for n in prod.names() if any(n.endswith(s) for s in generated)]
-    assert len(prod.all("Deployment")) == 1
-    assert len(prod.all("HorizontalPodAutoscaler")) == 1
-    assert len(prod.all("Ingress")) == 1
+
+
+def test_without_the_canary_the_chart_creates_the_service(staging: Rendered) -> None:
+    assert staging.has("Service")
+    assert not staging.all("Canary")
 
 
 def test_canary_without_autoscaling_is_refused() -> None:

@@ -13,12 +13,18 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.chart.support import CHART_DIR, CI_VALUES, SCHEMAS_DIR, Rendered, helm, load_yaml
+from tests.chart.support import (
+    CHART_DIR,
+    CI_VALUES,
+    KUBERNETES_VERSION,
+    SCHEMAS_DIR,
+    Rendered,
+    helm,
+    load_yaml,
+)
 from tests.support.binaries import REPO_ROOT
 
 pytestmark = pytest.mark.helm
-
-KUBERNETES_VERSION = "1.33.0"
 CRD_KINDS = {
     ("flagger.app/v1beta1", "Canary"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
@@ -118,7 +124,8 @@ def test_helm_lint_strict(env: str) -> None:
 
 def test_helm_package_builds_the_archive(tmp_path: Path) -> None:
     helm("package", str(CHART_DIR), "--destination", str(tmp_path))
-    archive = tmp_path / "langgraph-agent-0.1.0.tgz"
+    version = load_yaml(CHART_DIR / "Chart.yaml")["version"]
+    archive = tmp_path / f"langgraph-agent-{version}.tgz"
     assert archive.is_file()
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
@@ -131,10 +138,45 @@ def test_helm_package_builds_the_archive(tmp_path: Path) -> None:
     ):
         assert f"langgraph-agent/{member}" in names
     assert "langgraph-agent/.checkov.yaml" not in names
+    assert {f"langgraph-agent/ci/{path.name}" for path in CI_VALUES.values()} <= names
 
 
 def test_app_version_is_the_service_version() -> None:
+    import agent_service
+
     chart = load_yaml(CHART_DIR / "Chart.yaml")
     init = (REPO_ROOT / "app" / "agent_service" / "__init__.py").read_text()
     assert chart["apiVersion"] == "v2"
+    # The imported package is the one under app/ (not some installed copy), and both agree.
+    assert agent_service.__file__ == str(REPO_ROOT / "app" / "agent_service" / "__init__.py")
+    assert chart["appVersion"] == agent_service.__version__
     assert f'__version__ = "{chart["appVersion"]}"' in init
+
+
+def _notes(env: str) -> str:
+    result = helm(
+        "install",
+        "agent",
+        str(CHART_DIR),
+        "--namespace",
+        "agent",
+        "--dry-run=client",
+        "--values",
+        str(CI_VALUES[env]),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "NOTES:" in result.stdout
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_tell_how_to_reach_and_check_the_release() -> None:
+    prod = _notes("prod")
+    assert "https://agent.example.com" in prod
+    assert "kubectl -n agent get canary agent-langgraph-agent --watch" in prod
+    assert "helm test agent -n agent" in prod
+    assert "WARNING" not in prod
+    minimal = _notes("minimal")
+    assert "port-forward svc/agent-langgraph-agent 8000:80" in minimal
+    assert "no credentials are mounted" in minimal
+    assert "embedded SQLite file" in minimal

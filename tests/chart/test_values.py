@@ -107,6 +107,20 @@ def test_readme_parameters_table_is_current() -> None:
             "additional properties 'databasePassword' not allowed",
         ),
         ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
+        ({"podSecurityContext": {"runAsUser": 1000}}, "/podSecurityContext/runAsUser"),
+        ({"securityContext": {"runAsGroup": 0}}, "/securityContext/runAsGroup"),
+        (
+            {"config": {"databaseUrl": "postgresql://agent@db:5432/agent?password=hunter2"}},
+            "/config/databaseUrl",
+        ),
+        ({"config": {"storeItemTtlDays": 0}}, "/config/storeItemTtlDays"),
+        ({"config": {"backupKmsKeyId": "my key"}}, "/config/backupKmsKeyId"),
+        ({"config": {"maxBodyBytes": 1000}}, "/config/maxBodyBytes"),
+        ({"externalSecrets": {"serviceAccountAuth": "yes"}}, "/externalSecrets/serviceAccountAuth"),
+        (
+            {"monitoring": {"prometheusRule": {"requestsMetric": "x"}}},
+            "additional properties 'requestsMetric' not allowed",
+        ),
         (
             {"securityContext": {"readOnlyRootFilesystem": False}},
             "/securityContext/readOnlyRootFilesystem",
@@ -136,6 +150,14 @@ def test_the_schema_refuses(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(RenderError, match="values don't meet the specifications") as error:
         render_env("dev", overrides)
     assert message in str(error.value)
+
+
+def test_a_pool_minimum_above_its_maximum_is_refused() -> None:
+    with pytest.raises(
+        RenderError,
+        match=re.escape("config.databasePoolMin (12) is greater than config.databasePoolMax (10)"),
+    ):
+        render_env("dev", {"config": {"databasePoolMin": 12}})
 
 
 def test_existing_secret_and_external_secrets_are_exclusive() -> None:

@@ -127,6 +127,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* Whether the migration hook syncs its password with its own ExternalSecret. */}}
+{{- define "langgraph-agent.migrationExternalSecret" -}}
+{{- if and .Values.migration.enabled (include "langgraph-agent.usesPostgres" .) .Values.externalSecrets.enabled (include "langgraph-agent.migrationSecretName" .) }}true{{- end }}
+{{- end }}
+
 {{/* Whether the PostgreSQL jobs (migration, backup, retention) apply. */}}
 {{- define "langgraph-agent.usesPostgres" -}}
 {{- if .Values.config.databaseUrl }}true{{- end }}
@@ -155,12 +160,23 @@ values are left out so that the service's own default applies.
   "DATABASE_POOL_MIN" $c.databasePoolMin
   "DATABASE_POOL_MAX" $c.databasePoolMax
   "DATABASE_POOL_TIMEOUT_SECONDS" $c.databasePoolTimeoutSeconds
+  "DATABASE_POOL_MAX_LIFETIME_SECONDS" $c.databasePoolMaxLifetimeSeconds
+  "DATABASE_POOL_MAX_IDLE_SECONDS" $c.databasePoolMaxIdleSeconds
   "SHUTDOWN_GRACE_SECONDS" $c.shutdownGraceSeconds
   "CHECKPOINT_CLEANUP_DAYS" $c.checkpointCleanupDays
+  "STORE_ITEM_TTL_DAYS" $c.storeItemTtlDays
   "BACKUP_BUCKET" $c.backupBucket
   "BACKUP_PREFIX" $c.backupPrefix
+  "BACKUP_KMS_KEY_ID" $c.backupKmsKeyId
   "AWS_REGION" $c.awsRegion
   "METRICS_REQUIRE_AUTH" $c.metricsRequireAuth
+  "USER_MODEL_CALLS_PER_DAY" $c.userModelCallsPerDay
+  "SUMMARIZE_AFTER_MESSAGES" $c.summarizeAfterMessages
+  "SUMMARIZE_KEEP_MESSAGES" $c.summarizeKeepMessages
+  "RESEARCH_MAX_TASKS" $c.researchMaxTasks
+  "RESEARCH_WORKER_TIMEOUT_SECONDS" $c.researchWorkerTimeoutSeconds
+  "RESEARCH_WORKER_ATTEMPTS" $c.researchWorkerAttempts
+  "RESEARCH_CACHE_TTL_SECONDS" $c.researchCacheTtlSeconds
 -}}
 {{- range $key := keys $env | sortAlpha }}
 {{- $value := get $env $key }}
@@ -205,7 +221,7 @@ tolerations:
 - name: secrets
   secret:
     secretName: {{ .secretName }}
-    # Group-readable: the files belong to root and fsGroup 10001, the process's group.
+    # Group-readable: the files belong to root and to fsGroup, the process's group.
     defaultMode: 0440
     {{- with .keys }}
     items:
@@ -271,6 +287,9 @@ change. Included once, from the Deployment.
 {{- end }}
 {{- if and $v.podDisruptionBudget.enabled (kindIs "invalid" $v.podDisruptionBudget.minAvailable) (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable) }}
 {{- fail "podDisruptionBudget.enabled requires minAvailable or maxUnavailable" }}
+{{- end }}
+{{- if gt (int $v.config.databasePoolMin) (int $v.config.databasePoolMax) }}
+{{- fail (printf "config.databasePoolMin (%d) is greater than config.databasePoolMax (%d)" (int $v.config.databasePoolMin) (int $v.config.databasePoolMax)) }}
 {{- end }}
 {{- if and $v.existingSecret $v.externalSecrets.enabled }}
 {{- fail "existingSecret and externalSecrets.enabled are exclusive: with External Secrets the chart owns the Secret, so leave existingSecret empty" }}
