@@ -90,6 +90,8 @@ def flagger(mesh_provider: str, shared_prometheus: bool) -> list[AddonChart]:
     values: dict[str, Any] = {"meshProvider": mesh_provider}
     if shared_prometheus:
         values["metricsServer"] = PROMETHEUS_URL
+        # Flagger's own metrics (canary status) feed the chart's canary-failure alert.
+        values["serviceMonitor"] = {"enabled": True}
     else:
         values["prometheus"] = {"install": True}
     return [

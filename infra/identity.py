@@ -156,7 +156,13 @@ class Identity(pulumi.ComponentResource):
                     ),
                     allow(
                         "ReadWriteOwnPrefix",
-                        ["s3:PutObject", "s3:GetObject"],
+                        # Multipart uploads stream the dump; a failed one is aborted.
+                        [
+                            "s3:PutObject",
+                            "s3:GetObject",
+                            "s3:AbortMultipartUpload",
+                            "s3:ListMultipartUploadParts",
+                        ],
                         [bucket_arn.apply(lambda arn: f"{arn}/{prefix}*")],
                     ),
                     allow(

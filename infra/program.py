@@ -66,6 +66,7 @@ def _release_values(
         service_role_arn=identity.service_role_arn,
         backup_role_arn=identity.backup_role_arn,
         backup_bucket=backups.bucket_name,
+        backup_key_arn=backups.key_arn,
     )
     return resolved.apply(
         lambda outputs: build_release_values(

@@ -46,6 +46,8 @@ class ReleaseWiring:
     backup_role_arn: str
     backup_bucket: str
     backup_prefix: str
+    # The bucket's KMS key: backups are encrypted with it explicitly (SSE-KMS), not SSE-S3.
+    backup_key_arn: str
     # Where the database and cache live: the private subnets.
     private_subnet_cidrs: tuple[str, ...]
     # S3's published ranges in the region (its managed prefix list) and the VPC's CIDR,
@@ -157,6 +159,7 @@ def build_release_values(config: StackConfig, wiring: ReleaseWiring) -> dict[str
             "checkpointCleanupDays": settings.checkpoint_cleanup_days,
             "backupBucket": wiring.backup_bucket,
             "backupPrefix": wiring.backup_prefix,
+            "backupKmsKeyId": wiring.backup_key_arn,
             "awsRegion": wiring.region,
             "metricsRequireAuth": settings.metrics_require_auth,
         },
@@ -164,6 +167,9 @@ def build_release_values(config: StackConfig, wiring: ReleaseWiring) -> dict[str
             "enabled": True,
             "refreshInterval": "1h",
             "secretStoreRef": {"name": SECRET_STORE_NAME, "kind": "SecretStore"},
+            # The SecretStore authenticates as the service's ServiceAccount, which must exist
+            # before the pre-install migration hook's ExternalSecret can sync.
+            "serviceAccountAuth": True,
             "data": _secret_data(config, wiring),
         },
         "autoscaling": {

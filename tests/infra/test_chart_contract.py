@@ -113,10 +113,15 @@ def test_the_chart_renders_with_the_programs_values(stack: str, tmp_path: Path) 
     documents = _render(stack, tmp_path)
     kinds = {doc["kind"] for doc in documents}
     assert {"Deployment", "ConfigMap", "ExternalSecret", "NetworkPolicy", "CronJob"} <= kinds
-    by_kind_name = {(doc["kind"], doc["metadata"]["name"]): doc for doc in documents}
     run = offline_run(stack)
     roles = {r.name: r.outputs["arn"] for r in run.of_type("aws:iam/role:Role")}
-    accounts = {name: doc for (kind, name), doc in by_kind_name.items() if kind == "ServiceAccount"}
+    # Not the pre-install hook copy of the service account (it only exists during install).
+    accounts = {
+        doc["metadata"]["name"]: doc
+        for doc in documents
+        if doc["kind"] == "ServiceAccount"
+        and "helm.sh/hook" not in (doc["metadata"].get("annotations") or {})
+    }
     assert accounts["langgraph-agent"]["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": roles[f"agent-{stack}-service"]
     }

@@ -143,7 +143,12 @@ def test_backup_role_is_confined_to_its_prefix(run: OfflineRun, config: StackCon
     assert listing["Condition"] == {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}
 
     objects = _statement(policy, "ReadWriteOwnPrefix")
-    assert sorted(as_list(objects["Action"])) == ["s3:GetObject", "s3:PutObject"]
+    assert sorted(as_list(objects["Action"])) == [
+        "s3:AbortMultipartUpload",
+        "s3:GetObject",
+        "s3:ListMultipartUploadParts",
+        "s3:PutObject",
+    ]
     assert as_list(objects["Resource"]) == [f"{arn}/{prefix}*"]
 
     key = _statement(policy, "UseBucketKey")

@@ -29,6 +29,7 @@ WIRING = ReleaseWiring(
     backup_role_arn="arn:aws:iam::123456789012:role/agent-prod-backup",
     backup_bucket="agent-prod-backups-abc",
     backup_prefix="postgres/",
+    backup_key_arn="arn:aws:kms:eu-west-1:123456789012:key/backup",
     private_subnet_cidrs=("10.30.0.0/18", "10.30.64.0/18", "10.30.128.0/18"),
     s3_cidrs=("3.5.64.0/21", "52.218.0.0/17"),
     vpc_cidr="10.30.0.0/16",
