@@ -37,7 +37,10 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_RECURSION_LIMIT = 25
 MAX_RECURSION_LIMIT = 1000
-LEASE_MARGIN_SECONDS = 30.0
+# A run holds its thread with a short lease that it renews while it lives: a run whose process
+# died frees the thread within LEASE_SECONDS, and a live run never loses it.
+LEASE_SECONDS = 15.0
+LEASE_RENEW_SECONDS = 5.0
 RELEASE_RETRY_SECONDS = 0.5
 # Keys the server owns in `configurable`: a client must not pick another thread or user.
 _RESERVED_CONFIGURABLE = frozenset(
@@ -246,7 +249,7 @@ class RunEngine:
             )
 
     async def _claim(self, thread_id: str, principal: str, run_id: str, strategy: str) -> None:
-        lease = self._settings.request_timeout_seconds + LEASE_MARGIN_SECONDS
+        lease = LEASE_SECONDS
         if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
             return
         if strategy == "reject":
@@ -303,6 +306,7 @@ class RunEngine:
             kwargs["context"] = body.context
         started = time.perf_counter()
         finished = Finished("error")
+        heartbeat = asyncio.create_task(self._keep_lease(prepared.thread_id, prepared.run_id))
         log.info(
             "run started",
             run_id=prepared.run_id,
@@ -328,6 +332,7 @@ class RunEngine:
         except Exception as exc:
             finished = Finished("error", exc)
         finally:
+            heartbeat.cancel()
             try:
                 # Record the outcome and free the thread before the client hears the end, so
                 # its next run on the thread never races this one's release.
@@ -372,6 +377,15 @@ class RunEngine:
         else:
             await self._release(prepared.thread_id, prepared.run_id, thread_status)
 
+    async def _keep_lease(self, thread_id: str, run_id: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            try:
+                await self._tables.renew_lease(thread_id, run_id, LEASE_SECONDS)
+            except Exception as exc:
+                # The database is away; the run fails on its next checkpoint anyway.
+                log.warning("could not renew the thread's lease", reason=type(exc).__name__)
+
     async def _release(self, thread_id: str, run_id: str, status: ThreadStatus) -> None:
         try:
             await self._tables.release_thread(thread_id, run_id, status)
@@ -388,7 +402,7 @@ class RunEngine:
             task.add_done_callback(self._pending_releases.discard)
 
     async def _release_later(self, thread_id: str, run_id: str, status: ThreadStatus) -> None:
-        deadline = time.monotonic() + self._settings.request_timeout_seconds + LEASE_MARGIN_SECONDS
+        deadline = time.monotonic() + LEASE_SECONDS
         while time.monotonic() < deadline:
             await asyncio.sleep(RELEASE_RETRY_SECONDS)
             try:

@@ -137,6 +137,14 @@ class PostgresTables:
             )
             return cur.rowcount == 1
 
+    async def renew_lease(self, thread_id: str, run_id: str, lease_seconds: float) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE agent_threads SET lease_expires_at = now() + make_interval(secs => %s) "
+                "WHERE thread_id = %s AND active_run_id = %s",
+                (lease_seconds, thread_id, run_id),
+            )
+
     async def release_thread(self, thread_id: str, run_id: str, status: ThreadStatus) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(

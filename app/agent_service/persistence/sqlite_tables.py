@@ -178,6 +178,14 @@ class SqliteTables:
             )
             return cur.rowcount == 1
 
+    async def renew_lease(self, thread_id: str, run_id: str, lease_seconds: float) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                "UPDATE agent_threads SET lease_expires_at = ? "
+                "WHERE thread_id = ? AND active_run_id = ?",
+                (time.time() + lease_seconds, thread_id, run_id),
+            )
+
     async def release_thread(self, thread_id: str, run_id: str, status: ThreadStatus) -> None:
         async with self._lock:
             await self._conn.execute(
