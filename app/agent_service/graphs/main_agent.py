@@ -1,8 +1,9 @@
 """`main_agent`: a tool-calling chat agent with guardrails around the model.
 
-Middleware: PII redaction and summarisation of long histories before the model; around the
-model call, the prompt-injection refusal, the per-user daily budget and token/cost accounting;
-after it, a human's approval of sensitive tool calls.
+PII is redacted by the state's `messages` reducer, before the model or the state holds it.
+Middleware: summarisation of long histories before the model; around the model call, the
+prompt-injection refusal, the per-user daily budget and token/cost accounting; after it, a
+human's approval of sensitive tool calls.
 Memory tools read and write the Store under ("memories", <user>), shared by the user's threads.
 """
 
@@ -32,7 +33,7 @@ from agent_service.graphs.options import GraphOptions
 from agent_service.graphs.principal import user_id_of
 from agent_service.guardrails.accounting import UsageAccounting
 from agent_service.guardrails.injection import PromptInjectionGuard
-from agent_service.guardrails.pii import PIIRedaction
+from agent_service.guardrails.pii import RedactedAgentState
 from agent_service.guardrails.user_limit import UserModelCallLimit
 from agent_service.llm.offline import INTENT_METADATA_KEY
 from agent_service.metrics import GUARDRAIL_EVENTS
@@ -123,11 +124,10 @@ class MeteredSummarization(SummarizationMiddleware):
 
 
 def middleware(model: BaseChatModel, options: GraphOptions) -> list[AgentMiddleware[Any, Any]]:
-    # Graph steps (each one a checkpoint): PII redaction and summarisation before the model,
-    # the approval of sensitive tools after it. The refusal, the budget and the accounting wrap
-    # the model call itself, outermost first, so a refused turn costs no budget and no tokens.
+    # Graph steps (each one a checkpoint): summarisation before the model, the approval of
+    # sensitive tools after it. The refusal, the budget and the accounting wrap the model call
+    # itself, outermost first, so a refused turn costs no budget and no tokens.
     return [
-        PIIRedaction(),
         MeteredSummarization(
             model,
             trigger=("messages", options.summarize_after_messages),
@@ -157,6 +157,7 @@ def build_main_agent(
         model,
         tools(),
         system_prompt=SYSTEM_PROMPT,
+        state_schema=RedactedAgentState,
         middleware=middleware(model, options),
         checkpointer=checkpointer,
         store=store,

@@ -5,7 +5,9 @@ each failed task's error.
 A worker's research step is a LangGraph task with a timeout, a retry policy and a cache policy
 (the node cache: Redis when configured). The worker itself turns the step's final failure into
 an error finding, so one failed topic never fails the whole run, and a failure is never cached
-(LangGraph caches only a step that finished).
+(LangGraph caches only a step that finished). A step that does call the model counts against
+the user's daily model-call budget, as main_agent's turns do; a cached one costs nothing.
+The question and topics are PII-redacted by their reducers, before the model or the state.
 """
 
 from __future__ import annotations
@@ -18,15 +20,24 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 from langgraph.cache.base import BaseCache
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_config
 from langgraph.errors import NodeTimeoutError
 from langgraph.func import task
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
 from langgraph.pregel import Pregel
+from langgraph.runtime import get_runtime
 from langgraph.store.base import BaseStore
 from langgraph.types import CachePolicy, RetryPolicy, Send
 
 from agent_service.graphs.options import GraphOptions
+from agent_service.graphs.principal import user_id_of
+from agent_service.guardrails.pii import add_messages_redacted
+from agent_service.guardrails.redaction import redact
+from agent_service.guardrails.user_limit import (
+    ModelCallBudgetExceeded,
+    consume_model_call,
+    limit_message,
+)
 from agent_service.llm.offline import message_text
 from agent_service.metrics import RESEARCH_TASKS
 
@@ -51,13 +62,21 @@ def collect_findings(current: list[Finding], update: list[Finding] | None) -> li
     return [] if update is None else [*current, *update]
 
 
+def redacted_text(_current: str, update: str) -> str:
+    return redact(update)
+
+
+def redacted_texts(_current: list[str], update: list[str]) -> list[str]:
+    return [redact(text) for text in update]
+
+
 class ResearchState(TypedDict):
-    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages_redacted]]
     # Input only, like `topics`: the planner moves it to `asked`.
-    question: NotRequired[str]
+    question: NotRequired[Annotated[str, redacted_text]]
     asked: NotRequired[str]
     # Input only: explicit topics; the planner consumes them (so a thread's next run re-plans).
-    topics: NotRequired[list[str]]
+    topics: NotRequired[Annotated[list[str], redacted_texts]]
     planned_topics: NotRequired[list[str]]
     findings: NotRequired[Annotated[list[Finding], collect_findings]]
     report: NotRequired[dict[str, Any]]
@@ -107,7 +126,16 @@ def build_research_agent(
 ) -> Pregel[Any, Any, Any, Any]:
     research = source or model_source(model)
 
-    @task(  # type: ignore[arg-type]  # task's overloads lose the coroutine's type
+    def topic_key(topic: str) -> str:
+        # Keyed by the model too: a new MODEL must not be answered from the old one's findings.
+        return f"{options.model}|{topic.lower()}"
+
+    topic_cache: CachePolicy[Callable[[str], str | bytes]] = CachePolicy(
+        key_func=topic_key, ttl=options.research_cache_ttl_seconds
+    )
+
+    # task's decorator overloads cannot infer the result type (it becomes Never).
+    @task(  # type: ignore[arg-type]
         name="research_topic",
         timeout=options.research_worker_timeout_seconds,
         retry_policy=RetryPolicy(
@@ -115,11 +143,13 @@ def build_research_agent(
             initial_interval=0.2,
             retry_on=(TransientResearchError, NodeTimeoutError, ConnectionError, TimeoutError),
         ),
-        cache_policy=CachePolicy(
-            key_func=lambda topic: topic.lower(), ttl=options.research_cache_ttl_seconds
-        ),
+        cache_policy=topic_cache,
     )
     async def research_topic(topic: str) -> str:
+        store = get_runtime().store
+        limit = options.user_model_calls_per_day
+        if not await consume_model_call(store, user_id_of(get_config()), limit):
+            raise ModelCallBudgetExceeded(limit_message(limit))
         return await research(topic)
 
     def plan(state: ResearchState) -> dict[str, Any]:

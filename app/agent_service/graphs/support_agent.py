@@ -1,13 +1,16 @@
 """`support_agent`: a customer-support agent whose tools update the conversation's state with
 `Command` (the order in question, the ticket's priority) and whose escalation to a human
-interrupts the run until a supervisor approves or declines it (`Command(resume=...)`)."""
+interrupts the run until a supervisor approves or declines it (`Command(resume=...)`).
+The same guardrails as main_agent's: PII-redacting state, the injection refusal, the user's
+daily model-call budget and usage accounting. Orders are read from the Store under
+("orders", <user>), written by the shop's systems (the service itself never writes them)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, cast
+from typing import Any, Literal, NotRequired
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import AgentMiddleware, AgentState
+from langchain.agents.middleware import AgentMiddleware
 from langchain.tools import ToolRuntime, tool
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import ToolMessage
@@ -20,9 +23,9 @@ from langgraph.types import Command, interrupt
 
 from agent_service.graphs.options import GraphOptions
 from agent_service.graphs.principal import user_id_of
-from agent_service.guardrails.accounting import UsageAccounting, UsageState
+from agent_service.guardrails.accounting import UsageAccounting
 from agent_service.guardrails.injection import PromptInjectionGuard
-from agent_service.guardrails.pii import PIIRedaction
+from agent_service.guardrails.pii import RedactedAgentState
 from agent_service.guardrails.user_limit import UserModelCallLimit
 from agent_service.llm.offline import INTENT_METADATA_KEY
 
@@ -36,7 +39,7 @@ SYSTEM_PROMPT = (
 )
 
 
-class SupportState(UsageState):
+class SupportState(RedactedAgentState):
     order_id: NotRequired[str]
     order_status: NotRequired[str]
     priority: NotRequired[str]
@@ -116,22 +119,20 @@ def build_support_agent(
     store: BaseStore | None = None,
     cache: BaseCache[Any] | None = None,
 ) -> Pregel[Any, Any, Any, Any]:
+    # Around the model call, outermost first: a refused turn costs no budget and no tokens.
+    guardrails: list[AgentMiddleware[Any, Any]] = [
+        PromptInjectionGuard(),
+        UserModelCallLimit(options.user_model_calls_per_day),
+        UsageAccounting(options.model),
+    ]
     return create_agent(
         model,
         tools(),
         system_prompt=SYSTEM_PROMPT,
         state_schema=SupportState,
-        middleware=[
-            PIIRedaction(),
-            PromptInjectionGuard(),
-            UserModelCallLimit(options.user_model_calls_per_day),
-            cast(AgentMiddleware[AgentState[Any], Any, Any], UsageAccounting(options.model)),
-        ],
+        middleware=guardrails,
         checkpointer=checkpointer,
         store=store,
         cache=cache,
         name=GRAPH_ID,
     )
-
-
-__all__ = ["GRAPH_ID", "AgentState", "SupportState", "build_support_agent"]

@@ -1,6 +1,7 @@
-"""Token and cost accounting: each model reply's usage is added to the thread's state (so a
-client reads what a conversation cost) and to the Prometheus counters (so the platform sees
-spend by model). It wraps the model call, so it adds no graph step."""
+"""Token and cost accounting into the thread's state: each agent turn's usage is added to
+counters a client reads with the thread (what a conversation cost). It wraps the model call,
+so it adds no graph step. The Prometheus side is the model's own callback
+(llm.usage_metrics), which also sees the calls made outside an agent's turn."""
 
 from __future__ import annotations
 
@@ -15,11 +16,10 @@ from langchain.agents.middleware import (
     ModelRequest,
     ModelResponse,
 )
-from langchain_core.messages import AIMessage
 from langgraph.types import Command
 
 from agent_service.llm.pricing import cost_usd
-from agent_service.metrics import MODEL_CALLS, MODEL_COST, MODEL_TOKENS
+from agent_service.llm.usage_metrics import usage_of
 
 
 class UsageState(AgentState[Any]):
@@ -30,23 +30,13 @@ class UsageState(AgentState[Any]):
 
 
 def usage_update(model_setting: str, messages: list[Any]) -> dict[str, Any]:
-    """The state increments for one model reply, recorded in the metrics as well."""
-    input_tokens = output_tokens = 0
-    for message in messages:
-        usage = message.usage_metadata if isinstance(message, AIMessage) else None
-        if usage:
-            input_tokens += int(usage["input_tokens"])
-            output_tokens += int(usage["output_tokens"])
-    cost = cost_usd(model_setting, input_tokens, output_tokens)
-    MODEL_CALLS.labels(model_setting).inc()
-    MODEL_TOKENS.labels(model_setting, "input").inc(input_tokens)
-    MODEL_TOKENS.labels(model_setting, "output").inc(output_tokens)
-    MODEL_COST.labels(model_setting).inc(cost)
+    """The state increments for one model reply."""
+    input_tokens, output_tokens = usage_of(messages)
     return {
         "model_calls": 1,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cost_usd": cost,
+        "cost_usd": cost_usd(model_setting, input_tokens, output_tokens),
     }
 
 

@@ -3,13 +3,15 @@
 It answers from the conversation alone, the same way every time, so tests, drills and
 benchmarks are reproducible. It calls a bound tool when the latest user message matches the
 tool's `offline_intent` (a regular expression kept in the tool's metadata, its named groups
-becoming the call's arguments); after a tool result it answers with that result. Token usage
+becoming the call's arguments); after a tool result it answers with that result; asked for a
+summary (langchain's summarisation prompt) it lists what the user said. Token usage
 is reported (words, as a stable stand-in for tokens) so usage accounting runs as in production.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -28,6 +30,9 @@ INTENT_METADATA_KEY = "offline_intent"
 # An explicit call, for any bound tool: `/call <tool> {"arg": ...}`.
 _EXPLICIT_CALL = re.compile(r"^/call\s+(?P<name>[\w-]+)\s*(?P<args>\{.*\})?\s*$", re.DOTALL)
 _ANSWER_WORDS = 48
+# How langchain's SummarizationMiddleware hands over the history, one element per message.
+_SUMMARY_MARKER = "Messages to summarize:"
+_HUMAN_TURN = re.compile(r'<message type="human"[^>]*>(.*?)</message>', re.DOTALL)
 
 
 def message_text(message: BaseMessage) -> str:
@@ -40,6 +45,14 @@ def message_text(message: BaseMessage) -> str:
 
 def _words(messages: Sequence[BaseMessage]) -> int:
     return sum(len(message_text(m).split()) for m in messages)
+
+
+def _summary(history: str) -> str:
+    """What the user said in a history to summarise, most recent last, within the word bound."""
+    turns = [" ".join(html.unescape(t).split()) for t in _HUMAN_TURN.findall(history)]
+    words = "; ".join(turn for turn in turns if turn).split()
+    kept = words[-_ANSWER_WORDS:]
+    return "Earlier the user said: " + " ".join(kept) if kept else "Nothing to summarise."
 
 
 class OfflineChatModel(BaseChatModel):
@@ -98,6 +111,8 @@ class OfflineChatModel(BaseChatModel):
             return AIMessage(content=f"Done. {message_text(messages[-1])}")
         last_user = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
         text = message_text(last_user).strip() if last_user is not None else ""
+        if _SUMMARY_MARKER in text:
+            return AIMessage(content=_summary(text.split(_SUMMARY_MARKER, 1)[1]))
         call = self._tool_call(text)
         if call is not None:
             return AIMessage(content="", tool_calls=[call])
@@ -121,7 +136,7 @@ class OfflineChatModel(BaseChatModel):
 
     def _answer(self, messages: Sequence[BaseMessage], text: str) -> str:
         if not text:
-            # No user turn (e.g. a summarisation request): condense what is there.
+            # No user turn: condense what is there.
             body = " ".join(message_text(m) for m in messages)
             return " ".join(body.split()[:_ANSWER_WORDS])
         echoed = " ".join(text.split()[:_ANSWER_WORDS])

@@ -1,52 +1,25 @@
 """JSON logs on stdout through structlog, for our own events and for uvicorn's and the
-libraries' stdlib loggers alike. Every string value passes through PII redaction, and fields
-that could hold a credential are dropped before rendering."""
+libraries' stdlib loggers alike. Every string value passes through the guardrails' PII
+redaction (the same function the agents use), and fields that could hold a credential are
+dropped before rendering."""
 
 from __future__ import annotations
 
-import importlib
 import logging
-import re
 import sys
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
 
+# Dependency-free: loading it does not load the graphs or langchain.
+from agent_service.guardrails.redaction import redact as redact_pii
+
 Redactor = Callable[[str], str]
 
 _SECRET_FIELDS = frozenset(
     {"api_key", "x-api-key", "x_api_key", "authorization", "password", "token", "secret"}
 )
-
-# Used only until (or unless) agent_service.guardrails provides redact(): the same three kinds
-# of PII the guardrails cover.
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
-
-
-def minimal_redact(text: str) -> str:
-    text = _EMAIL.sub("[REDACTED_EMAIL]", text)
-    text = _SSN.sub("[REDACTED_SSN]", text)
-    return _CARD.sub("[REDACTED_CARD]", text)
-
-
-def load_redactor() -> Redactor:
-    """The guardrails' redact() when that module provides one, else the minimal one."""
-    try:
-        module = importlib.import_module("agent_service.guardrails")
-    except ImportError:
-        return minimal_redact
-    redact = getattr(module, "redact", None)
-    if not callable(redact):
-        return minimal_redact
-
-    def guarded(text: str) -> str:
-        result = redact(text)
-        return result if isinstance(result, str) else minimal_redact(text)
-
-    return guarded
 
 
 def _scrub(value: Any, redact: Redactor) -> Any:
@@ -75,15 +48,14 @@ def redaction_processor(redact: Redactor) -> structlog.types.Processor:
     return process
 
 
-def configure_logging(level: str = "INFO", *, redact: Redactor | None = None) -> None:
-    redactor = redact or load_redactor()
+def configure_logging(level: str = "INFO", *, redact: Redactor = redact_pii) -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
-        redaction_processor(redactor),
+        redaction_processor(redact),
     ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -40,21 +40,26 @@ async def test_memory_is_shared_by_a_users_threads_and_private_to_the_user() -> 
     ]
 
 
-async def test_pii_never_reaches_the_model_nor_the_checkpoint() -> None:
+async def test_pii_never_reaches_the_model_nor_any_state_of_the_thread() -> None:
     store, model = InMemoryStore(), RecordingModel()
     agent = build(model, store)
     before = GUARDRAIL_EVENTS.labels("pii", "redacted")._value.get()
-    result = await agent.ainvoke(
-        say("my card is 4111 1111 1111 1111 and mail jane@example.com, ssn 123-45-6789"),
-        config("p1"),
+    cfg = config("p1")
+    await agent.ainvoke(
+        say("my card is 4111 1111 1111 1111 and mail jane@example.com, ssn 123-45-6789"), cfg
     )
+    # Two user messages in one input: every one is redacted, not only the latest.
+    both = {"messages": [say("I am bob@example.org")["messages"][0], say("hi")["messages"][0]]}
+    await agent.ainvoke(both, cfg)
     sent = "\n".join(model.prompts)
-    for value in ("4111 1111 1111 1111", "jane@example.com", "123-45-6789"):
+    states = [repr(snapshot.values) async for snapshot in agent.aget_state_history(cfg)]
+    assert len(states) > 4
+    for value in ("4111 1111 1111 1111", "jane@example.com", "123-45-6789", "bob@example.org"):
         assert value not in sent
-        assert value not in str(result["messages"])
-    assert "[REDACTED_CREDIT_CARD]" in sent
-    assert "[REDACTED_SSN]" in sent
-    assert GUARDRAIL_EVENTS.labels("pii", "redacted")._value.get() == before + 1
+        assert not any(value in state for state in states)
+    for label in ("[REDACTED_CARD]", "[REDACTED_EMAIL]", "[REDACTED_SSN]"):
+        assert label in sent
+    assert GUARDRAIL_EVENTS.labels("pii", "redacted")._value.get() == before + 2
 
 
 async def test_prompt_injection_is_refused_without_a_model_call() -> None:
@@ -92,16 +97,19 @@ async def test_tokens_and_cost_accumulate_in_state() -> None:
 
 
 async def test_long_history_is_summarised() -> None:
-    agent = build(
-        RecordingModel(), InMemoryStore(), summarize_after_messages=6, summarize_keep_messages=2
-    )
+    model = RecordingModel()
+    agent = build(model, InMemoryStore(), summarize_after_messages=6, summarize_keep_messages=2)
     before = GUARDRAIL_EVENTS.labels("summarization", "summarized")._value.get()
     result: dict[str, Any] = {}
     for turn in range(5):
         result = await agent.ainvoke(say(f"message number {turn}"), config("s"))
     assert GUARDRAIL_EVENTS.labels("summarization", "summarized")._value.get() > before
     assert len(result["messages"]) < 10
+    summary = str(result["messages"][0].content)
+    assert "Earlier the user said: message number 0; message number 1" in summary
     assert last_text(result) == "You said: message number 4"
+    # The model's last turn saw the summary instead of the first messages themselves.
+    assert "Earlier the user said" in model.prompts[-1]
 
 
 async def test_refund_waits_for_approval_then_runs() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from agent_service.llm.factory import ModelConfigError, build_model, describe_model
 from agent_service.llm.offline import INTENT_METADATA_KEY, OfflineChatModel
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from agent_service.llm.usage_metrics import UsageMetrics
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage, get_buffer_string
 from langchain_core.tools import tool
 
 
@@ -58,10 +59,34 @@ def test_same_conversation_same_reply_and_usage_reported() -> None:
     assert first.usage_metadata["total_tokens"] > first.usage_metadata["input_tokens"]
 
 
+def test_a_summary_request_lists_what_the_user_said() -> None:
+    history = get_buffer_string(
+        [
+            HumanMessage("I ordered <two> lamps"),
+            AIMessage("Noted."),
+            HumanMessage("one arrived broken"),
+        ],
+        format="xml",
+    )
+    prompt = f"Summarise this.\n<messages>\nMessages to summarize:\n{history}\n</messages>"
+    reply = OfflineChatModel().invoke([HumanMessage(prompt)])
+    assert reply.content == "Earlier the user said: I ordered <two> lamps; one arrived broken"
+
+
 def test_factory_offline_and_errors_name_the_setting() -> None:
-    assert isinstance(build_model("offline", None), OfflineChatModel)
+    model = build_model("offline", None)
+    assert isinstance(model, OfflineChatModel)
+    assert isinstance(model.callbacks, list)
+    assert any(isinstance(handler, UsageMetrics) for handler in model.callbacks)
     assert describe_model("offline").startswith("offline")
     with pytest.raises(ModelConfigError, match="MODEL='gpt4'"):
         build_model("gpt4", "key")
     with pytest.raises(ModelConfigError, match="MODEL_API_KEY"):
         build_model("openai:gpt-4o-mini", None)
+
+
+def test_a_provider_that_cannot_load_is_a_config_error_without_the_key() -> None:
+    with pytest.raises(ModelConfigError, match="MODEL='nosuchprovider:model-1'") as caught:
+        build_model("nosuchprovider:model-1", "sk-never-shown-0123")
+    assert "provider" in str(caught.value)
+    assert "sk-never-shown" not in str(caught.value)

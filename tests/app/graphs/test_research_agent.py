@@ -17,6 +17,7 @@ from agent_service.llm.offline import OfflineChatModel
 from agent_service.metrics import NODE_CACHE_HITS
 from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 
 from tests.app.graphs.support import config, options
 
@@ -41,13 +42,20 @@ class Source:
         return f"facts about {topic}"
 
 
-def build(source: Source, **overrides: Any) -> Any:
+def build(
+    source: Source,
+    *,
+    cache: InMemoryCache[Any] | None = None,
+    store: InMemoryStore | None = None,
+    **overrides: Any,
+) -> Any:
     tuned = {"research_worker_timeout_seconds": 0.3, "research_worker_attempts": 2, **overrides}
     return build_research_agent(
         model=OfflineChatModel(),
         options=options(**tuned),
         checkpointer=InMemorySaver(),
-        cache=MeteredCache(InMemoryCache()),
+        store=store,
+        cache=MeteredCache(cache or InMemoryCache()),
         source=source,
     )
 
@@ -83,6 +91,40 @@ async def test_successes_come_from_the_cache_and_failures_are_retried() -> None:
     assert source.calls["broken"] == 2  # a failure is never cached
     assert NODE_CACHE_HITS.labels("research_topic")._value.get() == hits + 1
     assert second["report"]["succeeded"] == 1
+
+
+async def test_a_new_model_is_not_answered_from_the_old_ones_cache() -> None:
+    source, cache = Source(), InMemoryCache[Any]()
+    await build(source, cache=cache, model="offline").ainvoke({"topics": ["ok"]}, config("m1"))
+    await build(source, cache=cache, model="openai:gpt-4o").ainvoke(
+        {"topics": ["ok"]}, config("m2")
+    )
+    assert source.calls["ok"] == 2
+
+
+async def test_research_calls_spend_the_users_daily_budget() -> None:
+    source, store = Source(), InMemoryStore()
+    agent = build(source, store=store, user_model_calls_per_day=2)
+    first = await agent.ainvoke({"topics": ["a", "b"]}, config("b1", "carol"))
+    assert first["report"]["success_rate"] == 1.0
+    second = await agent.ainvoke({"topics": ["a", "c"]}, config("b2", "carol"))
+    report = second["report"]
+    assert report["succeeded"] == 1  # "a" comes from the cache and costs nothing
+    assert report["errors"]["t2"].startswith("ModelCallBudgetExceeded: You have reached today")
+    assert source.calls["c"] == 0  # refused before the source, and never retried
+    other = await agent.ainvoke({"topics": ["c"]}, config("b3", "dave"))
+    assert other["report"]["success_rate"] == 1.0
+
+
+async def test_pii_in_the_question_never_reaches_the_research_nor_the_state() -> None:
+    source = Source()
+    agent = build(source)
+    cfg = config("p")
+    result = await agent.ainvoke({"question": "jane@example.com and 123-45-6789"}, cfg)
+    assert set(source.calls) == {"[REDACTED_EMAIL]", "[REDACTED_SSN]"}
+    assert result["report"]["question"] == "[REDACTED_EMAIL] and [REDACTED_SSN]"
+    states = [repr(snapshot.values) async for snapshot in agent.aget_state_history(cfg)]
+    assert not any("jane@example.com" in state for state in states)
 
 
 async def test_a_threads_next_run_replans() -> None:

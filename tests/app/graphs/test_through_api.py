@@ -73,6 +73,33 @@ def test_main_agent_memory_and_approval(service: Service) -> None:
     assert {("memories", "alice"), ("refunds", "alice"), ("usage", "alice")} <= namespaces
 
 
+def test_pii_is_absent_from_the_threads_state_and_the_model_is_metered(
+    service: Service,
+) -> None:
+    async def scenario() -> list[Any]:
+        client = service.client("alice")
+        thread = await client.threads.create()
+        text = "card 4111 1111 1111 1111, mail me at jane@example.com"
+        streamed = [
+            part.data
+            async for part in client.runs.stream(
+                thread["thread_id"], "main_agent", input=say(text), stream_mode="values"
+            )
+        ]
+        history = await client.threads.get_history(thread["thread_id"])
+        # Every state in the history; the input checkpoint's pending `__start__` task (the
+        # request body as sent) is the one place the reducer cannot reach.
+        return [*streamed, *(snapshot["values"] for snapshot in history)]
+
+    seen = json.dumps(asyncio.run(scenario()))
+    assert "[REDACTED_CARD]" in seen
+    assert "4111 1111 1111 1111" not in seen
+    assert "jane@example.com" not in seen
+    metrics = service.http(None).get("/metrics").text
+    assert 'agent_service_model_calls_total{model="offline"}' in metrics
+    assert 'agent_service_guardrail_events_total{action="redacted",guardrail="pii"}' in metrics
+
+
 def test_research_agent_stateless_run(service: Service) -> None:
     async def scenario() -> dict[str, Any]:
         result = await service.client("bob").runs.wait(

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 from agent_service.auth.api_keys import ApiKeyAuthenticator
-from agent_service.server.logging_setup import configure_logging, minimal_redact
+from agent_service.guardrails import redact
+from agent_service.server.logging_setup import configure_logging
 from pydantic import SecretStr
 
 
@@ -27,9 +28,9 @@ def test_authenticate_maps_keys_to_principals() -> None:
     assert ApiKeyAuthenticator({}).authenticate("anything-at-all-00") is None
 
 
-def test_minimal_redaction() -> None:
+def test_log_redaction_is_the_guardrails_one() -> None:
     text = "mail a.b@example.org, card 4111-1111-1111-1111, ssn 123-45-6789, order 42"
-    assert minimal_redact(text) == (
+    assert redact(text) == (
         "mail [REDACTED_EMAIL], card [REDACTED_CARD], ssn [REDACTED_SSN], order 42"
     )
 
