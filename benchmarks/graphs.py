@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent_service.graphs.registry import build_graphs
-from agent_service.server.graph_source import GraphSource, registry_graph_source
+from agent_service.graphs.build import build_graphs
+from agent_service.graphs.source import GraphSource, registry_graph_source
 from agent_service.settings import Settings
 from langgraph.cache.base import BaseCache
 from langgraph.checkpoint.base import BaseCheckpointSaver

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import psycopg
-from agent_service.graphs.registry import build_graphs
+from agent_service.graphs.build import build_graphs
 from agent_service.llm.offline import OfflineChatModel
 from agent_service.persistence.backends import open_persistence
 from agent_service.settings import Settings

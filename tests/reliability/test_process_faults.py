@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from agent_service.api import run_engine
+from agent_service.runs import engine as run_engine
 
 from tests.app.server.conftest import fresh_database
 from tests.app.server.graphs import GRAPH_ID

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from agent_service.api.deps import get_services
 from agent_service.api.errors import not_found
 from agent_service.api.models import AssistantSearch
-from agent_service.server.services import get_services
 
 router = APIRouter(tags=["assistants"])
 

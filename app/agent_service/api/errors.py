@@ -7,6 +7,16 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from agent_service.runs.errors import (
+    AssistantNotFound,
+    GraphMismatch,
+    InvalidRunConfig,
+    RunError,
+    ThreadBusy,
+    ThreadNotFound,
+    ThreadStayedBusy,
+)
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
@@ -39,3 +49,19 @@ def error_response(
 def not_found(kind: str, identifier: str) -> ApiError:
     # The same answer whether the thing does not exist or belongs to another principal.
     return ApiError(404, "not_found", f"{kind} {identifier!r} not found")
+
+
+# The run domain's errors as HTTP answers: one row per error type.
+RUN_ERRORS: dict[type[RunError], tuple[int, str]] = {
+    AssistantNotFound: (404, "not_found"),
+    ThreadNotFound: (404, "not_found"),
+    InvalidRunConfig: (422, "validation_error"),
+    GraphMismatch: (409, "graph_mismatch"),
+    ThreadBusy: (409, "thread_busy"),
+    ThreadStayedBusy: (504, "timeout"),
+}
+
+
+def run_error(exc: RunError) -> ApiError:
+    status, code = RUN_ERRORS[type(exc)]
+    return ApiError(status, code, str(exc))

@@ -15,10 +15,9 @@ import structlog
 from fastapi import APIRouter, Request
 from langgraph.store.base import BaseStore, Item
 
+from agent_service.api.deps import Services, get_services, principal_of
 from agent_service.api.errors import ApiError
-from agent_service.api.principal import principal_of
-from agent_service.api.serialization import to_jsonable
-from agent_service.server.services import Services, get_services
+from agent_service.core.serialization import to_jsonable
 
 router = APIRouter(tags=["gdpr"])
 log = structlog.get_logger(__name__)

@@ -10,22 +10,40 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from agent_service.api.errors import error_response, not_found
-from agent_service.api.models import InvokeRequest, RunCreate
-from agent_service.api.principal import principal_of
-from agent_service.api.run_engine import Finished, PreparedRun, RunEngine, RunningRun
-from agent_service.api.serialization import to_jsonable
+from agent_service.api.deps import Services, get_services, principal_of
+from agent_service.api.errors import ApiError, not_found
+from agent_service.api.models import InvokeRequest
+from agent_service.core.serialization import to_jsonable
 from agent_service.persistence.errors import describe_unavailable, is_unavailable
-from agent_service.server.services import get_services
+from agent_service.runs.engine import Finished, PreparedRun, RunEngine, RunningRun
+from agent_service.runs.models import RunCreate
 
 router = APIRouter(tags=["runs"])
 
 
-def _failure(engine: RunEngine, prepared: PreparedRun, finished: Finished) -> JSONResponse:
-    timeout = engine.timeout_seconds
+def _engine(services: Services) -> RunEngine:
+    return RunEngine(
+        persistence=services.persistence,
+        graphs=services.graphs,
+        catalog=services.catalog,
+        tracker=services.runs,
+        timeout_seconds=services.settings.request_timeout_seconds,
+    )
+
+
+async def _prepare(
+    engine: RunEngine, request: Request, thread_id: str | None, body: RunCreate
+) -> PreparedRun:
+    # A RunError raised here becomes its HTTP answer in the app's exception-handler table.
+    return await engine.prepare(principal_of(request), thread_id, body)
+
+
+def _failure(services: Services, prepared: PreparedRun, finished: Finished) -> ApiError:
+    """The answer to a run that ended without a result."""
+    timeout = services.settings.request_timeout_seconds
     ids: dict[str, Any] = {"run_id": prepared.run_id, "thread_id": prepared.thread_id}
     if finished.outcome == "timeout":
-        return error_response(
+        return ApiError(
             504,
             "timeout",
             f"the run exceeded the request timeout of {timeout:g} s; the thread keeps its "
@@ -35,17 +53,16 @@ def _failure(engine: RunEngine, prepared: PreparedRun, finished: Finished) -> JS
         )
     error = finished.error
     if error is not None and is_unavailable(error):
-        engine.database_failed()
-        return error_response(503, "database_unavailable", describe_unavailable(error), **ids)
+        services.database_circuit.trip()
+        return ApiError(503, "database_unavailable", describe_unavailable(error), **ids)
     if finished.outcome == "cancelled":
-        return error_response(
-            503, "cancelled", "the run was cancelled (server shutting down)", **ids
-        )
+        return ApiError(503, "cancelled", "the run was cancelled (server shutting down)", **ids)
     name = "Exception" if error is None else type(error).__name__
-    return error_response(500, "run_failed", f"the run failed: {name}: {error}", **ids)
+    return ApiError(500, "run_failed", f"the run failed: {name}: {error}", **ids)
 
 
-async def _wait(engine: RunEngine, prepared: PreparedRun) -> Response:
+async def _wait(services: Services, engine: RunEngine, prepared: PreparedRun) -> Any:
+    """The run's final values; an ApiError when it ended without them."""
     running = engine.start(prepared, stream=False)
     finished = Finished("error")
     try:
@@ -54,13 +71,12 @@ async def _wait(engine: RunEngine, prepared: PreparedRun) -> Response:
                 finished = item
     finally:
         _maybe_cancel(running)
-    headers = {"Content-Location": prepared.location}
     if finished.outcome in ("success", "interrupted"):
         values = running.translator.last_values
-        return JSONResponse(to_jsonable(values if values is not None else {}), headers=headers)
-    response = _failure(engine, prepared, finished)
-    response.headers.update(headers)
-    return response
+        return values if values is not None else {}
+    failure = _failure(services, prepared, finished)
+    failure.headers["Content-Location"] = prepared.location
+    raise failure
 
 
 def _maybe_cancel(running: RunningRun) -> None:
@@ -76,7 +92,7 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
-def _stream(engine: RunEngine, prepared: PreparedRun) -> StreamingResponse:
+def _stream(services: Services, engine: RunEngine, prepared: PreparedRun) -> StreamingResponse:
     running = engine.start(prepared, stream=True)
 
     async def body() -> AsyncIterator[bytes]:
@@ -88,9 +104,8 @@ def _stream(engine: RunEngine, prepared: PreparedRun) -> StreamingResponse:
             async for item in running.events():
                 if isinstance(item, Finished):
                     if item.outcome not in ("success", "interrupted"):
-                        failure = _failure(engine, prepared, item)
-                        detail = json.loads(bytes(failure.body))
-                        yield _sse("error", {"error": detail["error"], "message": detail["detail"]})
+                        failure = _failure(services, prepared, item)
+                        yield _sse("error", {"error": failure.code, "message": failure.detail})
                     return
                 yield _sse(*item)
         finally:
@@ -108,28 +123,38 @@ def _stream(engine: RunEngine, prepared: PreparedRun) -> StreamingResponse:
     )
 
 
+async def _run_wait(request: Request, thread_id: str | None, body: RunCreate) -> Response:
+    services = get_services(request)
+    engine = _engine(services)
+    prepared = await _prepare(engine, request, thread_id, body)
+    values = await _wait(services, engine, prepared)
+    return JSONResponse(to_jsonable(values), headers={"Content-Location": prepared.location})
+
+
+async def _run_stream(request: Request, thread_id: str | None, body: RunCreate) -> Response:
+    services = get_services(request)
+    engine = _engine(services)
+    return _stream(services, engine, await _prepare(engine, request, thread_id, body))
+
+
 @router.post("/threads/{thread_id}/runs/wait")
 async def thread_run_wait(request: Request, thread_id: str, body: RunCreate) -> Response:
-    engine = RunEngine(get_services(request))
-    return await _wait(engine, await engine.prepare(principal_of(request), thread_id, body))
+    return await _run_wait(request, thread_id, body)
 
 
 @router.post("/threads/{thread_id}/runs/stream")
 async def thread_run_stream(request: Request, thread_id: str, body: RunCreate) -> Response:
-    engine = RunEngine(get_services(request))
-    return _stream(engine, await engine.prepare(principal_of(request), thread_id, body))
+    return await _run_stream(request, thread_id, body)
 
 
 @router.post("/runs/wait")
 async def stateless_run_wait(request: Request, body: RunCreate) -> Response:
-    engine = RunEngine(get_services(request))
-    return await _wait(engine, await engine.prepare(principal_of(request), None, body))
+    return await _run_wait(request, None, body)
 
 
 @router.post("/runs/stream")
 async def stateless_run_stream(request: Request, body: RunCreate) -> Response:
-    engine = RunEngine(get_services(request))
-    return _stream(engine, await engine.prepare(principal_of(request), None, body))
+    return await _run_stream(request, None, body)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
@@ -162,17 +187,16 @@ async def invoke(request: Request, body: InvokeRequest) -> Response:
         if_not_exists="create",
         multitask_strategy="reject",
     )
-    engine = RunEngine(get_services(request))
+    services = get_services(request)
+    engine = _engine(services)
     thread_id = body.thread_id or str(uuid.uuid4())
-    prepared = await engine.prepare(principal_of(request), thread_id, run)
-    response = await _wait(engine, prepared)
-    if response.status_code != 200:
-        return response
+    prepared = await _prepare(engine, request, thread_id, run)
+    values = await _wait(services, engine, prepared)
     return JSONResponse(
         {
             "thread_id": prepared.thread_id,
             "run_id": prepared.run_id,
-            "output": json.loads(bytes(response.body)),
+            "output": to_jsonable(values),
         },
         headers={"Content-Location": prepared.location},
     )

@@ -16,8 +16,8 @@ from prometheus_client import (
 )
 
 import agent_service
-from agent_service.server.readiness import readiness
-from agent_service.server.services import get_services
+from agent_service.api.deps import get_services
+from agent_service.api.readiness import readiness
 
 router = APIRouter(tags=["system"])
 

@@ -9,14 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from langchain_core.runnables import RunnableConfig
 
+from agent_service.api.deps import Services, get_services, principal_of
 from agent_service.api.errors import ApiError, not_found
 from agent_service.api.models import HistoryRequest, ThreadCreate, ThreadSearch
-from agent_service.api.principal import principal_of
-from agent_service.api.serialization import thread_state, to_jsonable
+from agent_service.core.request_context import annotate
+from agent_service.core.serialization import thread_state, to_jsonable
+from agent_service.graphs.source import Graph
 from agent_service.persistence.records import ThreadExistsError, ThreadQuery, ThreadRecord
-from agent_service.server.graph_source import Graph
-from agent_service.server.request_context import annotate
-from agent_service.server.services import Services, get_services
 
 router = APIRouter(tags=["threads"])
 

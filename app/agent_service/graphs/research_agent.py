@@ -29,8 +29,8 @@ from langgraph.runtime import get_runtime
 from langgraph.store.base import BaseStore
 from langgraph.types import CachePolicy, RetryPolicy, Send
 
+from agent_service.core.principal import user_id_of
 from agent_service.graphs.options import GraphOptions
-from agent_service.graphs.principal import user_id_of
 from agent_service.guardrails.pii import add_messages_redacted
 from agent_service.guardrails.redaction import redact
 from agent_service.guardrails.user_limit import (

@@ -21,8 +21,8 @@ from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 from langgraph.types import Command, interrupt
 
+from agent_service.core.principal import user_id_of
 from agent_service.graphs.options import GraphOptions
-from agent_service.graphs.principal import user_id_of
 from agent_service.guardrails.accounting import UsageAccounting
 from agent_service.guardrails.injection import PromptInjectionGuard
 from agent_service.guardrails.pii import RedactedAgentState

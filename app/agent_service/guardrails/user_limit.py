@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage
 from langgraph.config import get_config
 from langgraph.store.base import BaseStore
 
-from agent_service.graphs.principal import user_id_of
+from agent_service.core.principal import user_id_of
 from agent_service.metrics import GUARDRAIL_EVENTS
 
 USAGE_NAMESPACE = "usage"

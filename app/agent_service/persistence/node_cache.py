@@ -20,7 +20,7 @@ import structlog
 from langgraph.cache.base import BaseCache, FullKey, Namespace
 from redis.exceptions import RedisError
 
-from agent_service.server.circuit import Circuit
+from agent_service.core.circuit import Circuit
 
 log = structlog.get_logger(__name__)
 

@@ -3,7 +3,7 @@ database pool, Redis and the graphs once per process."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -16,23 +16,24 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from agent_service.api import assistants, gdpr, runs, system, threads
-from agent_service.api.catalog import AssistantCatalog
-from agent_service.api.errors import ApiError, error_response
+from agent_service.api.deps import Services
+from agent_service.api.errors import ApiError, error_response, run_error
 from agent_service.auth.api_keys import ApiKeyAuthenticator
+from agent_service.core.ratelimit import RateLimiter
+from agent_service.core.redis_clients import async_redis, sync_redis
+from agent_service.graphs.assistants import AssistantCatalog
+from agent_service.graphs.source import GraphSource, registry_graph_source
 from agent_service.persistence.backends import open_persistence
 from agent_service.persistence.errors import NOT_MIGRATED, UNAVAILABLE, describe_unavailable
 from agent_service.persistence.migrations import migrate_sqlite
 from agent_service.persistence.node_cache import NodeCache
-from agent_service.server.graph_source import GraphSource, registry_graph_source
+from agent_service.runs.errors import RunError
 from agent_service.server.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
     DatabaseGuardMiddleware,
     RequestLogMiddleware,
 )
-from agent_service.server.ratelimit import RateLimiter
-from agent_service.server.redis_clients import async_redis, sync_redis
-from agent_service.server.services import Services
 from agent_service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -87,6 +88,11 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     return exc.response()
 
 
+async def _run_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RunError)
+    return run_error(exc).response()
+
+
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     if request.app.state.services.database_circuit.trip():
         log.warning("database unavailable", reason=type(exc).__name__)
@@ -98,6 +104,19 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 async def _internal(_request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal server error; see the service log")
+
+
+# Every error answer, by exception type (Starlette picks the nearest class in the MRO).
+_EXCEPTION_HANDLERS: dict[
+    type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]
+] = {
+    RequestValidationError: _validation_error,
+    HTTPException: _http_error,
+    ApiError: _api_error,
+    RunError: _run_error,
+    **dict.fromkeys((*UNAVAILABLE, *NOT_MIGRATED), _unavailable),
+    Exception: _internal,
+}
 
 
 def create_app(
@@ -183,12 +202,8 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(ApiError, _api_error)
-    for exc_type in (*UNAVAILABLE, *NOT_MIGRATED):
-        app.add_exception_handler(exc_type, _unavailable)
-    app.add_exception_handler(Exception, _internal)
+    for exc_type, handler in _EXCEPTION_HANDLERS.items():
+        app.add_exception_handler(exc_type, handler)
     for module in (system, assistants, threads, runs, gdpr):
         app.include_router(module.router)
     return app

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_service.auth.api_keys import API_KEY_HEADER
-from agent_service.server.request_context import annotate, current, start_request
+from agent_service.core.request_context import annotate, current, start_request
 
 log = structlog.get_logger("agent_service.request")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 
-from agent_service.graphs.registry import GRAPH_IDS, build_graphs
+from agent_service.graphs.build import GRAPH_IDS, build_graphs
 from agent_service.llm.offline import OfflineChatModel
 from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.memory import InMemorySaver

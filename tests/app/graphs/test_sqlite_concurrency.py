@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agent_service.server.graph_source import registry_graph_source
+from agent_service.graphs.source import registry_graph_source
 
 from tests.app.server.conftest import make_settings
 from tests.app.server.service import KEYS, serve_in_thread

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agent_service.graphs.registry import GRAPH_IDS
-from agent_service.server.graph_source import registry_graph_source
+from agent_service.graphs.build import GRAPH_IDS
+from agent_service.graphs.source import registry_graph_source
 
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.service import Service, serve_in_thread

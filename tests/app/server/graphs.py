@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from agent_service.server.graph_source import Graphs, GraphSource
+from agent_service.graphs.source import Graphs, GraphSource
 from agent_service.settings import Settings
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, BaseMessage

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from agent_service.api.catalog import assistant_id_for
+from agent_service.graphs.assistants import assistant_id_for
 from langgraph_sdk.errors import ConflictError, NotFoundError
 
 from tests.app.server.graphs import GRAPH_ID

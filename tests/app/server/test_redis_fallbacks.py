@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 import redis
+from agent_service.core.ratelimit import LocalWindow, RateLimiter
+from agent_service.core.redis_clients import async_redis, sync_redis
 from agent_service.persistence.node_cache import NodeCache
-from agent_service.server.ratelimit import LocalWindow, RateLimiter
-from agent_service.server.redis_clients import async_redis, sync_redis
 from agent_service.settings import Settings
 
 from tests.support.servers import RedisServer

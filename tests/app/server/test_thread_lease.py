@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from agent_service.api import run_engine
+from agent_service.runs import engine as run_engine
 
 from tests.app.server.conftest import make_settings
 from tests.app.server.graphs import GRAPH_ID, say

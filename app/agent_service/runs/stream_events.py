@@ -14,7 +14,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, BaseMessageChunk
 
-from agent_service.api.serialization import to_jsonable
+from agent_service.core.serialization import to_jsonable
 
 # What each requested mode needs LangGraph to stream.
 _LANGGRAPH_MODE = {"messages-tuple": "messages"}

@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
+from agent_service.api.deps import Services
 from agent_service.persistence.errors import describe_unavailable
-from agent_service.server.services import Services
 
 CHECK_TIMEOUT_SECONDS = 3.0
 POOL_PING_TIMEOUT_SECONDS = 1.0

@@ -41,7 +41,7 @@ class GraphSource:
 def registry_graph_source(settings: Settings) -> GraphSource:
     """The production graphs, with the model named by MODEL (offline when unset)."""
     # Imported here so `agent-service migrate` and the tests' own graphs never load them.
-    registry = importlib.import_module("agent_service.graphs.registry")
+    registry = importlib.import_module("agent_service.graphs.build")
     factory = importlib.import_module("agent_service.llm.factory")
     api_key = None if settings.model_api_key is None else settings.model_api_key.get_secret_value()
     model = factory.build_model(settings.model, api_key)

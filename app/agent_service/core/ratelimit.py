@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from agent_service.server.circuit import Circuit
+from agent_service.core.circuit import Circuit
 
 log = structlog.get_logger(__name__)
 

@@ -6,9 +6,9 @@ response being written, and whatever step the graph last checkpointed stays resu
 later run on the thread with no input (or a `command`) continues from there.
 
 A thread runs one run at a time across every replica: a lease row in `agent_threads` is
-claimed with one conditional UPDATE. `multitask_strategy="reject"` answers 409 when the lease
-is taken; `"enqueue"` waits for it (up to the request timeout). A crashed holder's lease
-expires after the request timeout plus a margin.
+claimed with one conditional UPDATE. `multitask_strategy="reject"` raises `ThreadBusy` when
+the lease is taken; `"enqueue"` waits for it (up to the request timeout). A crashed holder's
+lease expires within LEASE_SECONDS.
 """
 
 from __future__ import annotations
@@ -25,13 +25,22 @@ import structlog
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
-from agent_service.api.errors import ApiError, not_found
-from agent_service.api.models import CommandModel, RunCreate, SendModel
-from agent_service.api.stream_events import EventTranslator, langgraph_modes
+from agent_service.core.request_context import annotate
+from agent_service.graphs.assistants import AssistantCatalog
+from agent_service.graphs.source import Graph, Graphs
+from agent_service.persistence.backends import Persistence
 from agent_service.persistence.records import RunRecord, ThreadExistsError, ThreadStatus
-from agent_service.server.graph_source import Graph
-from agent_service.server.request_context import annotate
-from agent_service.server.services import Services
+from agent_service.runs.errors import (
+    AssistantNotFound,
+    GraphMismatch,
+    InvalidRunConfig,
+    ThreadBusy,
+    ThreadNotFound,
+    ThreadStayedBusy,
+)
+from agent_service.runs.models import CommandModel, RunCreate, SendModel
+from agent_service.runs.stream_events import EventTranslator, langgraph_modes
+from agent_service.runs.tracker import RunTracker
 
 log = structlog.get_logger(__name__)
 
@@ -116,10 +125,8 @@ def _recursion_limit(user_config: dict[str, Any]) -> int:
         or isinstance(value, bool)
         or not 1 <= value <= MAX_RECURSION_LIMIT
     ):
-        raise ApiError(
-            422,
-            "validation_error",
-            f"config.recursion_limit must be an integer from 1 to {MAX_RECURSION_LIMIT}",
+        raise InvalidRunConfig(
+            f"config.recursion_limit must be an integer from 1 to {MAX_RECURSION_LIMIT}"
         )
     return value
 
@@ -130,7 +137,7 @@ def build_config(
     user_config = dict(body.config or {})
     user_configurable = user_config.get("configurable") or {}
     if not isinstance(user_configurable, dict):
-        raise ApiError(422, "validation_error", "config.configurable must be an object")
+        raise InvalidRunConfig("config.configurable must be an object")
     configurable = {
         key: value
         for key, value in user_configurable.items()
@@ -144,7 +151,7 @@ def build_config(
         configurable["checkpoint_id"] = str(checkpoint_id)
     tags = user_config.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ApiError(422, "validation_error", "config.tags must be a list of strings")
+        raise InvalidRunConfig("config.tags must be a list of strings")
     return {
         "configurable": configurable,
         "recursion_limit": _recursion_limit(user_config),
@@ -161,26 +168,30 @@ def build_config(
 
 
 class RunEngine:
-    def __init__(self, services: Services) -> None:
-        self._services = services
-        self._settings = services.settings
-        self._tables = services.persistence.tables
+    def __init__(
+        self,
+        *,
+        persistence: Persistence,
+        graphs: Graphs,
+        catalog: AssistantCatalog,
+        tracker: RunTracker,
+        timeout_seconds: float,
+    ) -> None:
+        self._persistence = persistence
+        self._tables = persistence.tables
+        self._graphs = graphs
+        self._catalog = catalog
+        self._tracker = tracker
+        self.timeout_seconds = timeout_seconds
         self._pending_releases: set[asyncio.Task[None]] = set()
-
-    @property
-    def timeout_seconds(self) -> float:
-        return self._settings.request_timeout_seconds
-
-    def database_failed(self) -> None:
-        self._services.database_circuit.trip()
 
     # ----- preparing ---------------------------------------------------------------------
 
     async def prepare(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
-        graph_id = self._services.catalog.resolve(body.assistant_id)
+        graph_id = self._catalog.resolve(body.assistant_id)
         if graph_id is None:
-            raise not_found("assistant", body.assistant_id)
-        graph = self._services.graphs[graph_id]
+            raise AssistantNotFound(body.assistant_id)
+        graph = self._graphs[graph_id]
         run_id = str(uuid.uuid4())
         stateless = thread_id is None
         if thread_id is None:
@@ -239,11 +250,9 @@ class RunEngine:
                 # Taken by another principal (or just now by ourselves): look again, scoped.
                 thread = await self._tables.get_thread(thread_id, principal)
         if thread is None:
-            raise not_found("thread", thread_id)
+            raise ThreadNotFound(thread_id)
         if thread.graph_id is not None and thread.graph_id != graph_id:
-            raise ApiError(
-                409,
-                "graph_mismatch",
+            raise GraphMismatch(
                 f"thread {thread_id!r} belongs to graph {thread.graph_id!r}; "
                 f"assistant {body.assistant_id!r} runs graph {graph_id!r}",
             )
@@ -253,24 +262,20 @@ class RunEngine:
         if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
             return
         if strategy == "reject":
-            raise ApiError(
-                409,
-                "thread_busy",
+            raise ThreadBusy(
                 f"thread {thread_id!r} already has a run in progress; retry when it ends "
                 "or send multitask_strategy='enqueue' to wait for it",
             )
-        deadline = time.monotonic() + self._settings.request_timeout_seconds
+        deadline = time.monotonic() + self.timeout_seconds
         delay = 0.02
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
             if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
                 return
-        raise ApiError(
-            504,
-            "timeout",
-            f"thread {thread_id!r} stayed busy for {self._settings.request_timeout_seconds:g} s; "
-            "the enqueued run was not started",
+        raise ThreadStayedBusy(
+            f"thread {thread_id!r} stayed busy for {self.timeout_seconds:g} s; "
+            "the enqueued run was not started"
         )
 
     # ----- running -----------------------------------------------------------------------
@@ -285,7 +290,7 @@ class RunEngine:
             queue=asyncio.Queue(),
         )
         running.task = asyncio.create_task(self._produce(running), name=prepared.run_id)
-        self._services.runs.add(running.task)
+        self._tracker.add(running.task)
         return running
 
     async def _produce(self, running: RunningRun) -> None:
@@ -315,7 +320,7 @@ class RunEngine:
             principal=prepared.principal,
         )
         try:
-            async with asyncio.timeout(self._settings.request_timeout_seconds):
+            async with asyncio.timeout(self.timeout_seconds):
                 async for ns, mode, chunk in prepared.graph.astream(
                     prepared.graph_input, prepared.config, **kwargs
                 ):
@@ -415,7 +420,7 @@ class RunEngine:
 
     async def _delete_stateless(self, prepared: PreparedRun) -> None:
         try:
-            await self._services.persistence.checkpointer.adelete_thread(prepared.thread_id)
+            await self._persistence.checkpointer.adelete_thread(prepared.thread_id)
             await self._tables.delete_thread(prepared.thread_id, prepared.principal)
         except Exception as exc:
             log.warning(

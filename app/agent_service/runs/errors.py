@@ -1,0 +1,35 @@
+"""Why a run could not start. Each message is the sentence the client reads; the API's one
+table (`api.errors.RUN_ERRORS`) gives each type its HTTP status and error code."""
+
+from __future__ import annotations
+
+
+class RunError(Exception):
+    pass
+
+
+class AssistantNotFound(RunError):
+    def __init__(self, assistant_id: str) -> None:
+        super().__init__(f"assistant {assistant_id!r} not found")
+
+
+class ThreadNotFound(RunError):
+    # The same answer whether the thread does not exist or belongs to another principal.
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} not found")
+
+
+class InvalidRunConfig(RunError):
+    pass
+
+
+class GraphMismatch(RunError):
+    pass
+
+
+class ThreadBusy(RunError):
+    """multitask_strategy="reject" and another run holds the thread."""
+
+
+class ThreadStayedBusy(RunError):
+    """multitask_strategy="enqueue" and the thread stayed busy for the whole request timeout."""
