@@ -1,8 +1,8 @@
 """`agent-service <command>`: the one entrypoint of the image.
 
-Each command lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`;
-modules are imported only for the command that runs, so a backup Job never imports the web
-stack and `--help` stays fast.
+Each command lives in its own module of `agent_service.commands` exposing
+`add_arguments(parser)` and `run(args) -> int`; modules are imported only for the command that
+runs, so a backup Job never imports the web stack and `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Protocol, cast
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("agent_service.server.serve", "run the HTTP server"),
-    "migrate": ("agent_service.persistence.migrate", "create or upgrade the database schema"),
-    "backup": ("agent_service.dr.backup", "stream pg_dump to S3"),
-    "restore": ("agent_service.dr.restore", "restore a backup from S3 into a database"),
-    "retention": ("agent_service.dr.retention", "delete threads past the retention horizon"),
+    "serve": ("agent_service.commands.serve", "run the HTTP server"),
+    "migrate": ("agent_service.commands.migrate", "create or upgrade the database schema"),
+    "backup": ("agent_service.commands.backup", "stream pg_dump to S3"),
+    "restore": ("agent_service.commands.restore", "restore a backup from S3 into a database"),
+    "retention": ("agent_service.commands.retention", "delete threads past the retention horizon"),
 }
 
 

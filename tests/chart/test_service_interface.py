@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from agent_service.cli import COMMANDS
-from agent_service.dr.config import dr_settings
+from agent_service.commands.common import command_settings
 from agent_service.graphs.options import GraphOptions
 from agent_service.settings import DEFAULT_SECRETS_DIR, Settings
 from pydantic import BaseModel, SecretStr
@@ -218,7 +218,7 @@ def test_a_cron_jobs_environment_gives_the_dr_command_its_settings(
     env = _job_environment(prod, prod.one("CronJob", f"{FULLNAME}-{component}"), tmp_path)
     for name, value in env.items():
         clean_environment.setenv(name, value)
-    settings = dr_settings()
+    settings = command_settings()
     assert settings.database_url == env["DATABASE_URL"]
     assert "password=pw-database_password" in settings.database_conninfo()
     assert settings.redis_password is None  # the jobs get the database password only
@@ -238,7 +238,7 @@ def test_the_migration_hooks_inline_environment_reaches_the_database(
     env = _job_environment(prod, prod.one("Job", f"{FULLNAME}-migration"), tmp_path)
     for name, value in env.items():
         clean_environment.setenv(name, value)
-    settings = dr_settings()
+    settings = command_settings()
     assert settings.database_url == _config_map(prod)["DATABASE_URL"]
     assert "password=pw-database_password" in settings.database_conninfo()
 

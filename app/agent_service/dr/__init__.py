@@ -1,2 +1,2 @@
-"""Disaster recovery: backup (pg_dump to S3), restore (verified, into an empty database),
-retention (old threads and expired store items), and the drill that proves them together."""
+"""Disaster recovery: backup (pg_dump to S3) and restore (verified, into an empty database),
+run by `agent-service backup|restore` (`agent_service.commands`)."""

@@ -1,4 +1,4 @@
-"""`agent-service restore`: a named backup (or the newest complete one) into a database.
+"""Restore: a named backup (or the newest complete one) into a database (`agent-service restore`).
 
 The dump is read twice from S3, never stored: first to verify its size and SHA-256 against the
 manifest, before any database is touched; then into `pg_restore --single-transaction`, hashed
@@ -9,14 +9,11 @@ the dump contains); --create makes a missing target database.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import IO, Any
 
 import psycopg
@@ -24,23 +21,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from agent_service.dr.config import dr_settings
 from agent_service.dr.errors import DrError
 from agent_service.dr.postgres import (
     StderrTail,
     child_env,
     describe,
     ensure_database,
-    password_of,
     pg_program,
     without_password,
 )
 from agent_service.dr.storage import (
     Manifest,
-    latest_manifest,
-    normalise_prefix,
-    read_manifest,
-    s3_client,
 )
 
 CHUNK = 1024 * 1024
@@ -64,25 +55,6 @@ class Restored:
     tables: int
     rows: dict[str, int]
     seconds: float
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--key", help="the backup's S3 key (default: the newest complete one)")
-    parser.add_argument("--bucket", help="S3 bucket (default: BACKUP_BUCKET)")
-    parser.add_argument("--prefix", help="where to look for the newest (default: BACKUP_PREFIX)")
-    parser.add_argument(
-        "--target-url",
-        help="libpq URL of the database to restore into (default: DATABASE_URL); "
-        "its password comes from the URL, DATABASE_PASSWORD or the secret file",
-    )
-    parser.add_argument(
-        "--create",
-        action="store_true",
-        help="create the target database when it does not exist (after the checksum passed)",
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="restore into a database that already has tables"
-    )
 
 
 def _chunks(
@@ -243,40 +215,3 @@ def restore(
         rows=count_rows(conninfo),
         seconds=round(time.monotonic() - started, 3),
     )
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        settings = dr_settings()
-        bucket = args.bucket or settings.backup_bucket
-        if not bucket:
-            raise DrError("no bucket: set BACKUP_BUCKET or pass --bucket")
-        target = args.target_url or settings.database_url
-        if not target:
-            raise DrError("no target: pass --target-url or set DATABASE_URL")
-        fallback = (
-            settings.database_password.get_secret_value() if settings.database_password else None
-        )
-        client = s3_client(settings.aws_region, settings.s3_endpoint_url)
-        prefix = normalise_prefix(
-            args.prefix if args.prefix is not None else settings.backup_prefix
-        )
-        manifest = (
-            read_manifest(client, bucket, args.key)
-            if args.key
-            else latest_manifest(client, bucket, prefix)
-        )
-        result = restore(
-            client,
-            bucket,
-            manifest,
-            without_password(target),
-            password_of(target, fallback),
-            force=args.force,
-            create=args.create,
-        )
-    except (DrError, psycopg.Error) as exc:
-        print(f"restore failed: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"event": "restore complete", **asdict(result)}))
-    return 0

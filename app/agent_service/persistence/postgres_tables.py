@@ -232,3 +232,52 @@ class PostgresTables:
             runs = await conn.execute("DELETE FROM agent_runs WHERE owner = %s", (owner,))
             threads = await conn.execute("DELETE FROM agent_threads WHERE owner = %s", (owner,))
             return threads.rowcount, runs.rowcount
+
+    # ----- retention (`persistence.retention`) --------------------------------------------
+
+    async def idle_thread_ids(self, days: int, limit: int) -> list[str]:
+        """Threads not updated for `days` and not running, oldest first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT thread_id FROM agent_threads
+                WHERE updated_at < now() - make_interval(days => %s) AND status <> 'busy'
+                ORDER BY updated_at
+                LIMIT %s
+                """,
+                (days, limit),
+            )
+            return [row["thread_id"] for row in await cur.fetchall()]
+
+    async def claim_idle_thread(self, thread_id: str, days: int) -> bool:
+        """Delete the thread's row only while it is still idle past the horizon: a thread
+        used again since `idle_thread_ids` is kept. True when this call deleted it."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                DELETE FROM agent_threads
+                WHERE thread_id = %s AND updated_at < now() - make_interval(days => %s)
+                  AND status <> 'busy'
+                RETURNING thread_id
+                """,
+                (thread_id, days),
+            )
+            return await cur.fetchone() is not None
+
+    async def orphaned_checkpoint_threads(self, days: int, limit: int) -> list[str]:
+        """Threads with checkpoints but no agent_threads row, the newest checkpoint older than
+        `days`. Every thread gets its row before its first checkpoint, so these are what an
+        interrupted retention run (or a delete) left behind; the age test spares anything new."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT c.thread_id FROM checkpoints AS c
+                WHERE NOT EXISTS (SELECT 1 FROM agent_threads AS t WHERE t.thread_id = c.thread_id)
+                GROUP BY c.thread_id
+                HAVING max((c.checkpoint ->> 'ts')::timestamptz)
+                    < now() - make_interval(days => %s)
+                LIMIT %s
+                """,
+                (days, limit),
+            )
+            return [row["thread_id"] for row in await cur.fetchall()]

@@ -12,12 +12,12 @@ import sys
 
 import psycopg
 import psycopg_pool
-from pydantic import ValidationError
 
+from agent_service.commands.common import InvalidSettings, command_settings
 from agent_service.persistence.backends import open_persistence
 from agent_service.persistence.migrations import migrate_postgres, migrate_sqlite
 from agent_service.persistence.schema import SCHEMA_VERSION
-from agent_service.settings import load_settings
+from agent_service.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _migrate() -> str:
-    settings = load_settings()
+async def _migrate(settings: Settings) -> str:
     if settings.database_url is not None:
         applied = await migrate_postgres(settings.database_conninfo())
         backend = "postgres"
@@ -44,11 +43,12 @@ async def _migrate() -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        message = asyncio.run(_migrate())
-    except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]).upper() for e in exc.errors())
-        print(f"migrate: invalid settings: {fields}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        settings = command_settings()
+    except InvalidSettings as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
         return 2
+    try:
+        message = asyncio.run(_migrate(settings))
     except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
         # psycopg messages name host and database, never the password.
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
