@@ -12,7 +12,7 @@ import pytest
 
 from tests.app.server.conftest import make_settings
 from tests.app.server.graphs import GRAPH_ID
-from tests.app.server.service import Service, serve_in_thread
+from tests.app.server.service import KEYS, Service, serve_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +162,63 @@ def test_stream_timeout_ends_with_an_error_event(strict_service: Service) -> Non
         assert (await client.threads.get(thread["thread_id"]))["status"] == "idle"
 
     asyncio.run(scenario())
+
+
+def test_run_domain_errors_answer_through_the_one_table(tmp_path: Path) -> None:
+    """The run engine raises domain errors; each reaches the client as its table row says."""
+    settings = make_settings(tmp_path, request_timeout_seconds=1)
+    with serve_in_thread(settings) as service:
+
+        async def scenario() -> list[httpx.Response]:
+            headers = {"X-API-Key": KEYS["alice"]}
+            async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=30) as http:
+                answers = [
+                    await http.post(
+                        "/runs/wait",
+                        json={"assistant_id": GRAPH_ID, "input": SAY, "config": config},
+                    )
+                    for config in (
+                        {"recursion_limit": 0},
+                        {"tags": "not-a-list"},
+                        {"configurable": ["not", "an", "object"]},
+                    )
+                ]
+                thread = (await http.post("/threads", json={})).json()["thread_id"]
+                slow = asyncio.create_task(
+                    http.post(
+                        f"/threads/{thread}/runs/wait",
+                        json={
+                            "assistant_id": GRAPH_ID,
+                            "input": SAY,
+                            "config": {"configurable": {"delay": 3}},
+                        },
+                    )
+                )
+                await asyncio.sleep(0.3)
+                for strategy in ("reject", "enqueue"):
+                    answers.append(
+                        await http.post(
+                            f"/threads/{thread}/runs/wait",
+                            json={
+                                "assistant_id": GRAPH_ID,
+                                "input": SAY,
+                                "multitask_strategy": strategy,
+                            },
+                        )
+                    )
+                await slow
+                return answers
+
+        limit, tags, configurable, busy, enqueued = asyncio.run(scenario())
+    assert (limit.status_code, limit.json()["error"]) == (422, "validation_error")
+    assert "config.recursion_limit must be an integer from 1 to 1000" in limit.json()["detail"]
+    assert (tags.status_code, tags.json()["detail"]) == (
+        422,
+        "config.tags must be a list of strings",
+    )
+    assert configurable.status_code == 422
+    assert configurable.json()["detail"] == "config.configurable must be an object"
+    assert (busy.status_code, busy.json()["error"]) == (409, "thread_busy")
+    assert "already has a run in progress" in busy.json()["detail"]
+    # "enqueue" waits for the slow run (ended by the 1 s request timeout), then runs.
+    assert enqueued.status_code == 200
