@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import psycopg
@@ -168,9 +169,10 @@ def _pg_restore(
     password: str | None,
     *,
     force: bool,
+    pg_bin_dir: Path | None,
 ) -> None:
     command = [
-        pg_program("pg_restore"),
+        pg_program("pg_restore", pg_bin_dir),
         *(["--clean", "--if-exists"] if force else []),
         "--single-transaction",
         "--exit-on-error",
@@ -215,6 +217,7 @@ def restore(
     *,
     force: bool,
     create: bool = False,
+    pg_bin_dir: Path | None = None,
 ) -> Restored:
     """Verify, then restore `manifest`'s dump into `target_url` (a URL without password)."""
     started = time.monotonic()
@@ -230,7 +233,16 @@ def restore(
             f"target {describe(target_url)} is not empty ({existing} tables); "
             "restore into a fresh database, or pass --force to replace what the dump contains"
         )
-    _pg_restore(client, bucket, manifest, version_id, target_url, password, force=force)
+    _pg_restore(
+        client,
+        bucket,
+        manifest,
+        version_id,
+        target_url,
+        password,
+        force=force,
+        pg_bin_dir=pg_bin_dir,
+    )
     return Restored(
         key=manifest.key,
         size=manifest.size,
@@ -274,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
             password_of(target, fallback),
             force=args.force,
             create=args.create,
+            pg_bin_dir=settings.pg_bin_dir,
         )
     except (DrError, psycopg.Error) as exc:
         print(f"restore failed: {exc}", file=sys.stderr)
