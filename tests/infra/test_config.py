@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from agent_service.settings import TuningSettings
+from annotated_types import Le
 from pydantic.alias_generators import to_camel
 
 from infra.config import ServiceSettings, StackConfigError, parse_stack_config
@@ -196,15 +197,28 @@ def test_stack_settings_are_the_services_tuning_settings() -> None:
         assert stack_field.alias == to_camel(name)
 
 
+def _le(name: str) -> Any:
+    (bound,) = [m.le for m in TuningSettings.model_fields[name].metadata if isinstance(m, Le)]
+    return bound
+
+
 @pytest.mark.parametrize(
     ("key", "value", "problem"),
     [
-        ("requestTimeoutSeconds", 3601, "less than or equal to 3600"),
+        (
+            "requestTimeoutSeconds",
+            _le("request_timeout_seconds") + 1,
+            f"less than or equal to {_le('request_timeout_seconds')}",
+        ),
         ("requestTimeoutSeconds", 0, "greater than 0"),
         ("logLevel", "LOUD", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
         ("corsOrigins", "agent.example.com", "should match pattern"),
         ("databasePoolMin", 50, "DATABASE_POOL_MIN (50) exceeds DATABASE_POOL_MAX (10)"),
-        ("researchMaxTasks", 65, "less than or equal to 64"),
+        (
+            "researchMaxTasks",
+            _le("research_max_tasks") + 1,
+            f"less than or equal to {_le('research_max_tasks')}",
+        ),
     ],
 )
 def test_stack_settings_are_checked_with_the_services_bounds(
