@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import annotated_types
@@ -67,7 +68,17 @@ def test_a_stale_file_is_detected() -> None:
     assert settings_doc.schema_with_config(edited) != edited
 
 
-def test_check_names_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_fails_naming_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = tmp_path / "stale.md"
+    stale.write_text("old\n")
+    monkeypatch.setattr(generate, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(generate, "GENERATED", ((stale, lambda text: "new\n"),))
+    assert generate.main(["--check"]) == 1
+    assert "stale.md is stale: run `make generate`" in capsys.readouterr().err
+    assert generate.main(["--write"]) == 0
+    assert stale.read_text() == "new\n"
     assert generate.main(["--check"]) == 0
     assert generate.main(["--nonsense"]) == 2
 
