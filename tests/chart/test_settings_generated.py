@@ -13,7 +13,7 @@ from typing import Any
 import annotated_types
 import pytest
 import yaml
-from agent_service.settings import Settings
+from agent_service.settings import Settings, TuningSettings
 
 from tests.chart.support import Rendered, render
 from tools.chart import __main__ as generate
@@ -114,6 +114,8 @@ def test_schema_values_and_doc_agree_with_the_model(setting: Setting) -> None:
         if line.startswith(f"| `{setting.env}` |")
     ]
     assert f"`config.{setting.key}`" in row
+    if setting.name in TuningSettings.model_fields:
+        assert f"`release.settings.{setting.key}`" in row
     for value in bounds.values():
         assert f" {value}" in row, (setting.name, row)
     assert _model_type(setting) in row

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_service.settings import DEFAULT_SECRETS_DIR, Settings
+from agent_service.settings import DEFAULT_SECRETS_DIR, Settings, TuningSettings
 from pydantic import SecretStr
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
@@ -236,8 +236,8 @@ def _doc_type(s: Setting) -> str:
 
 def doc_table() -> str:
     rows = [
-        "| variable | chart value | secret file | type | bounds | default | meaning |",
-        "|---|---|---|---|---|---|---|",
+        "| variable | chart value | stack key | secret file | type | bounds | default | meaning |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in settings():
         if s.in_values:
@@ -247,12 +247,14 @@ def doc_table() -> str:
         elif s.name in LEFT_TO_SERVICE:
             where = f"none: {LEFT_TO_SERVICE[s.name]}"
         else:
-            where = "none (a secret)"
+            where = "none: a secret file (`externalSecrets.data`)"
         secret_file = f"`{s.name}`" if s.secret else ""
+        # A stack file tunes these (infra/config.py); the Pulumi program wires the rest.
+        stack = f"`release.settings.{s.key}`" if s.name in TuningSettings.model_fields else ""
         meaning = s.description.replace("|", "\\|")
         rows.append(
-            f"| `{s.env}` | {where} | {secret_file} | {_doc_type(s)} | {_doc_bounds(s)} | "
-            f"{_doc_default(s)} | {meaning} |"
+            f"| `{s.env}` | {where} | {stack} | {secret_file} | {_doc_type(s)} | "
+            f"{_doc_bounds(s)} | {_doc_default(s)} | {meaning} |"
         )
     return "\n".join(rows)
 
