@@ -10,7 +10,7 @@ TOOLS_STAMP := .tools/.stamp
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 UV := uv run --locked --quiet
 
-.PHONY: help tools lint typecheck test test-fast up down plan dr-drill bench smoke clean
+.PHONY: help tools lint typecheck test test-fast generate up down plan dr-drill bench smoke clean
 
 help: ## List the entry points
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,9 @@ test: lint typecheck ## The whole suite: lint, type check, pytest
 
 test-fast: $(TOOLS_STAMP) ## pytest without the tests that start servers
 	$(UV) pytest -m "not integration and not slow"
+
+generate: $(TOOLS_STAMP) ## Regenerate what derives from settings.py and values.yaml (chart schema, docs)
+	@$(UV) python -m tools.chart --write
 
 up: $(TOOLS_STAMP) ## ENV=local (default): local environment; ENV=dev|staging|prod: pulumi up
 	@if [ "$(ENV)" = "local" ]; then \

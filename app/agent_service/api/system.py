@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -54,7 +53,7 @@ async def info(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+    if get_services(request).settings.prometheus_multiproc_dir is not None:
         # Several uvicorn workers: merge every process's samples.
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

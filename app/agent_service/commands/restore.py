@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             password_of(target, fallback),
             force=args.force,
             create=args.create,
+            pg_bin_dir=settings.pg_bin_dir,
         )
     except (InvalidSettings, DrError, psycopg.Error) as exc:
         print(f"restore failed: {exc}", file=sys.stderr)

@@ -103,7 +103,7 @@ class Backup:
         self.client = s3_client(settings.aws_region, settings.s3_endpoint_url)
 
     def run_once(self) -> Manifest:
-        program = pg_program("pg_dump")
+        program = pg_program("pg_dump", self.settings.pg_bin_dir)
         created = datetime.now(UTC)
         database = describe(self.url).rsplit("/", 1)[-1]
         key = f"{self.prefix}{created.strftime('%Y%m%dT%H%M%S.%fZ')}-{database}.dump"

@@ -17,11 +17,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from agent_service.dr.errors import DrError
 
 
-def pg_program(name: str) -> str:
-    """`pg_dump` / `pg_restore` from PG_BIN_DIR when set, else from PATH."""
-    bin_dir = os.environ.get("PG_BIN_DIR")
-    if bin_dir:
-        candidate = Path(bin_dir) / name
+def pg_program(name: str, bin_dir: Path | None) -> str:
+    """`pg_dump` / `pg_restore` from `bin_dir` (the PG_BIN_DIR setting) when set, else PATH."""
+    if bin_dir is not None:
+        candidate = bin_dir / name
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
         raise DrError(f"{name} not found in PG_BIN_DIR={bin_dir}", retryable=False)
@@ -41,6 +40,7 @@ def without_password(url: str) -> str:
 
 
 def child_env(password: str | None) -> dict[str, str]:
+    # The child's environment: ours (PATH, locale, PG* defaults) plus the password.
     env = dict(os.environ)
     if password:
         env["PGPASSWORD"] = password

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import psycopg
@@ -140,9 +141,10 @@ def _pg_restore(
     password: str | None,
     *,
     force: bool,
+    pg_bin_dir: Path | None,
 ) -> None:
     command = [
-        pg_program("pg_restore"),
+        pg_program("pg_restore", pg_bin_dir),
         *(["--clean", "--if-exists"] if force else []),
         "--single-transaction",
         "--exit-on-error",
@@ -187,6 +189,7 @@ def restore(
     *,
     force: bool,
     create: bool = False,
+    pg_bin_dir: Path | None = None,
 ) -> Restored:
     """Verify, then restore `manifest`'s dump into `target_url` (a URL without password)."""
     started = time.monotonic()
@@ -202,7 +205,16 @@ def restore(
             f"target {describe(target_url)} is not empty ({existing} tables); "
             "restore into a fresh database, or pass --force to replace what the dump contains"
         )
-    _pg_restore(client, bucket, manifest, version_id, target_url, password, force=force)
+    _pg_restore(
+        client,
+        bucket,
+        manifest,
+        version_id,
+        target_url,
+        password,
+        force=force,
+        pg_bin_dir=pg_bin_dir,
+    )
     return Restored(
         key=manifest.key,
         size=manifest.size,

@@ -4,6 +4,7 @@ model)`, called once per process, and the model factory's `build_model` / `descr
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,4 +47,6 @@ def registry_graph_source(settings: Settings) -> GraphSource:
     api_key = None if settings.model_api_key is None else settings.model_api_key.get_secret_value()
     model = factory.build_model(settings.model, api_key)
     description = str(factory.describe_model(settings.model))
-    return GraphSource(build=registry.build_graphs, model=model, model_description=description)
+    # The graphs get their group of the settings here: they never read the environment.
+    build = functools.partial(registry.build_graphs, options=settings.graph_options())
+    return GraphSource(build=build, model=model, model_description=description)

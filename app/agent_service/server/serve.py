@@ -35,9 +35,11 @@ def build_app() -> FastAPI:
 def _prepare_multiprocess_metrics(settings: Settings) -> None:
     # prometheus-client must see the directory before any metric is created, in every
     # worker: set it here, in the parent, before uvicorn starts them.
-    if settings.workers <= 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    if settings.workers <= 1 and settings.prometheus_multiproc_dir is None:
         return
-    directory = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", DEFAULT_MULTIPROC_DIR))
+    directory = settings.prometheus_multiproc_dir or Path(DEFAULT_MULTIPROC_DIR)
+    # prometheus-client reads the directory from this variable, in the workers too.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     # Samples of a previous container's processes would be summed into ours.
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)

@@ -138,46 +138,20 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
-The environment of the service and its jobs as name: value lines (ConfigMap data). Empty
-values are left out so that the service's own default applies.
+The environment of the service and its jobs as name: value lines (ConfigMap data). Each
+config key names its variable: `requestTimeoutSeconds` is REQUEST_TIMEOUT_SECONDS (the keys are
+the settings' names in camelCase, generated from the service's settings model). Only HOST,
+PORT and SECRETS_DIR are fixed by the chart. Empty values are left out so that the service's
+own default applies.
 */}}
 {{- define "langgraph-agent.configData" -}}
-{{- $c := .Values.config -}}
-{{- $env := dict
-  "HOST" "0.0.0.0"
-  "PORT" (include "langgraph-agent.port" .)
-  "SECRETS_DIR" (include "langgraph-agent.secretsDir" .)
-  "MODEL" $c.model
-  "LOG_LEVEL" $c.logLevel
-  "DATABASE_URL" $c.databaseUrl
-  "REDIS_URL" $c.redisUrl
-  "RATE_LIMIT_PER_MINUTE" $c.rateLimitPerMinute
-  "REQUEST_TIMEOUT_SECONDS" $c.requestTimeoutSeconds
-  "MAX_BODY_BYTES" $c.maxBodyBytes
-  "CORS_ORIGINS" $c.corsOrigins
-  "ADMIN_PRINCIPALS" $c.adminPrincipals
-  "WORKERS" $c.workers
-  "DATABASE_POOL_MIN" $c.databasePoolMin
-  "DATABASE_POOL_MAX" $c.databasePoolMax
-  "DATABASE_POOL_TIMEOUT_SECONDS" $c.databasePoolTimeoutSeconds
-  "DATABASE_POOL_MAX_LIFETIME_SECONDS" $c.databasePoolMaxLifetimeSeconds
-  "DATABASE_POOL_MAX_IDLE_SECONDS" $c.databasePoolMaxIdleSeconds
-  "SHUTDOWN_GRACE_SECONDS" $c.shutdownGraceSeconds
-  "CHECKPOINT_CLEANUP_DAYS" $c.checkpointCleanupDays
-  "STORE_ITEM_TTL_DAYS" $c.storeItemTtlDays
-  "BACKUP_BUCKET" $c.backupBucket
-  "BACKUP_PREFIX" $c.backupPrefix
-  "BACKUP_KMS_KEY_ID" $c.backupKmsKeyId
-  "AWS_REGION" $c.awsRegion
-  "METRICS_REQUIRE_AUTH" $c.metricsRequireAuth
-  "USER_MODEL_CALLS_PER_DAY" $c.userModelCallsPerDay
-  "SUMMARIZE_AFTER_MESSAGES" $c.summarizeAfterMessages
-  "SUMMARIZE_KEEP_MESSAGES" $c.summarizeKeepMessages
-  "RESEARCH_MAX_TASKS" $c.researchMaxTasks
-  "RESEARCH_WORKER_TIMEOUT_SECONDS" $c.researchWorkerTimeoutSeconds
-  "RESEARCH_WORKER_ATTEMPTS" $c.researchWorkerAttempts
-  "RESEARCH_CACHE_TTL_SECONDS" $c.researchCacheTtlSeconds
--}}
+{{- $env := dict }}
+{{- range $key, $value := .Values.config }}
+{{- $_ := set $env ($key | snakecase | upper) $value }}
+{{- end }}
+{{- $_ := set $env "HOST" "0.0.0.0" }}
+{{- $_ := set $env "PORT" (include "langgraph-agent.port" .) }}
+{{- $_ := set $env "SECRETS_DIR" (include "langgraph-agent.secretsDir" .) }}
 {{- range $key := keys $env | sortAlpha }}
 {{- $value := get $env $key }}
 {{- if not (or (kindIs "invalid" $value) (and (kindIs "string" $value) (eq $value ""))) }}

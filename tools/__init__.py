@@ -1,0 +1,1 @@
+"""The programs behind the make verbs, one folder per verb."""
