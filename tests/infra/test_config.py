@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from infra.config import StackConfigError, parse_stack_config
-from infra.offline import run_offline, stack_config_values
 from tests.infra.support import STACKS
+from tools.plan.offline import run_offline, stack_config_values
 
 
 def _values(stack: str) -> dict[str, str]:
