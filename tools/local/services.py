@@ -152,10 +152,23 @@ def _as(owner: tuple[int, int] | None) -> Callable[[], None] | None:
     return drop
 
 
+def _admin_conninfo(layout: Layout) -> str:
+    return f"host={layout.pg_socket_dir} port={_pg_port(layout)} user=postgres dbname=postgres"
+
+
+def postgres_accepting(layout: Layout) -> bool:
+    """PostgreSQL listens before it accepts sessions ("the database system is starting up"):
+    ready is a session that opens."""
+    try:
+        with psycopg.connect(_admin_conninfo(layout), connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
 def bootstrap_database(layout: Layout, credentials: Credentials) -> None:
     """The service's role and database; the password is (re)set from the secret file."""
-    admin = f"host={layout.pg_socket_dir} port={_pg_port(layout)} user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(_admin_conninfo(layout), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'agent'").fetchone()
         verb = "ALTER" if exists else "CREATE"
         conn.execute(
@@ -231,7 +244,7 @@ def plan(layout: Layout, ports: Ports, credentials: Credentials) -> list[Service
                 "-c",
                 "max_connections=200",
             ],
-            ready=lambda: port_open(ports.postgres),
+            ready=lambda: postgres_accepting(layout),
             owner=owner,
             stop_signal=2,
         ),
