@@ -3,25 +3,27 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-ENV ?= local
-AGAINST ?=
-STACKS := dev staging prod
+# Only from the command line (`make deploy STACK=dev`): a STACK or AGAINST exported by the
+# caller's shell must not pick the target of a deploy.
+STACK := $(if $(filter command line,$(origin STACK)),$(STACK),)
+AGAINST := $(if $(filter command line,$(origin AGAINST)),$(AGAINST),)
+STACKS := $(sort $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)))
 TOOLS_STAMP := .tools/.stamp
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 UV := uv run --locked --quiet
 
-.PHONY: help tools lint typecheck test test-fast generate up down plan dr-drill bench smoke clean
+.PHONY: help tools lint typecheck test test-fast generate up down deploy plan dr-drill bench smoke clean stack-given
 
 help: ## List the entry points
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Re-run the installer when its pins or the lock file change, or a tool went missing.
-$(TOOLS_STAMP): scripts/install-tools.sh uv.lock pyproject.toml
-	@bash scripts/install-tools.sh
+$(TOOLS_STAMP): tools/install/install-tools.sh uv.lock pyproject.toml
+	@bash tools/install/install-tools.sh
 	@touch $@
 
 tools: ## Install pinned helm/kubectl, checkov, Debian packages and the Python env
-	@bash scripts/install-tools.sh
+	@bash tools/install/install-tools.sh
 	@touch $(TOOLS_STAMP)
 
 lint: $(TOOLS_STAMP) ## ruff (lint + format check)
@@ -40,25 +42,28 @@ test-fast: $(TOOLS_STAMP) ## pytest without the tests that start servers
 generate: $(TOOLS_STAMP) ## Regenerate what derives from settings.py and values.yaml (chart schema, docs)
 	@$(UV) python -m tools.chart --write
 
-up: $(TOOLS_STAMP) ## ENV=local (default): local environment; ENV=dev|staging|prod: pulumi up
-	@if [ "$(ENV)" = "local" ]; then \
-	  $(UV) python -m infra.local up; \
-	else \
-	  bash scripts/pulumi-up.sh "$(ENV)"; \
-	fi
+up: $(TOOLS_STAMP) ## Start the local environment (PostgreSQL, Redis, S3, the service) in .local/
+	@$(UV) python -m tools.local up
 
 down: $(TOOLS_STAMP) ## Stop the local environment (its data stays in .local/)
-	@$(UV) python -m infra.local down
+	@$(UV) python -m tools.local down
 
-plan: $(TOOLS_STAMP) ## ENV=<stack> [AGAINST=<stack>]: offline review bundle in build/plan/<stack>/
-	@test "$(ENV)" != local || { echo "make plan: name a stack: make plan ENV=dev|staging|prod" >&2; exit 2; }
-	@$(UV) python -m infra.plan "$(ENV)" $(if $(AGAINST),--against "$(AGAINST)")
+# A prerequisite listed first: a missing or unknown STACK fails before anything is installed.
+stack-given:
+	@test -n "$(STACK)" || { echo "make $(MAKECMDGOALS): name a stack: STACK=<stack>, one of: $(STACKS)." >&2; exit 2; }
+	@case " $(STACKS) " in *" $(STACK) "*) ;; *) echo "make $(MAKECMDGOALS): no stack '$(STACK)' (no Pulumi.$(STACK).yaml); the stacks are: $(STACKS)." >&2; exit 2;; esac
+
+deploy: stack-given $(TOOLS_STAMP) ## STACK=<stack>: pulumi up for that stack (needs the Pulumi CLI and AWS credentials)
+	@bash tools/deploy/pulumi-up.sh "$(STACK)"
+
+plan: stack-given $(TOOLS_STAMP) ## STACK=<stack> [AGAINST=<stack>]: offline review bundle in build/plan/<stack>/
+	@$(UV) python -m tools.plan "$(STACK)" $(if $(AGAINST),--against "$(AGAINST)")
 
 dr-drill: $(TOOLS_STAMP) ## Backup, restore and verify against the local environment (make up first)
-	@$(UV) python -m agent_service.dr.drill --env-file .local/env
+	@$(UV) python -m tools.drill --env-file .local/env
 
 bench: $(TOOLS_STAMP) ## Benchmark against langgraph dev, same graphs, one run (about 15 min)
-	@$(UV) python -m benchmarks
+	@$(UV) python -m tools.bench
 
 smoke: $(TOOLS_STAMP) ## testinfra smoke suite against the local environment (make up first)
 	@test -f .local/env || { echo "make smoke: .local/env not found: run make up first." >&2; exit 2; }

@@ -13,10 +13,10 @@ from infra.cache import Cache, CacheArgs
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import StackConfig, read_stack_config
 from infra.database import Database, DatabaseArgs
+from infra.ecr import Registry, RegistryArgs
 from infra.iam import Account
 from infra.identity import Identity, IdentityArgs, ReadableSecret
 from infra.network import Network, NetworkArgs
-from infra.registry import Registry, RegistryArgs
 from infra.release import Release, ReleaseArgs, SecretStoreSpec
 from infra.release_values import (
     CANARY_PROVIDER,

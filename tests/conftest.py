@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.servers import PostgresServer, RedisServer
+from tools.kit.servers import PostgresServer, RedisServer
 
 # The smoke suite checks a running environment (`make smoke`, or a pod); it is collected only
 # when told where that environment is. tests/local runs it against an environment it starts.

@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.support.binaries import require_binary
+from tools.kit.programs import require_program
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "app" / "Dockerfile"
@@ -21,7 +21,7 @@ def _stages() -> list[str]:
 def test_checkov_dockerfile_checks_pass() -> None:
     result = subprocess.run(
         [
-            require_binary("checkov"),
+            require_program("checkov"),
             "-f",
             str(DOCKERFILE),
             "--framework",

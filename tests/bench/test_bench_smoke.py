@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.binaries import REPO_ROOT
+from tools.kit.programs import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ def test_the_benchmark_runs_tiny(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "benchmarks",
+            "tools.bench",
             "--quick",
             "--out",
             str(tmp_path),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart.support import ENVS, Rendered, render_env
+from tests.chart.support import ENVS, Rendered, fixture_name, render_env
 
 
 @pytest.fixture(scope="session")
@@ -13,22 +13,22 @@ def minimal() -> Rendered:
 
 
 @pytest.fixture(scope="session")
-def dev() -> Rendered:
-    return render_env("dev")
+def existing_secret() -> Rendered:
+    return render_env("existing-secret")
 
 
 @pytest.fixture(scope="session")
-def staging() -> Rendered:
-    return render_env("staging")
+def autoscaled() -> Rendered:
+    return render_env("autoscaled")
 
 
 @pytest.fixture(scope="session")
-def prod() -> Rendered:
-    return render_env("prod")
+def canary() -> Rendered:
+    return render_env("canary")
 
 
 @pytest.fixture(scope="session", params=ENVS)
 def each_env(request: pytest.FixtureRequest) -> tuple[str, Rendered]:
     env: str = request.param
-    rendered: Rendered = request.getfixturevalue(env)
+    rendered: Rendered = request.getfixturevalue(fixture_name(env))
     return env, rendered

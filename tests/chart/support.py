@@ -1,98 +1,43 @@
-"""Render the chart with the real helm binary and look objects up in the result."""
+"""The chart tests' view of the kit's renderer: release `agent`, the ci/ fixtures by shape."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.support.binaries import REPO_ROOT, require_binary
+from tools.kit import chart
+from tools.kit.chart import (
+    CHART_DIR,
+    CRD_SCHEMAS,
+    KUBERNETES_VERSION,
+    Rendered,
+    RenderError,
+    fullname,
+    helm,
+)
 
-CHART_DIR = REPO_ROOT / "charts" / "langgraph-agent"
-ENVS = ("minimal", "dev", "staging", "prod")
+__all__ = ["CHART_DIR", "KUBERNETES_VERSION", "RenderError", "Rendered", "helm"]
+
+# The ci/ fixtures, named by the shape of release they describe (not by stack: the stacks'
+# real values are what `make plan` renders, see tests/infra/test_chart_contract.py).
+ENVS = ("minimal", "existing-secret", "autoscaled", "canary")
 CI_VALUES = {env: CHART_DIR / "ci" / f"{env}-values.yaml" for env in ENVS}
-# The Kubernetes version the renders are validated against (kubernetes-validate's schemas).
-KUBERNETES_VERSION = "1.33.0"
-SCHEMAS_DIR = CHART_DIR.parent / "crd-schemas"
+
+
+def fixture_name(env: str) -> str:
+    """The session fixture (conftest.py) holding the render of `env`'s ci/ file."""
+    return env.replace("-", "_")
+
+
+SCHEMAS_DIR = CRD_SCHEMAS
 RELEASE = "agent"
 NAMESPACE = "agent"
-FULLNAME = "agent-langgraph-agent"
+FULLNAME = fullname(RELEASE)
 
 Manifest = dict[str, Any]
-
-
-class RenderError(Exception):
-    """helm refused the values; the message is helm's stderr."""
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """The objects of one `helm template` run."""
-
-    manifests: list[Manifest]
-    text: str
-
-    def all(self, kind: str) -> list[Manifest]:
-        return [m for m in self.manifests if m["kind"] == kind]
-
-    def one(self, kind: str, name: str = FULLNAME) -> Manifest:
-        found = [m for m in self.all(kind) if m["metadata"]["name"] == name]
-        assert len(found) == 1, f"expected one {kind} {name!r}, found {len(found)}: {self.names()}"
-        return found[0]
-
-    def has(self, kind: str, name: str = FULLNAME) -> bool:
-        return any(m["metadata"]["name"] == name for m in self.all(kind))
-
-    def names(self) -> list[str]:
-        return sorted(f"{m['kind']}/{m['metadata']['name']}" for m in self.manifests)
-
-
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [require_binary("helm"), *args],
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=120,
-    )
-
-
-def render_text(
-    values_files: Iterable[Path],
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    upgrade: bool = False,
-) -> str:
-    """`helm template` with the values files, then the overrides (as a last values file); as
-    an install unless `upgrade`."""
-    args = [
-        "template",
-        RELEASE,
-        str(CHART_DIR),
-        "--namespace",
-        NAMESPACE,
-        "--kube-version",
-        KUBERNETES_VERSION,
-    ]
-    if upgrade:
-        args.append("--is-upgrade")
-    for path in values_files:
-        args += ["--values", str(path)]
-    with tempfile.TemporaryDirectory(prefix="chart-values-") as tmp:
-        if overrides:
-            extra = Path(tmp) / "overrides.json"
-            extra.write_text(json.dumps(overrides))
-            args += ["--values", str(extra)]
-        result = helm(*args, check=False)
-    if result.returncode != 0:
-        raise RenderError(result.stderr.strip())
-    return result.stdout
 
 
 def render(
@@ -101,9 +46,11 @@ def render(
     *,
     upgrade: bool = False,
 ) -> Rendered:
-    text = render_text(values_files, overrides, upgrade=upgrade)
-    manifests = [doc for doc in yaml.safe_load_all(text) if doc]
-    return Rendered(manifests=manifests, text=text)
+    """`helm template` of release `agent` in namespace `agent`: the values files, then the
+    overrides; as an install unless `upgrade`."""
+    return chart.render(
+        values_files, overrides, release=RELEASE, namespace=NAMESPACE, upgrade=upgrade
+    )
 
 
 def render_env(

@@ -3,21 +3,18 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.chart.support import CHART_DIR, ENVS, FULLNAME, NAMESPACE, Rendered
-from tests.support.binaries import require_binary
+from tests.chart.support import ENVS, FULLNAME, NAMESPACE, Rendered, fixture_name
+from tools.kit.checkov import CHECKOV_CONFIG, scan
+from tools.kit.checkov import CheckovResult as CheckovReport
 
 pytestmark = [pytest.mark.helm, pytest.mark.slow]
 
-CONFIG = CHART_DIR / ".checkov.yaml"
+CONFIG = CHECKOV_CONFIG
 # The checks the chart was built to pass; a rename or a regression shows up here by id.
 MUST_PASS = {
     "CKV_K8S_15",  # pull policy (digest)
@@ -40,54 +37,15 @@ SKIP_SCOPE = {
 }
 
 
-@dataclass(frozen=True)
-class CheckovReport:
-    summary: dict[str, Any]
-    passed: list[dict[str, Any]]
-    failed: list[dict[str, Any]]
-
-
-def run_checkov(
-    rendered: Rendered, workdir: Path, *, config: Path | None = CONFIG
-) -> CheckovReport:
-    (workdir / "rendered.yaml").write_text(rendered.text)
-    args = [
-        require_binary("checkov"),
-        "--directory",
-        str(workdir),
-        "--framework",
-        "kubernetes",
-        "--output",
-        "json",
-        # No calls to Prisma Cloud: guidelines are not needed offline.
-        "--skip-download",
-    ]
-    if config is not None:
-        args += ["--config-file", str(config)]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=workdir)
-    # 0: no failures, 1: failures; anything else is a broken run.
-    assert result.returncode in (0, 1), result.stderr
-    report = json.loads(result.stdout)
-    (kubernetes,) = [
-        r
-        for r in (report if isinstance(report, list) else [report])
-        if r["check_type"] == "kubernetes"
-    ]
-    return CheckovReport(
-        summary=kubernetes["summary"],
-        passed=kubernetes["results"].get("passed_checks", []),
-        failed=kubernetes["results"].get("failed_checks", []),
-    )
+def run_checkov(rendered: Rendered, *, config: Path | None = CONFIG) -> CheckovReport:
+    return scan(rendered, config)
 
 
 @pytest.fixture(scope="module")
 def checkov_reports(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, CheckovReport]:
-    return {
-        env: run_checkov(request.getfixturevalue(env), tmp_path_factory.mktemp(f"checkov-{env}"))
-        for env in ENVS
-    }
+    return {env: run_checkov(request.getfixturevalue(fixture_name(env))) for env in ENVS}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -95,7 +53,7 @@ def test_zero_failed_checks(
     env: str, checkov_reports: dict[str, CheckovReport], request: pytest.FixtureRequest
 ) -> None:
     report = checkov_reports[env]
-    rendered: Rendered = request.getfixturevalue(env)
+    rendered: Rendered = request.getfixturevalue(fixture_name(env))
     failures = [f"{f['check_id']} {f['check_name']} on {f['resource']}" for f in report.failed]
     assert failures == []
     assert report.summary["failed"] == 0
@@ -116,10 +74,10 @@ def test_skips_are_the_scoped_ones_each_with_one_line_of_reason() -> None:
     assert set(yaml.safe_load(CONFIG.read_text())["skip-check"]) == set(SKIP_SCOPE)
 
 
-def test_without_the_skips_only_the_scoped_resources_fail(prod: Rendered, tmp_path: Path) -> None:
+def test_without_the_skips_only_the_scoped_resources_fail(canary: Rendered, tmp_path: Path) -> None:
     """The skips hide nothing else: checkov without the config fails exactly the skipped checks,
     and the probe checks only on the test pod."""
-    report = run_checkov(prod, tmp_path, config=None)
+    report = run_checkov(canary, config=None)
     hits: dict[str, set[str]] = {}
     for failure in report.failed:
         hits.setdefault(failure["check_id"], set()).add(failure["resource"])

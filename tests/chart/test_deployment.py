@@ -82,8 +82,8 @@ def test_pod_and_container_are_hardened(each_env: tuple[str, Rendered]) -> None:
         assert {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}} in spec["volumes"]
 
 
-def test_resources_come_from_values(prod: Rendered) -> None:
-    assert _agent(prod)["resources"] == {
+def test_resources_come_from_values(canary: Rendered) -> None:
+    assert _agent(canary)["resources"] == {
         "requests": {"cpu": "1", "memory": "2Gi"},
         "limits": {"cpu": "2", "memory": "4Gi"},
     }
@@ -99,7 +99,7 @@ def test_secrets_are_mounted_as_files_never_env(each_env: tuple[str, Rendered]) 
         assert secrets == []
         assert all(m["name"] != "secrets" for m in container["volumeMounts"])
     else:
-        secret_name = "agent-service-credentials" if env == "dev" else FULLNAME
+        secret_name = "agent-service-credentials" if env == "existing-secret" else FULLNAME
         (volume,) = secrets
         assert volume["secret"] == {"secretName": secret_name, "defaultMode": 0o440}
         assert {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True} in container[
@@ -111,8 +111,8 @@ def test_secrets_are_mounted_as_files_never_env(each_env: tuple[str, Rendered]) 
     assert "secretRef" not in rendered.text
 
 
-def test_config_map_carries_the_settings_and_leaves_empty_ones_unset(prod: Rendered) -> None:
-    data = prod.one("ConfigMap")["data"]
+def test_config_map_carries_the_settings_and_leaves_empty_ones_unset(canary: Rendered) -> None:
+    data = canary.one("ConfigMap")["data"]
     assert data["PORT"] == "8000"
     assert data["SECRETS_DIR"] == SECRETS_DIR
     assert data["MODEL"] == "anthropic:claude-sonnet-4-5"
@@ -124,9 +124,9 @@ def test_config_map_carries_the_settings_and_leaves_empty_ones_unset(prod: Rende
 
 
 def test_a_config_change_rolls_the_pods() -> None:
-    base = render_env("staging")
-    changed = render_env("staging", {"config": {"logLevel": "WARNING"}})
-    same = render_env("staging", {"replicaCount": 5})
+    base = render_env("autoscaled")
+    changed = render_env("autoscaled", {"config": {"logLevel": "WARNING"}})
+    same = render_env("autoscaled", {"replicaCount": 5})
 
     def checksum(rendered: Rendered) -> str:
         annotations = rendered.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
@@ -144,24 +144,26 @@ def test_a_secret_source_change_rolls_the_pods() -> None:
         value: str = annotations["checksum/secret"]
         return value
 
-    base = render_env("dev")
-    assert checksum(base) != checksum(render_env("dev", {"existingSecret": "rotated-credentials"}))
+    base = render_env("existing-secret")
+    assert checksum(base) != checksum(
+        render_env("existing-secret", {"existingSecret": "rotated-credentials"})
+    )
 
 
-def test_image_is_pinned_by_digest_when_given(dev: Rendered) -> None:
-    image = _agent(dev)["image"]
+def test_image_is_pinned_by_digest_when_given(existing_secret: Rendered) -> None:
+    image = _agent(existing_secret)["image"]
     assert image == (
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com/agent-dev/langgraph-agent"
         "@sha256:0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c"
     )
-    untagged = render_env("dev", {"image": {"digest": "", "tag": "1.2.3"}})
+    untagged = render_env("existing-secret", {"image": {"digest": "", "tag": "1.2.3"}})
     assert str(_agent(untagged)["image"]).endswith("/langgraph-agent:1.2.3")
-    default_tag = render_env("dev", {"image": {"digest": "", "tag": ""}})
+    default_tag = render_env("existing-secret", {"image": {"digest": "", "tag": ""}})
     assert str(_agent(default_tag)["image"]).endswith("/langgraph-agent:0.1.0")
 
 
-def test_topology_spread_across_zones_and_nodes(prod: Rendered) -> None:
-    constraints = pod_spec(prod.one("Deployment"))["topologySpreadConstraints"]
+def test_topology_spread_across_zones_and_nodes(canary: Rendered) -> None:
+    constraints = pod_spec(canary.one("Deployment"))["topologySpreadConstraints"]
     assert [c["topologyKey"] for c in constraints] == [
         "topology.kubernetes.io/zone",
         "kubernetes.io/hostname",
@@ -198,21 +200,23 @@ def test_a_grace_period_too_short_for_the_drain_is_refused(
     overrides: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(RenderError, match=r"terminationGracePeriodSeconds " + message):
-        render_env("dev", overrides)
+        render_env("existing-secret", overrides)
 
 
 def test_the_smallest_sufficient_grace_period_renders() -> None:
-    spec = pod_spec(render_env("dev", {"terminationGracePeriodSeconds": 36}).one("Deployment"))
+    spec = pod_spec(
+        render_env("existing-secret", {"terminationGracePeriodSeconds": 36}).one("Deployment")
+    )
     assert spec["terminationGracePeriodSeconds"] == 36
 
 
 def test_no_prestop_sleep_renders_no_hook() -> None:
-    rendered = render_env("dev", {"preStopSleepSeconds": 0})
+    rendered = render_env("existing-secret", {"preStopSleepSeconds": 0})
     assert "lifecycle" not in _agent(rendered)
 
 
-def test_rolling_update_never_drops_below_the_desired_count(dev: Rendered) -> None:
-    deployment = dev.one("Deployment")
+def test_rolling_update_never_drops_below_the_desired_count(existing_secret: Rendered) -> None:
+    deployment = existing_secret.one("Deployment")
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert deployment["spec"]["replicas"] == 1
     assert deployment["metadata"]["namespace"] == NAMESPACE
@@ -230,17 +234,19 @@ def test_selector_is_the_one_label_flagger_copies(each_env: tuple[str, Rendered]
             assert pod_labels(owner)["app.kubernetes.io/name"] != "langgraph-agent"
 
 
-def test_service_account_carries_the_irsa_role_and_no_token(prod: Rendered) -> None:
-    account = prod.one("ServiceAccount")
+def test_service_account_carries_the_irsa_role_and_no_token(canary: Rendered) -> None:
+    account = canary.one("ServiceAccount")
     assert account["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/agent-prod-service"
     }
     assert account["automountServiceAccountToken"] is False
-    assert pod_spec(prod.one("Deployment"))["serviceAccountName"] == FULLNAME
+    assert pod_spec(canary.one("Deployment"))["serviceAccountName"] == FULLNAME
 
 
-def test_external_secrets_sync_the_mounted_secret_from_secrets_manager(staging: Rendered) -> None:
-    external = staging.one("ExternalSecret")
+def test_external_secrets_sync_the_mounted_secret_from_secrets_manager(
+    autoscaled: Rendered,
+) -> None:
+    external = autoscaled.one("ExternalSecret")
     assert external["apiVersion"] == "external-secrets.io/v1"
     assert not is_hook(external)
     spec = external["spec"]
@@ -248,7 +254,7 @@ def test_external_secrets_sync_the_mounted_secret_from_secrets_manager(staging: 
     assert spec["refreshInterval"] == "1h"
     # The Secret it writes is the one the pods mount.
     (volume,) = [
-        v for v in pod_spec(staging.one("Deployment"))["volumes"] if v["name"] == "secrets"
+        v for v in pod_spec(autoscaled.one("Deployment"))["volumes"] if v["name"] == "secrets"
     ]
     assert spec["target"]["name"] == volume["secret"]["secretName"]
     assert spec["target"]["creationPolicy"] == "Owner"

@@ -25,8 +25,8 @@ from tests.chart.support import (
 pytestmark = pytest.mark.helm
 
 
-def test_migration_is_a_pre_install_pre_upgrade_hook_running_migrate(prod: Rendered) -> None:
-    job = prod.one("Job", f"{FULLNAME}-migration")
+def test_migration_is_a_pre_install_pre_upgrade_hook_running_migrate(canary: Rendered) -> None:
+    job = canary.one("Job", f"{FULLNAME}-migration")
     annotations = job["metadata"]["annotations"]
     assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert annotations["helm.sh/hook-weight"] == "0"
@@ -38,18 +38,18 @@ def test_migration_is_a_pre_install_pre_upgrade_hook_running_migrate(prod: Rende
     assert job["spec"]["backoffLimit"] == 2
 
 
-def test_the_migration_brings_its_own_identity_and_password(prod: Rendered) -> None:
+def test_the_migration_brings_its_own_identity_and_password(canary: Rendered) -> None:
     """A pre-install hook runs before the release's objects exist."""
-    job = prod.one("Job", f"{FULLNAME}-migration")
+    job = canary.one("Job", f"{FULLNAME}-migration")
     spec = pod_spec(job)
     for kind in ("ServiceAccount", "ExternalSecret"):
-        hook = prod.one(kind, f"{FULLNAME}-migration")
+        hook = canary.one(kind, f"{FULLNAME}-migration")
         annotations = hook["metadata"]["annotations"]
         assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
         assert int(annotations["helm.sh/hook-weight"]) < 0
         assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"]
     assert spec["serviceAccountName"] == f"{FULLNAME}-migration"
-    secret = prod.one("ExternalSecret", f"{FULLNAME}-migration")["spec"]
+    secret = canary.one("ExternalSecret", f"{FULLNAME}-migration")["spec"]
     assert [d["secretKey"] for d in secret["data"]] == ["database_password"]
     (volume,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
     assert volume["secret"]["secretName"] == f"{FULLNAME}-migration"
@@ -57,23 +57,23 @@ def test_the_migration_brings_its_own_identity_and_password(prod: Rendered) -> N
     # Settings inline: the ConfigMap does not exist yet either.
     (container,) = containers(job)
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["DATABASE_URL"] == prod.one("ConfigMap")["data"]["DATABASE_URL"]
-    assert env == prod.one("ConfigMap")["data"]
+    assert env["DATABASE_URL"] == canary.one("ConfigMap")["data"]["DATABASE_URL"]
+    assert env == canary.one("ConfigMap")["data"]
 
 
 def test_first_install_creates_the_identity_the_secret_store_authenticates_as(
-    staging: Rendered,
+    autoscaled: Rendered,
 ) -> None:
     """staging's store authenticates as the service's ServiceAccount (as infra/ sets it up):
     on the first install that account must exist before the migration's ExternalSecret syncs,
     i.e. before the release's own objects are created."""
-    accounts = [a for a in staging.all("ServiceAccount") if a["metadata"]["name"] == FULLNAME]
+    accounts = [a for a in autoscaled.all("ServiceAccount") if a["metadata"]["name"] == FULLNAME]
     regular, hook = sorted(accounts, key=is_hook)
     assert regular["metadata"]["name"] == hook["metadata"]["name"] == FULLNAME
     assert not is_hook(regular)
     annotations = hook["metadata"]["annotations"]
     assert annotations["helm.sh/hook"] == "pre-install"
-    secret_hook = staging.one("ExternalSecret", f"{FULLNAME}-migration")["metadata"]
+    secret_hook = autoscaled.one("ExternalSecret", f"{FULLNAME}-migration")["metadata"]
     assert int(annotations["helm.sh/hook-weight"]) < int(
         secret_hook["annotations"]["helm.sh/hook-weight"]
     )
@@ -93,15 +93,15 @@ def test_first_install_creates_the_identity_the_secret_store_authenticates_as(
 
 
 def test_upgrades_and_other_stores_need_no_bootstrap_identity() -> None:
-    upgrade = render_env("staging", upgrade=True)
+    upgrade = render_env("autoscaled", upgrade=True)
     assert [
         is_hook(a) for a in upgrade.all("ServiceAccount") if a["metadata"]["name"] == FULLNAME
     ] == [False]
     assert upgrade.has("Job", f"{FULLNAME}-migration")
     for rendered in (
-        render_env("staging", {"externalSecrets": {"serviceAccountAuth": False}}),
+        render_env("autoscaled", {"externalSecrets": {"serviceAccountAuth": False}}),
         # With an existing Secret the migration syncs nothing.
-        render_env("dev", {"externalSecrets": {"serviceAccountAuth": True}}),
+        render_env("existing-secret", {"externalSecrets": {"serviceAccountAuth": True}}),
     ):
         assert (
             len([a for a in rendered.all("ServiceAccount") if a["metadata"]["name"] == FULLNAME])
@@ -109,15 +109,15 @@ def test_upgrades_and_other_stores_need_no_bootstrap_identity() -> None:
         )
 
 
-def test_with_an_existing_secret_the_migration_mounts_it(dev: Rendered) -> None:
-    spec = pod_spec(dev.one("Job", f"{FULLNAME}-migration"))
+def test_with_an_existing_secret_the_migration_mounts_it(existing_secret: Rendered) -> None:
+    spec = pod_spec(existing_secret.one("Job", f"{FULLNAME}-migration"))
     (volume,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
     assert volume["secret"]["secretName"] == "agent-service-credentials"
-    assert not dev.all("ExternalSecret")
+    assert not existing_secret.all("ExternalSecret")
 
 
-def test_backup_cronjob_runs_agent_service_backup_with_its_own_role(prod: Rendered) -> None:
-    cron = prod.one("CronJob", f"{FULLNAME}-backup")
+def test_backup_cronjob_runs_agent_service_backup_with_its_own_role(canary: Rendered) -> None:
+    cron = canary.one("CronJob", f"{FULLNAME}-backup")
     assert cron["spec"]["schedule"] == "0 */6 * * *"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     (container,) = containers(cron)
@@ -125,11 +125,11 @@ def test_backup_cronjob_runs_agent_service_backup_with_its_own_role(prod: Render
     assert container["envFrom"] == [{"configMapRef": {"name": FULLNAME}}]
     spec = pod_spec(cron)
     assert spec["serviceAccountName"] == f"{FULLNAME}-backup"
-    account = prod.one("ServiceAccount", f"{FULLNAME}-backup")
+    account = canary.one("ServiceAccount", f"{FULLNAME}-backup")
     assert account["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/agent-prod-backup"
     }
-    data = prod.one("ConfigMap")["data"]
+    data = canary.one("ConfigMap")["data"]
     assert (data["BACKUP_BUCKET"], data["BACKUP_PREFIX"], data["AWS_REGION"]) == (
         "agent-prod-backups-abc",
         "postgres/",
@@ -137,26 +137,31 @@ def test_backup_cronjob_runs_agent_service_backup_with_its_own_role(prod: Render
     )
 
 
-def test_retention_cronjob_runs_agent_service_retention_after_90_days(dev: Rendered) -> None:
-    cron = dev.one("CronJob", f"{FULLNAME}-retention")
+def test_retention_cronjob_runs_agent_service_retention_after_90_days(
+    existing_secret: Rendered,
+) -> None:
+    cron = existing_secret.one("CronJob", f"{FULLNAME}-retention")
     (container,) = containers(cron)
     assert container["args"] == ["retention"]
-    assert dev.one("ConfigMap")["data"]["CHECKPOINT_CLEANUP_DAYS"] == "90"
+    assert existing_secret.one("ConfigMap")["data"]["CHECKPOINT_CLEANUP_DAYS"] == "90"
     spec = pod_spec(cron)
     # No cloud role: its ServiceAccount has no IRSA annotation.
     assert spec["serviceAccountName"] == f"{FULLNAME}-retention"
-    assert "annotations" not in dev.one("ServiceAccount", f"{FULLNAME}-retention")["metadata"]
+    assert (
+        "annotations"
+        not in existing_secret.one("ServiceAccount", f"{FULLNAME}-retention")["metadata"]
+    )
 
 
 def test_retention_horizon_follows_the_value() -> None:
-    rendered = render_env("dev", {"config": {"checkpointCleanupDays": 30}})
+    rendered = render_env("existing-secret", {"config": {"checkpointCleanupDays": 30}})
     assert rendered.one("ConfigMap")["data"]["CHECKPOINT_CLEANUP_DAYS"] == "30"
 
 
-def test_jobs_see_only_the_database_password(prod: Rendered) -> None:
+def test_jobs_see_only_the_database_password(canary: Rendered) -> None:
     for name in (f"{FULLNAME}-backup", f"{FULLNAME}-retention"):
         (volume,) = [
-            v for v in pod_spec(prod.one("CronJob", name))["volumes"] if v["name"] == "secrets"
+            v for v in pod_spec(canary.one("CronJob", name))["volumes"] if v["name"] == "secrets"
         ]
         assert volume["secret"]["items"] == [
             {"key": "database_password", "path": "database_password"}
@@ -165,7 +170,8 @@ def test_jobs_see_only_the_database_password(prod: Rendered) -> None:
 
 def test_without_postgres_no_database_jobs_are_rendered() -> None:
     rendered = render_env(
-        "dev", {"config": {"databaseUrl": "", "redisUrl": ""}, "backup": {"enabled": False}}
+        "existing-secret",
+        {"config": {"databaseUrl": "", "redisUrl": ""}, "backup": {"enabled": False}},
     )
     assert not rendered.all("Job")
     assert not rendered.all("CronJob")
@@ -173,7 +179,7 @@ def test_without_postgres_no_database_jobs_are_rendered() -> None:
 
 def test_backup_without_a_bucket_is_refused() -> None:
     with pytest.raises(RenderError, match=re.escape("backup.enabled requires config.backupBucket")):
-        render_env("dev", {"config": {"backupBucket": ""}})
+        render_env("existing-secret", {"config": {"backupBucket": ""}})
 
 
 def test_helm_test_pod_calls_ready_through_the_service(each_env: tuple[str, Rendered]) -> None:
@@ -189,10 +195,10 @@ def test_helm_test_pod_calls_ready_through_the_service(each_env: tuple[str, Rend
 
 @pytest.mark.parametrize(("status", "succeeds"), [(200, True), (503, False)])
 def test_the_test_script_passes_only_on_a_2xx_answer(
-    prod: Rendered, status: int, succeeds: bool
+    canary: Rendered, status: int, succeeds: bool
 ) -> None:
     """Runs the pod's script against a loopback server answering `status` on /ready."""
-    (container,) = containers(prod.one("Pod", f"{FULLNAME}-test-ready"))
+    (container,) = containers(canary.one("Pod", f"{FULLNAME}-test-ready"))
     service_url = f"http://{FULLNAME}.{NAMESPACE}:80/ready"
     requested: list[str] = []
 

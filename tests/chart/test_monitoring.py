@@ -60,8 +60,8 @@ def _selectors(expr: str) -> list[tuple[str, set[tuple[str, str, str]]]]:
     return found
 
 
-def test_service_monitor_scrapes_metrics_on_the_http_port(staging: Rendered) -> None:
-    monitor = staging.one("ServiceMonitor")
+def test_service_monitor_scrapes_metrics_on_the_http_port(autoscaled: Rendered) -> None:
+    monitor = autoscaled.one("ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     spec = monitor["spec"]
     assert spec["selector"] == {
@@ -81,23 +81,23 @@ def test_service_monitor_scrapes_metrics_on_the_http_port(staging: Rendered) -> 
         }
     ]
     # The chart's own Service carries the labels the monitor selects.
-    labels = staging.one("Service")["metadata"]["labels"]
+    labels = autoscaled.one("Service")["metadata"]["labels"]
     assert labels.items() >= spec["selector"]["matchLabels"].items()
 
 
 def test_with_the_canary_flaggers_primary_and_canary_services_get_the_monitor_labels(
-    prod: Rendered,
+    canary: Rendered,
 ) -> None:
-    selector = prod.one("ServiceMonitor")["spec"]["selector"]["matchLabels"]
-    service = prod.one("Canary")["spec"]["service"]
+    selector = canary.one("ServiceMonitor")["spec"]["selector"]["matchLabels"]
+    service = canary.one("Canary")["spec"]["service"]
     assert service["primary"]["labels"] == selector
     assert service["canary"]["labels"] == selector
     # The apex Service points at the primary pods too; labelling it would scrape them twice.
     assert "apex" not in service
 
 
-def test_alerts_cover_errors_latency_restarts_and_canary_failure(prod: Rendered) -> None:
-    alerts = _alerts(prod)
+def test_alerts_cover_errors_latency_restarts_and_canary_failure(canary: Rendered) -> None:
+    alerts = _alerts(canary)
     assert set(alerts) == {
         "AgentServiceHighErrorRate",
         "AgentServiceSlowRuns",
@@ -123,13 +123,13 @@ def test_alerts_cover_errors_latency_restarts_and_canary_failure(prod: Rendered)
         )
     ]
     # Flagger's gauge, whether its own `namespace` label survived the scrape or was renamed.
-    canary = alerts["AgentServiceCanaryFailed"]["expr"]
+    failed = alerts["AgentServiceCanaryFailed"]["expr"]
     name = ("name", "=", FULLNAME)
-    assert _selectors(canary) == [
+    assert _selectors(failed) == [
         ("flagger_canary_status", {name, ("exported_namespace", "=", NAMESPACE)}),
         ("flagger_canary_status", {name, ("namespace", "=", NAMESPACE)}),
     ]
-    assert canary.rstrip().endswith("== 2")
+    assert failed.rstrip().endswith("== 2")
     for rule in alerts.values():
         assert rule["labels"]["severity"] in {"warning", "critical"}
         assert rule["annotations"]["summary"]
@@ -155,7 +155,7 @@ def test_bad_promql_is_caught() -> None:
 
 def test_thresholds_follow_the_values() -> None:
     rendered = render_env(
-        "prod",
+        "canary",
         {
             "monitoring": {
                 "prometheusRule": {"errorRateThreshold": 0.05, "runDurationP99Seconds": 45}
@@ -168,20 +168,20 @@ def test_thresholds_follow_the_values() -> None:
     assert alerts["AgentServiceSlowRuns"]["expr"].rstrip().endswith("> 45")
 
 
-def test_templated_alert_text_reaches_prometheus_unrendered(prod: Rendered) -> None:
-    description = _alerts(prod)["AgentServiceHighErrorRate"]["annotations"]["description"]
+def test_templated_alert_text_reaches_prometheus_unrendered(canary: Rendered) -> None:
+    description = _alerts(canary)["AgentServiceHighErrorRate"]["annotations"]["description"]
     assert "{{ $value | humanizePercentage }}" in description
 
 
-def test_without_the_canary_there_is_no_canary_alert(staging: Rendered) -> None:
-    assert "AgentServiceCanaryFailed" not in _alerts(staging)
+def test_without_the_canary_there_is_no_canary_alert(autoscaled: Rendered) -> None:
+    assert "AgentServiceCanaryFailed" not in _alerts(autoscaled)
 
 
-def test_monitoring_off_renders_no_prometheus_objects(dev: Rendered) -> None:
-    assert not dev.all("ServiceMonitor")
-    assert not dev.all("PrometheusRule")
+def test_monitoring_off_renders_no_prometheus_objects(existing_secret: Rendered) -> None:
+    assert not existing_secret.all("ServiceMonitor")
+    assert not existing_secret.all("PrometheusRule")
 
 
 def test_metrics_behind_an_api_key_cannot_be_scraped() -> None:
     with pytest.raises(RenderError, match="ServiceMonitor cannot send X-API-Key"):
-        render_env("staging", {"config": {"metricsRequireAuth": True}})
+        render_env("autoscaled", {"config": {"metricsRequireAuth": True}})

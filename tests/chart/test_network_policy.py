@@ -41,9 +41,9 @@ def _egress(policy: dict[str, Any]) -> dict[int, list[str]]:
 
 
 def test_service_ingress_only_from_ingress_controller_prometheus_and_load_tester(
-    prod: Rendered,
+    canary: Rendered,
 ) -> None:
-    policy = prod.one("NetworkPolicy")
+    policy = canary.one("NetworkPolicy")
     spec = policy["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert spec["podSelector"] == {
@@ -65,26 +65,28 @@ def test_service_ingress_only_from_ingress_controller_prometheus_and_load_tester
     assert len(spec["ingress"]) == 4
 
 
-def test_without_the_canary_the_load_tester_gets_no_access(staging: Rendered) -> None:
+def test_without_the_canary_the_load_tester_gets_no_access(autoscaled: Rendered) -> None:
     namespaces = [
-        ns for rule in staging.one("NetworkPolicy")["spec"]["ingress"] for ns in _namespaces(rule)
+        ns
+        for rule in autoscaled.one("NetworkPolicy")["spec"]["ingress"]
+        for ns in _namespaces(rule)
     ]
     assert namespaces == ["ingress-nginx", "monitoring"]
 
 
-def test_service_egress_only_to_dns_postgres_redis_and_the_model(prod: Rendered) -> None:
-    policy = prod.one("NetworkPolicy")
+def test_service_egress_only_to_dns_postgres_redis_and_the_model(canary: Rendered) -> None:
+    policy = canary.one("NetworkPolicy")
     assert policy["spec"]["egress"][0] == DNS
     subnets = ["10.30.0.0/18", "10.30.64.0/18", "10.30.128.0/18"]
     assert _egress(policy) == {5432: subnets, 6379: subnets, 443: ["0.0.0.0/0"]}
 
 
-def test_an_offline_model_opens_no_egress_to_a_provider(staging: Rendered) -> None:
-    assert 443 not in _egress(staging.one("NetworkPolicy"))
-    assert all(rule.get("to") for rule in staging.one("NetworkPolicy")["spec"]["egress"])
+def test_an_offline_model_opens_no_egress_to_a_provider(autoscaled: Rendered) -> None:
+    assert 443 not in _egress(autoscaled.one("NetworkPolicy"))
+    assert all(rule.get("to") for rule in autoscaled.one("NetworkPolicy")["spec"]["egress"])
 
 
-def test_jobs_reach_postgres_and_only_the_backup_reaches_s3(prod: Rendered) -> None:
+def test_jobs_reach_postgres_and_only_the_backup_reaches_s3(canary: Rendered) -> None:
     subnets = ["10.30.0.0/18", "10.30.64.0/18", "10.30.128.0/18"]
     s3 = ["3.5.64.0/21", "52.218.0.0/17", "10.30.0.0/16"]
     for component, expected in [
@@ -92,14 +94,14 @@ def test_jobs_reach_postgres_and_only_the_backup_reaches_s3(prod: Rendered) -> N
         ("retention", {5432: subnets}),
         ("backup", {5432: subnets, 443: s3}),
     ]:
-        policy = prod.one("NetworkPolicy", f"{FULLNAME}-{component}")
+        policy = canary.one("NetworkPolicy", f"{FULLNAME}-{component}")
         assert policy["spec"]["ingress"] == []
         assert policy["spec"]["egress"][0] == DNS
         assert _egress(policy) == expected, component
 
 
-def test_the_test_pod_may_only_reach_the_service_pods(prod: Rendered) -> None:
-    policy = prod.one("NetworkPolicy", f"{FULLNAME}-test")
+def test_the_test_pod_may_only_reach_the_service_pods(canary: Rendered) -> None:
+    policy = canary.one("NetworkPolicy", f"{FULLNAME}-test")
     assert policy["spec"]["ingress"] == []
     assert policy["spec"]["egress"][1] == {
         "to": [
@@ -126,21 +128,23 @@ def test_every_pod_of_the_chart_is_selected_by_a_policy(each_env: tuple[str, Ren
             assert len(matching) == 1, f"{owner['kind']}/{owner['metadata']['name']}: {matching}"
 
 
-def test_the_migration_policy_exists_before_the_hook_runs(prod: Rendered) -> None:
-    annotations = prod.one("NetworkPolicy", f"{FULLNAME}-migration")["metadata"]["annotations"]
+def test_the_migration_policy_exists_before_the_hook_runs(canary: Rendered) -> None:
+    annotations = canary.one("NetworkPolicy", f"{FULLNAME}-migration")["metadata"]["annotations"]
     assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert int(annotations["helm.sh/hook-weight"]) < 0
 
 
 def test_a_database_without_egress_cidrs_is_refused() -> None:
     with pytest.raises(RenderError, match=r"requires networkPolicy.egress.postgres.cidrs"):
-        render_env("dev", {"networkPolicy": {"egress": {"postgres": {"cidrs": []}}}})
+        render_env("existing-secret", {"networkPolicy": {"egress": {"postgres": {"cidrs": []}}}})
 
 
 def test_backup_without_s3_cidrs_is_refused() -> None:
     with pytest.raises(RenderError, match=r"requires networkPolicy.egress.s3.cidrs"):
-        render_env("dev", {"networkPolicy": {"egress": {"s3": {"cidrs": []}}}})
+        render_env("existing-secret", {"networkPolicy": {"egress": {"s3": {"cidrs": []}}}})
 
 
 def test_policies_can_be_turned_off() -> None:
-    assert not render_env("dev", {"networkPolicy": {"enabled": False}}).all("NetworkPolicy")
+    assert not render_env("existing-secret", {"networkPolicy": {"enabled": False}}).all(
+        "NetworkPolicy"
+    )

@@ -18,8 +18,8 @@ from tests.chart.support import (
 pytestmark = pytest.mark.helm
 
 
-def test_hpa_scales_on_cpu_70_and_memory_80_with_a_stabilisation_window(prod: Rendered) -> None:
-    hpa = prod.one("HorizontalPodAutoscaler")
+def test_hpa_scales_on_cpu_70_and_memory_80_with_a_stabilisation_window(canary: Rendered) -> None:
+    hpa = canary.one("HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     spec = hpa["spec"]
     assert spec["scaleTargetRef"] == {
@@ -36,24 +36,24 @@ def test_hpa_scales_on_cpu_70_and_memory_80_with_a_stabilisation_window(prod: Re
     assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
-def test_the_hpa_owns_the_replica_count(prod: Rendered, dev: Rendered) -> None:
-    assert "replicas" not in prod.one("Deployment")["spec"]
-    assert not dev.all("HorizontalPodAutoscaler")
+def test_the_hpa_owns_the_replica_count(canary: Rendered, existing_secret: Rendered) -> None:
+    assert "replicas" not in canary.one("Deployment")["spec"]
+    assert not existing_secret.all("HorizontalPodAutoscaler")
 
 
-def test_prod_runs_three_or_more_replicas(prod: Rendered) -> None:
-    assert prod.one("HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 3
+def test_prod_runs_three_or_more_replicas(canary: Rendered) -> None:
+    assert canary.one("HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 3
 
 
-def test_pdb_selects_the_served_pods(staging: Rendered, prod: Rendered) -> None:
-    staging_pdb = staging.one("PodDisruptionBudget")
+def test_pdb_selects_the_served_pods(autoscaled: Rendered, canary: Rendered) -> None:
+    staging_pdb = autoscaled.one("PodDisruptionBudget")
     assert staging_pdb["apiVersion"] == "policy/v1"
     assert staging_pdb["spec"] == {
         "minAvailable": 1,
         "selector": {"matchLabels": {"app.kubernetes.io/name": "langgraph-agent"}},
     }
     # With the canary on, Flagger serves traffic from <name>-primary pods.
-    assert prod.one("PodDisruptionBudget")["spec"] == {
+    assert canary.one("PodDisruptionBudget")["spec"] == {
         "minAvailable": 2,
         "selector": {"matchLabels": {"app.kubernetes.io/name": "langgraph-agent-primary"}},
     }
@@ -61,7 +61,7 @@ def test_pdb_selects_the_served_pods(staging: Rendered, prod: Rendered) -> None:
 
 def test_pdb_takes_max_unavailable_or_a_percentage() -> None:
     pdb = render_env(
-        "staging", {"podDisruptionBudget": {"minAvailable": None, "maxUnavailable": "25%"}}
+        "autoscaled", {"podDisruptionBudget": {"minAvailable": None, "maxUnavailable": "25%"}}
     ).one("PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == "25%"
     assert "minAvailable" not in pdb["spec"]
@@ -69,17 +69,17 @@ def test_pdb_takes_max_unavailable_or_a_percentage() -> None:
 
 def test_pdb_with_both_bounds_is_refused() -> None:
     with pytest.raises(RenderError, match="either minAvailable or maxUnavailable, not both"):
-        render_env("staging", {"podDisruptionBudget": {"maxUnavailable": 1}})
+        render_env("autoscaled", {"podDisruptionBudget": {"maxUnavailable": 1}})
 
 
-def test_service_and_ingress_without_canary(staging: Rendered) -> None:
-    service = staging.one("Service")
+def test_service_and_ingress_without_canary(autoscaled: Rendered) -> None:
+    service = autoscaled.one("Service")
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
     ]
     assert service["spec"]["selector"] == {"app.kubernetes.io/name": "langgraph-agent"}
-    ingress = staging.one("Ingress")
+    ingress = autoscaled.one("Ingress")
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert ingress["spec"]["tls"] == [
         {"secretName": "agent-staging-tls", "hosts": ["agent.staging.example.com"]}
@@ -90,10 +90,10 @@ def test_service_and_ingress_without_canary(staging: Rendered) -> None:
     }
 
 
-def test_canary_fields(prod: Rendered) -> None:
-    canary = prod.one("Canary")
-    assert canary["apiVersion"] == "flagger.app/v1beta1"
-    spec = canary["spec"]
+def test_canary_fields(canary: Rendered) -> None:
+    resource = canary.one("Canary")
+    assert resource["apiVersion"] == "flagger.app/v1beta1"
+    spec = resource["spec"]
     assert spec["provider"] == "nginx"
     assert spec["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": FULLNAME}
     assert spec["ingressRef"] == {
@@ -115,8 +115,8 @@ def test_canary_fields(prod: Rendered) -> None:
     assert metrics == {"request-success-rate": {"min": 99}, "request-duration": {"max": 500}}
 
 
-def test_canary_webhooks_gate_on_ready_and_load_through_the_ingress(prod: Rendered) -> None:
-    webhooks = {w["name"]: w for w in prod.one("Canary")["spec"]["analysis"]["webhooks"]}
+def test_canary_webhooks_gate_on_ready_and_load_through_the_ingress(canary: Rendered) -> None:
+    webhooks = {w["name"]: w for w in canary.one("Canary")["spec"]["analysis"]["webhooks"]}
     acceptance = webhooks["acceptance-test"]
     assert acceptance["type"] == "pre-rollout"
     assert acceptance["url"] == "http://flagger-loadtester.flagger-system/"
@@ -131,7 +131,7 @@ def test_canary_webhooks_gate_on_ready_and_load_through_the_ingress(prod: Render
 
 
 def test_a_mesh_provider_loads_the_apex_service_and_has_no_ingress_ref() -> None:
-    canary = render_env("prod", {"canary": {"provider": "linkerd"}}).one("Canary")
+    canary = render_env("canary", {"canary": {"provider": "linkerd"}}).one("Canary")
     assert "ingressRef" not in canary["spec"]
     webhooks = {w["name"]: w for w in canary["spec"]["analysis"]["webhooks"]}
     assert webhooks["load-test"]["metadata"]["cmd"].endswith(
@@ -165,12 +165,12 @@ def _flagger_generated(rendered: Rendered) -> set[tuple[str, str]]:
     return generated
 
 
-def test_the_canarys_references_resolve_to_the_charts_objects(prod: Rendered) -> None:
-    spec = prod.one("Canary")["spec"]
-    deployment = prod.one("Deployment", spec["targetRef"]["name"])
-    hpa = prod.one("HorizontalPodAutoscaler", spec["autoscalerRef"]["name"])
+def test_the_canarys_references_resolve_to_the_charts_objects(canary: Rendered) -> None:
+    spec = canary.one("Canary")["spec"]
+    deployment = canary.one("Deployment", spec["targetRef"]["name"])
+    hpa = canary.one("HorizontalPodAutoscaler", spec["autoscalerRef"]["name"])
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
-    ingress = prod.one("Ingress", spec["ingressRef"]["name"])
+    ingress = canary.one("Ingress", spec["ingressRef"]["name"])
     backends = {
         path["backend"]["service"]["name"]
         for rule in ingress["spec"]["rules"]
@@ -182,41 +182,41 @@ def test_the_canarys_references_resolve_to_the_charts_objects(prod: Rendered) ->
     assert spec["service"]["targetPort"] in {p["name"] for p in container["ports"]}
 
 
-def test_with_the_canary_the_chart_leaves_flaggers_objects_to_flagger(prod: Rendered) -> None:
-    generated = _flagger_generated(prod)
+def test_with_the_canary_the_chart_leaves_flaggers_objects_to_flagger(canary: Rendered) -> None:
+    generated = _flagger_generated(canary)
     assert len(generated) == 8
-    rendered = {(m["kind"], m["metadata"]["name"]) for m in prod.manifests}
+    rendered = {(m["kind"], m["metadata"]["name"]) for m in canary.manifests}
     assert rendered & generated == set()
-    assert not prod.all("Service")
+    assert not canary.all("Service")
 
 
-def test_without_the_canary_the_chart_creates_the_service(staging: Rendered) -> None:
-    assert staging.has("Service")
-    assert not staging.all("Canary")
+def test_without_the_canary_the_chart_creates_the_service(autoscaled: Rendered) -> None:
+    assert autoscaled.has("Service")
+    assert not autoscaled.all("Canary")
 
 
 def test_canary_without_autoscaling_is_refused() -> None:
     with pytest.raises(RenderError, match=re.escape("canary.enabled requires autoscaling.enabled")):
-        render_env("prod", {"autoscaling": {"enabled": False}})
+        render_env("canary", {"autoscaling": {"enabled": False}})
 
 
 def test_nginx_canary_without_ingress_is_refused() -> None:
     with pytest.raises(
         RenderError, match=re.escape("canary.provider nginx requires ingress.enabled")
     ):
-        render_env("prod", {"ingress": {"enabled": False}})
+        render_env("canary", {"ingress": {"enabled": False}})
 
 
 def test_nginx_canary_without_a_host_is_refused() -> None:
     with pytest.raises(RenderError, match=re.escape("at least one ingress.hosts entry")):
-        render_env("prod", {"ingress": {"hosts": [], "tls": []}})
+        render_env("canary", {"ingress": {"hosts": [], "tls": []}})
 
 
 def test_min_above_max_replicas_is_refused() -> None:
     with pytest.raises(RenderError, match=r"minReplicas \(5\) is greater than.*maxReplicas \(4\)"):
-        render_env("staging", {"autoscaling": {"minReplicas": 5}})
+        render_env("autoscaled", {"autoscaling": {"minReplicas": 5}})
 
 
 def test_sqlite_with_more_than_one_pod_is_refused() -> None:
     with pytest.raises(RenderError, match="embedded SQLite database belongs to one pod"):
-        render_env("staging", {"config": {"databaseUrl": ""}, "backup": {"enabled": False}})
+        render_env("autoscaled", {"config": {"databaseUrl": ""}, "backup": {"enabled": False}})

@@ -95,7 +95,7 @@ def test_every_setting_of_the_service_can_be_set_from_values() -> None:
     """With every optional value given, the ConfigMap carries each non-secret setting the
     service has, except the ones the chart leaves alone on purpose."""
     rendered = render_env(
-        "dev",
+        "existing-secret",
         {
             "config": {
                 "adminPrincipals": "ops",
@@ -154,7 +154,9 @@ def test_what_the_schema_accepts_the_service_accepts(
     # The pod's grace period must cover the longest drain the service accepts.
     grace = int(bounds.get("shutdownGraceSeconds", 0)) + 60
     data = _config_map(
-        render_env("dev", {"config": bounds, "terminationGracePeriodSeconds": max(grace, 45)})
+        render_env(
+            "existing-secret", {"config": bounds, "terminationGracePeriodSeconds": max(grace, 45)}
+        )
     )
     parsed = _parsed({k: v for k, v in data.items() if k not in EXTRA_VARIABLES})
     settings = parsed[Settings]
@@ -212,11 +214,11 @@ def _job_environment(rendered: Rendered, owner: Manifest, secrets_dir: Path) -> 
 
 @pytest.mark.parametrize("component", ["backup", "retention"])
 def test_a_cron_jobs_environment_gives_the_dr_command_its_settings(
-    prod: Rendered, component: str, tmp_path: Path, clean_environment: pytest.MonkeyPatch
+    canary: Rendered, component: str, tmp_path: Path, clean_environment: pytest.MonkeyPatch
 ) -> None:
     """The real settings loader of `agent-service backup|retention` on the CronJob's
     environment and secret files."""
-    env = _job_environment(prod, prod.one("CronJob", f"{FULLNAME}-{component}"), tmp_path)
+    env = _job_environment(canary, canary.one("CronJob", f"{FULLNAME}-{component}"), tmp_path)
     for name, value in env.items():
         clean_environment.setenv(name, value)
     settings = command_settings()
@@ -234,13 +236,13 @@ def test_a_cron_jobs_environment_gives_the_dr_command_its_settings(
 
 
 def test_the_migration_hooks_inline_environment_reaches_the_database(
-    prod: Rendered, tmp_path: Path, clean_environment: pytest.MonkeyPatch
+    canary: Rendered, tmp_path: Path, clean_environment: pytest.MonkeyPatch
 ) -> None:
-    env = _job_environment(prod, prod.one("Job", f"{FULLNAME}-migration"), tmp_path)
+    env = _job_environment(canary, canary.one("Job", f"{FULLNAME}-migration"), tmp_path)
     for name, value in env.items():
         clean_environment.setenv(name, value)
     settings = command_settings()
-    assert settings.database_url == _config_map(prod)["DATABASE_URL"]
+    assert settings.database_url == _config_map(canary)["DATABASE_URL"]
     assert "password=pw-database_password" in settings.database_conninfo()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import tarfile
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ from tests.chart.support import (
     helm,
     load_yaml,
 )
-from tests.support.binaries import REPO_ROOT
+from tools.kit import chart
+from tools.kit.programs import REPO_ROOT
 
 pytestmark = pytest.mark.helm
 CRD_KINDS = {
@@ -33,11 +33,9 @@ CRD_KINDS = {
 }
 
 
-@cache
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    path = SCHEMAS_DIR / f"{api_version.replace('/', '_')}_{kind}.json"
-    schema: dict[str, Any] = json.loads(path.read_text())
-    jsonschema.Draft7Validator.check_schema(schema)
+    schema = chart.crd_schema(api_version, kind)
+    assert schema is not None, f"no schema for {api_version} {kind} in {SCHEMAS_DIR}"
     return schema
 
 
@@ -58,27 +56,11 @@ def test_kubernetes_validate_ships_the_target_version() -> None:
 
 def test_every_object_is_valid(each_env: tuple[str, Rendered]) -> None:
     env, rendered = each_env
-    errors: list[str] = []
-    for manifest in rendered.manifests:
-        key = (manifest["apiVersion"], manifest["kind"])
-        name = f"{env}: {manifest['kind']}/{manifest['metadata']['name']}"
-        if key in CRD_KINDS:
-            validator = jsonschema.Draft7Validator(crd_schema(*key))
-            errors += [
-                f"{name}: {e.message} at {list(e.path)}" for e in validator.iter_errors(manifest)
-            ]
-            continue
-        try:
-            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            errors.append(f"{name}: {error.message} at {list(error.path)}")
-        except kubernetes_validate.SchemaNotFoundError:
-            errors.append(f"{name}: no Kubernetes {KUBERNETES_VERSION} schema and none in schemas/")
-    assert errors == []
+    assert [f"{env}: {error}" for error in chart.validate(rendered)] == []
 
 
-def test_the_crd_kinds_used_are_exactly_those_with_schemas(prod: Rendered) -> None:
-    used = {(m["apiVersion"], m["kind"]) for m in prod.manifests}
+def test_the_crd_kinds_used_are_exactly_those_with_schemas(canary: Rendered) -> None:
+    used = {(m["apiVersion"], m["kind"]) for m in canary.manifests}
     assert used & CRD_KINDS == CRD_KINDS
     assert {p.stem for p in SCHEMAS_DIR.glob("*.json")} == {
         f"{api.replace('/', '_')}_{kind}" for api, kind in CRD_KINDS
@@ -105,9 +87,9 @@ def test_the_crd_kinds_used_are_exactly_those_with_schemas(prod: Rendered) -> No
     ],
 )
 def test_crd_schemas_reject_what_the_crd_rejects(
-    prod: Rendered, kind: str, mutate: Any, message: str
+    canary: Rendered, kind: str, mutate: Any, message: str
 ) -> None:
-    manifest = json.loads(json.dumps(prod.all(kind)[0]))
+    manifest = json.loads(json.dumps(canary.all(kind)[0]))
     mutate(manifest["spec"])
     errors = list(
         jsonschema.Draft7Validator(crd_schema(manifest["apiVersion"], kind)).iter_errors(manifest)
@@ -171,11 +153,11 @@ def _notes(env: str) -> str:
 
 
 def test_notes_tell_how_to_reach_and_check_the_release() -> None:
-    prod = _notes("prod")
-    assert "https://agent.example.com" in prod
-    assert "kubectl -n agent get canary agent-langgraph-agent --watch" in prod
-    assert "helm test agent -n agent" in prod
-    assert "WARNING" not in prod
+    canary = _notes("canary")
+    assert "https://agent.example.com" in canary
+    assert "kubectl -n agent get canary agent-langgraph-agent --watch" in canary
+    assert "helm test agent -n agent" in canary
+    assert "WARNING" not in canary
     minimal = _notes("minimal")
     assert "port-forward svc/agent-langgraph-agent 8000:80" in minimal
     assert "no credentials are mounted" in minimal

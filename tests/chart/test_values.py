@@ -141,7 +141,7 @@ def test_readme_lists_every_values_key() -> None:
 )
 def test_the_schema_refuses(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(RenderError, match="values don't meet the specifications") as error:
-        render_env("dev", overrides)
+        render_env("existing-secret", overrides)
     assert message in str(error.value)
 
 
@@ -150,21 +150,21 @@ def test_a_pool_minimum_above_its_maximum_is_refused() -> None:
         RenderError,
         match=re.escape("config.databasePoolMin (12) is greater than config.databasePoolMax (10)"),
     ):
-        render_env("dev", {"config": {"databasePoolMin": 12}})
+        render_env("existing-secret", {"config": {"databasePoolMin": 12}})
 
 
 def test_existing_secret_and_external_secrets_are_exclusive() -> None:
     with pytest.raises(
         RenderError, match=re.escape("existingSecret and externalSecrets.enabled are exclusive")
     ):
-        render_env("staging", {"existingSecret": "creds"})
+        render_env("autoscaled", {"existingSecret": "creds"})
 
 
 def test_external_secrets_without_data_is_refused() -> None:
     with pytest.raises(
         RenderError, match=re.escape("requires at least one externalSecrets.data entry")
     ):
-        render_env("staging", {"externalSecrets": {"data": []}})
+        render_env("autoscaled", {"externalSecrets": {"data": []}})
 
 
 def test_defaults_render_one_pod_on_sqlite_without_database_jobs() -> None:

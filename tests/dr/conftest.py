@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from agent_service.persistence.migrations import migrate_postgres
 
-from tests.support.binaries import REPO_ROOT, require_binary
-from tests.support.s3 import CREDENTIALS, REGION, S3Server, s3_server
-from tests.support.servers import PostgresServer
+from tools.kit.programs import REPO_ROOT, require_program
+from tools.kit.s3 import CREDENTIALS, REGION, S3Server, s3_server
+from tools.kit.servers import PostgresServer
 
 
 @dataclass
@@ -49,7 +49,7 @@ class DrEnv:
             "PATH": "/usr/bin:/bin",
             "HOME": "/tmp",
             "SECRETS_DIR": "/nonexistent",
-            "PG_BIN_DIR": str(Path(require_binary("pg_dump")).parent),
+            "PG_BIN_DIR": str(Path(require_program("pg_dump")).parent),
             "AWS_REGION": REGION,
             "S3_ENDPOINT_URL": self.s3.endpoint_url,
             "BACKUP_BUCKET": self.bucket,

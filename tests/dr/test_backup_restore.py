@@ -12,7 +12,7 @@ from psycopg import sql
 
 from tests.dr.conftest import DrEnv
 from tests.dr.dataset import databases, table_count, table_digests, write_dataset
-from tests.support.s3 import CREDENTIALS, REGION
+from tools.kit.s3 import CREDENTIALS, REGION
 
 PART = 5 * 1024 * 1024
 

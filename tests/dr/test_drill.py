@@ -12,20 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from agent_service.dr.drill import (
+from langgraph_sdk import get_client
+
+from tests.app.server.service import serve_in_process, wait_until_ready
+from tests.dr.conftest import DrEnv
+from tests.dr.dataset import databases
+from tools.drill import (
     local_target,
     restore_and_verify,
     say,
     snapshot,
     write_dataset,
 )
-from agent_service.dr.drill.commands import take_backup
-from langgraph_sdk import get_client
-
-from tests.app.server.service import serve_in_process, wait_until_ready
-from tests.dr.conftest import DrEnv
-from tests.dr.dataset import databases
-from tests.support.binaries import REPO_ROOT
+from tools.drill.commands import take_backup
+from tools.kit.programs import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def source(dr: DrEnv, tmp_path: Path) -> Iterator[Source]:
 
 def _drill(env_file: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent_service.dr.drill", "--env-file", str(env_file)],
+        [sys.executable, "-m", "tools.drill", "--env-file", str(env_file)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

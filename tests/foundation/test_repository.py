@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.binaries import REPO_ROOT
+from tools.kit.programs import REPO_ROOT
 
 STACKS = ("dev", "staging", "prod")
 # Config keys whose values are credentials: they must be Pulumi secrets, never plain text.
@@ -29,7 +33,13 @@ def _load(path: Path) -> Any:
         "policies",
         "tests",
         "docs",
-        "scripts",
+        "tools/kit",
+        "tools/local",
+        "tools/plan",
+        "tools/drill",
+        "tools/bench",
+        "tools/deploy/pulumi-up.sh",
+        "tools/install/install-tools.sh",
         ".ci/run",
         "Makefile",
         "README.md",
@@ -40,6 +50,96 @@ def _load(path: Path) -> Any:
 )
 def test_top_level_layout(entry: str) -> None:
     assert (REPO_ROOT / entry).exists(), entry
+
+
+# What `pulumi up` loads, and nothing else: the tools behind the make verbs live in tools/.
+INFRA_MODULES = {
+    "__init__",
+    "__main__",
+    "program",
+    "config",
+    "release_values",
+    "network",
+    "cluster",
+    "database",
+    "cache",
+    "ecr",
+    "backups",
+    "identity",
+    "addons",
+    "release",
+    "iam",
+    "kms",
+    "tags",
+}
+
+
+def _imports(path: Path) -> set[str]:
+    """The top-level names of the modules `path` imports (absolute imports only)."""
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _python_files(*roots: str) -> list[Path]:
+    return [
+        path
+        for root in roots
+        for path in sorted((REPO_ROOT / root).rglob("*.py"))
+        if "__pycache__" not in path.parts
+    ]
+
+
+def test_infra_is_only_the_pulumi_program() -> None:
+    infra = REPO_ROOT / "infra"
+    assert not [p.name for p in infra.iterdir() if p.is_dir() and p.name != "__pycache__"]
+    assert {p.stem for p in infra.glob("*.py")} == INFRA_MODULES
+
+
+@pytest.mark.parametrize(
+    ("roots", "forbidden"),
+    [
+        (("infra",), ("tools", "tests", "policies")),
+        (("app", "policies"), ("tools", "tests")),
+        (("tools",), ("tests",)),
+    ],
+)
+def test_imports_only_point_downwards(roots: tuple[str, ...], forbidden: tuple[str, ...]) -> None:
+    wrong = [
+        f"{path.relative_to(REPO_ROOT)}: {name}"
+        for path in _python_files(*roots)
+        for name in _imports(path)
+        if name.split(".")[0] in forbidden
+    ]
+    assert wrong == []
+
+
+def _normalised(distribution: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def test_the_infra_dependency_group_is_exactly_what_infra_imports() -> None:
+    """`uv sync --only-group infra` is enough for `pulumi up`, and holds nothing else."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    declared = {
+        _normalised(re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0])
+        for requirement in project["dependency-groups"]["infra"]
+    }
+    distributions = metadata.packages_distributions()
+    imported = {
+        _normalised(distribution)
+        for path in _python_files("infra")
+        for name in _imports(path)
+        if name.split(".")[0] not in sys.stdlib_module_names | {"infra"}
+        for distribution in distributions.get(name.split(".")[0], [name.split(".")[0]])
+    }
+    assert imported == declared
 
 
 def test_pulumi_project_runs_infra_with_uv() -> None:

@@ -6,15 +6,15 @@ import psycopg
 import pytest
 import redis
 
-from tests.support.binaries import require_binary
-from tests.support.servers import PostgresServer, RedisServer
+from tools.kit.programs import MissingProgram, require_program
+from tools.kit.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.integration
 
 
 def test_missing_binary_fails_naming_make_tools() -> None:
-    with pytest.raises(pytest.fail.Exception, match="make tools"):
-        require_binary("no-such-program-agent-platform")
+    with pytest.raises(MissingProgram, match="make tools"):
+        require_program("no-such-program-agent-platform")
 
 
 def test_postgres_survives_an_immediate_stop(postgres_server_own: PostgresServer) -> None:

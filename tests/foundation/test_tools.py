@@ -7,14 +7,14 @@ import subprocess
 
 import pytest
 
-from tests.support.binaries import REPO_ROOT, require_binary
+from tools.kit.programs import REPO_ROOT, require_program
 
-INSTALLER = (REPO_ROOT / "scripts" / "install-tools.sh").read_text()
+INSTALLER = (REPO_ROOT / "tools" / "install" / "install-tools.sh").read_text()
 
 
 def _pin(name: str) -> str:
     match = re.search(rf'^{name}="([^"]+)"$', INSTALLER, re.MULTILINE)
-    assert match, f"{name} is not pinned in scripts/install-tools.sh"
+    assert match, f"{name} is not pinned in tools/install/install-tools.sh"
     return match.group(1)
 
 
@@ -27,7 +27,7 @@ def test_every_download_is_pinned_with_a_checksum() -> None:
 
 def test_helm_runs_and_is_v3_or_later() -> None:
     out = subprocess.run(
-        [require_binary("helm"), "version", "--short"], check=True, capture_output=True, text=True
+        [require_program("helm"), "version", "--short"], check=True, capture_output=True, text=True
     ).stdout
     major = int(re.match(r"v(\d+)\.", out.strip()).group(1))  # type: ignore[union-attr]
     assert major >= 3, out
@@ -35,7 +35,7 @@ def test_helm_runs_and_is_v3_or_later() -> None:
 
 def test_kubectl_runs() -> None:
     out = subprocess.run(
-        [require_binary("kubectl"), "version", "--client"],
+        [require_program("kubectl"), "version", "--client"],
         check=True,
         capture_output=True,
         text=True,
@@ -45,14 +45,14 @@ def test_kubectl_runs() -> None:
 
 def test_checkov_is_the_pinned_version() -> None:
     out = subprocess.run(
-        [require_binary("checkov"), "--version"], check=True, capture_output=True, text=True
+        [require_program("checkov"), "--version"], check=True, capture_output=True, text=True
     ).stdout.strip()
     assert out == _pin("checkov_version")
 
 
 def test_second_run_of_make_tools_is_quiet() -> None:
     result = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "install-tools.sh")],
+        ["bash", str(REPO_ROOT / "tools" / "install" / "install-tools.sh")],
         check=True,
         capture_output=True,
         text=True,
@@ -64,4 +64,4 @@ def test_second_run_of_make_tools_is_quiet() -> None:
 
 @pytest.mark.parametrize("program", ["initdb", "pg_ctl", "postgres", "pg_dump", "redis-server"])
 def test_server_programs_are_installed(program: str) -> None:
-    require_binary(program)
+    require_program(program)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infra.config import StackConfig
-from infra.offline import OfflineRun
 from tests.infra.support import STACKS, offline_run, stack_config
+from tools.plan.offline import OfflineRun
 
 
 @pytest.fixture(params=STACKS)

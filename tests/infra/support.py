@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from infra.config import StackConfig, parse_stack_config
-from infra.offline import OfflineRun, RecordedResource, run_offline, stack_config_values
+from tools.plan.offline import OfflineRun, RecordedResource, run_offline, stack_config_values
 
 STACKS = ("dev", "staging", "prod")
 

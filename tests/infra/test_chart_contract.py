@@ -5,7 +5,6 @@ between the chart and the program fails here."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ import yaml
 
 from infra.release import CHART_PATH
 from tests.infra.support import STACKS, offline_run
-from tests.support.binaries import require_binary
+from tools.kit.chart import Rendered
+from tools.plan.record import render_release
 
 
 def helm_merge(defaults: Any, overrides: Any) -> Any:
@@ -75,42 +75,19 @@ def test_the_schema_rejects_a_key_the_chart_does_not_know(stack: str) -> None:
         jsonschema.validate(values, schema)
 
 
-def _render(stack: str, tmp_path: Path) -> list[dict[str, Any]]:
-    helm = require_binary("helm")
-    run = offline_run(stack)
-    release = next(
-        r
-        for r in run.of_type("kubernetes:helm.sh/v3:Release")
-        if r.inputs["chart"] == str(CHART_PATH)
-    )
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump(release.inputs["values"]))
-    result = subprocess.run(
-        [
-            helm,
-            "template",
-            release.inputs["name"],
-            str(CHART_PATH),
-            "--namespace",
-            release.inputs["namespace"],
-            "--kube-version",
-            "1.33.0",
-            "--values",
-            str(values_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+def _render(stack: str) -> Rendered:
+    """The stack's release values rendered exactly as `make plan` renders them."""
+    _, rendered = render_release(offline_run(stack))
+    return rendered
 
 
 @pytest.mark.helm
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_chart_renders_with_the_programs_values(stack: str, tmp_path: Path) -> None:
-    documents = _render(stack, tmp_path)
+def test_the_chart_renders_with_the_programs_values(stack: str) -> None:
+    rendered = _render(stack)
+    # Every manifest valid for Kubernetes 1.33 (strict) or its CRD's schema.
+    assert rendered.schema_errors == []
+    documents = rendered.manifests
     kinds = {doc["kind"] for doc in documents}
     assert {"Deployment", "ConfigMap", "ExternalSecret", "NetworkPolicy", "CronJob"} <= kinds
     run = offline_run(stack)

@@ -6,8 +6,8 @@ import json
 
 from infra.cluster import CONTROL_PLANE_LOGS
 from infra.config import StackConfig
-from infra.offline import OfflineRun
 from tests.infra.support import by_name, document
+from tools.plan.offline import OfflineRun
 
 CLUSTER = "aws:eks/cluster:Cluster"
 

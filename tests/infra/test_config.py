@@ -11,8 +11,8 @@ from annotated_types import Le
 from pydantic.alias_generators import to_camel
 
 from infra.config import ServiceSettings, StackConfigError, parse_stack_config
-from infra.offline import run_offline, stack_config_values
 from tests.infra.support import STACKS
+from tools.plan.offline import run_offline, stack_config_values
 
 
 def _values(stack: str) -> dict[str, str]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from infra.config import StackConfig
-from infra.offline import REDACTED, OfflineRun, RecordedResource
 from tests.infra.support import by_name
+from tools.plan.offline import REDACTED, OfflineRun, RecordedResource
 
 INSTANCE = "aws:rds/instance:Instance"
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"

@@ -8,8 +8,8 @@ import pytest
 
 from infra.config import StackConfig
 from infra.iam import check_least_privilege
-from infra.offline import OfflineRun, RecordedResource
 from tests.infra.support import as_list, by_name, document
+from tools.plan.offline import OfflineRun, RecordedResource
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"

@@ -6,8 +6,8 @@ import ipaddress
 
 from infra.config import StackConfig
 from infra.network import INTERFACE_ENDPOINTS, plan_subnets
-from infra.offline import OfflineRun
 from tests.infra.support import by_name
+from tools.plan.offline import OfflineRun
 
 SUBNET = "aws:ec2/subnet:Subnet"
 NAT = "aws:ec2/natGateway:NatGateway"

@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from infra.config import StackConfig
-from infra.offline import REDACTED, RELEASE_TYPE, OfflineRun, RecordedResource
 from infra.release import CHART_PATH
 from tests.infra.support import by_name
+from tools.plan.offline import REDACTED, RELEASE_TYPE, OfflineRun, RecordedResource
 
 FULL_PLATFORM = [
     "external-secrets",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from infra.config import StackConfig
-from infra.offline import OfflineRun, RecordedResource
 from tests.infra.support import as_list, document
+from tools.plan.offline import OfflineRun, RecordedResource
 
 BUCKET = "aws:s3/bucket:Bucket"
 

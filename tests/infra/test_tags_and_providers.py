@@ -10,8 +10,8 @@ from functools import cache
 import pulumi_aws
 
 from infra.config import StackConfig
-from infra.offline import OfflineRun
 from infra.tags import REQUIRED_TAG_KEYS
+from tools.plan.offline import OfflineRun
 
 COMPONENT_TYPES = {
     f"agent-platform:{concern}:{concern.capitalize()}"

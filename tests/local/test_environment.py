@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.binaries import REPO_ROOT
-from tests.support.ports import free_port
+from tools.kit.ports import free_port
+from tools.kit.programs import REPO_ROOT
+from tools.local.envfile import read_env_file
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ def local(state: Path, command: str, **ports: int) -> subprocess.CompletedProces
         **{f"LOCAL_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     return subprocess.run(
-        [sys.executable, "-m", "infra.local", command, "--state-dir", str(state)],
+        [sys.executable, "-m", "tools.local", command, "--state-dir", str(state)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -54,8 +55,7 @@ def environment() -> Iterator[Path]:
 
 
 def read_env(state: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in (state / "env").read_text().splitlines())
-    return {key: value for key, value in (p for p in pairs if len(p) == 2) if key[0] != "#"}
+    return read_env_file(state / "env")
 
 
 def test_up_writes_the_env_file_and_the_service_answers(environment: Path) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from infra.offline import stack_config_values
-from infra.plan.__main__ import build, main
+from tools.plan.__main__ import build, main
+from tools.plan.offline import stack_config_values
 
 pytestmark = [pytest.mark.slow, pytest.mark.helm]
 

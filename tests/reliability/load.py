@@ -1,10 +1,8 @@
-"""A closed-loop load generator: `concurrency` workers, each running its own threads one run
-at a time (a thread runs one run at a time), every answer timed and kept."""
+"""The drills' load: a fixed number of runs through the kit's closed-loop generator, every
+answer kept in `Figures`, every acknowledged run remembered so the drill can check it survived."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import httpx
 
 from tests.reliability.figures import Figures
+from tools.kit.load import Answer, closed_loop
 
 
 @dataclass
@@ -19,19 +18,6 @@ class Acknowledged:
     """Runs the service answered 200 for, by thread: what must survive anything."""
 
     by_thread: dict[str, list[str]] = field(default_factory=dict)
-
-
-def say(text: str) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": text}]}
-
-
-async def create_threads(client: httpx.AsyncClient, count: int) -> list[str]:
-    threads = []
-    for _ in range(count):
-        answer = await client.post("/threads", json={})
-        answer.raise_for_status()
-        threads.append(str(answer.json()["thread_id"]))
-    return threads
 
 
 async def run_load(
@@ -47,30 +33,26 @@ async def run_load(
     extra: dict[str, Any] | None = None,
     request_timeout: float = 60.0,
 ) -> None:
-    counter = iter(range(runs))
+    remaining = iter(range(runs))
 
-    async def worker(index: int) -> None:
-        threads = await create_threads(client, threads_per_worker)
-        for turn, number in enumerate(counter):
-            if stop():
-                return
-            thread_id = threads[turn % len(threads)]
-            text = f"run {number} from worker {index}"
-            started = time.monotonic()
-            try:
-                answer = await client.post(
-                    f"/threads/{thread_id}/runs/wait",
-                    json={"assistant_id": graph, "input": say(text), **(extra or {})},
-                    timeout=request_timeout,
-                )
-                status = answer.status_code
-            except httpx.HTTPError:
-                status = 0
-            figures.add(status, time.monotonic() - started, started)
-            if status == 200:
-                acknowledged.by_thread.setdefault(thread_id, []).append(text)
+    def keep_going() -> bool:
+        return not stop() and next(remaining, None) is not None
 
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    def record(answer: Answer) -> None:
+        figures.add(answer.status, answer.seconds, answer.started)
+        if answer.status == 200 and answer.thread_id is not None:
+            acknowledged.by_thread.setdefault(answer.thread_id, []).append(answer.text)
+
+    await closed_loop(
+        client,
+        graph=graph,
+        concurrency=concurrency,
+        threads_per_worker=threads_per_worker,
+        keep_going=keep_going,
+        record=record,
+        extra=extra,
+        request_timeout=request_timeout,
+    )
 
 
 async def missing_runs(client: httpx.AsyncClient, acknowledged: Acknowledged) -> list[str]:

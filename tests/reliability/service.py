@@ -1,5 +1,5 @@
-"""The service as the drills run it: a real `agent-service serve` process (or the test launcher
-with its echo graph, for drills that need a run of known length), tuned so that only the
+"""The service as the drills run it: a real `agent-service serve` process (or the kit's launcher
+with the echo graph, for drills that need a run of known length), tuned so that only the
 failure under test limits it."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from tests.app.server.service import (
+    ECHO_LAUNCHER,
     KEYS,
     ServiceProcess,
     api_keys_json,
@@ -22,7 +23,7 @@ from tests.app.server.service import (
 )
 
 SERVE = [sys.executable, "-m", "agent_service.cli", "serve"]
-LAUNCHER = [sys.executable, "-m", "tests.app.server.launcher"]
+LAUNCHER = ECHO_LAUNCHER
 REQUEST_TIMEOUT = 10
 
 

@@ -21,9 +21,10 @@ from tests.app.server.conftest import fresh_database
 from tests.app.server.graphs import GRAPH_ID
 from tests.app.server.service import KEYS
 from tests.reliability.figures import Figures
-from tests.reliability.load import Acknowledged, run_load, say
+from tests.reliability.load import Acknowledged, run_load
 from tests.reliability.service import LAUNCHER, client, drill_env, running
-from tests.support.servers import PostgresServer
+from tools.kit.load import say
+from tools.kit.servers import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HEADERS = {"X-API-Key": KEYS["alice"]}

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tools.local.envfile import read_env_file
+
 PROBE = Path(__file__).with_name("probe.py")
 
 
@@ -24,15 +26,6 @@ class Target:
     port: int
     secrets: list[str]
     logs: str
-
-
-def _read_env(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key] = value
-    return values
 
 
 def _pod_logs(backend: Any) -> str:
@@ -48,7 +41,7 @@ def _pod_logs(backend: Any) -> str:
 
 @pytest.fixture(scope="module")
 def target(host: Any) -> Target:
-    env = _read_env(Path(os.environ["SMOKE_ENV_FILE"]))
+    env = read_env_file(Path(os.environ["SMOKE_ENV_FILE"]))
     in_pod = host.backend.NAME == "kubectl"
     port = int(env.get("SMOKE_PORT") or env.get("AGENT_URL", "http://x:8000").rsplit(":", 1)[1])
     secrets_dir = env.get("SMOKE_SECRETS_DIR") or env.get(

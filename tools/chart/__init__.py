@@ -5,7 +5,6 @@ its part of values.schema.json, the settings table of docs/service-interface.md)
 
 from __future__ import annotations
 
-from pathlib import Path
+from tools.kit.programs import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "langgraph-agent"

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.chart import CHART_DIR, REPO_ROOT, settings_doc, values_doc
+from tools.chart import CHART_DIR, settings_doc, values_doc
+from tools.kit.programs import REPO_ROOT
 
 REGENERATE = "make generate"
 

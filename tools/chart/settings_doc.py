@@ -20,7 +20,8 @@ from pydantic import SecretStr
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
-from tools.chart import CHART_DIR, REPO_ROOT
+from tools.chart import CHART_DIR
+from tools.kit.programs import REPO_ROOT
 
 VALUES_PATH = CHART_DIR / "values.yaml"
 SCHEMA_PATH = CHART_DIR / "values.schema.json"

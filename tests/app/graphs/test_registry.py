@@ -11,7 +11,7 @@ from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from tests.support.binaries import REPO_ROOT
+from tools.kit.programs import REPO_ROOT
 
 
 def test_registry_builds_every_graph_once_with_its_persistence() -> None:

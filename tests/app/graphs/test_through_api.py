@@ -13,8 +13,8 @@ from agent_service.graphs.source import registry_graph_source
 
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.service import Service, serve_in_thread
-from tests.support.binaries import REPO_ROOT
-from tests.support.servers import PostgresServer
+from tools.kit.programs import REPO_ROOT
+from tools.kit.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
 

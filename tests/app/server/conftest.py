@@ -15,7 +15,7 @@ from agent_service.server.logging_setup import configure_logging
 from agent_service.settings import Settings
 
 from tests.app.server.service import KEYS, Service, serve_in_thread
-from tests.support.servers import PostgresServer
+from tools.kit.servers import PostgresServer
 
 configure_logging("WARNING")
 

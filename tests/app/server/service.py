@@ -4,9 +4,6 @@ restarts and signals), always a real uvicorn on a free loopback port."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +20,12 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from tests.app.server.graphs import echo_graph_source
-from tests.support.ports import free_port
+from tools.kit import launcher
+from tools.kit.ports import free_port
+from tools.kit.process import Started, started
+from tools.kit.process import wait_until_ready as wait_until_ready
+from tools.kit.programs import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 KEYS = {"alice": "alice-key-0123456789abcdef", "bob": "bob-key-0123456789abcdef0"}
 STARTUP_TIMEOUT = 60.0
 
@@ -46,23 +46,6 @@ class Service:
     def http(self, principal: str | None = "alice") -> httpx.Client:
         headers = {} if principal is None else {"X-API-Key": KEYS[principal]}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
-
-
-def wait_until_ready(url: str, timeout: float = STARTUP_TIMEOUT) -> float:
-    """Poll /ready until 200; returns the seconds it took."""
-    started = time.monotonic()
-    deadline = started + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(f"{url}/ready", timeout=2)
-            if response.status_code == 200:
-                return time.monotonic() - started
-            last = response.text
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.05)
-    raise RuntimeError(f"service at {url} not ready after {timeout} s: {last}")
 
 
 @contextmanager
@@ -107,38 +90,26 @@ def service_env(**settings: Any) -> dict[str, str]:
     return env
 
 
-@dataclass
-class ServiceProcess:
-    process: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def terminate(self, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
+# A service subprocess as the kit starts it (url, log(), terminate()).
+ServiceProcess = Started
+ECHO_LAUNCHER = launcher.command("tests.app.server.graphs:echo_graph_source")
 
 
 @contextmanager
 def serve_in_process(
     env: dict[str, str], log_path: Path, argv: list[str] | None = None
 ) -> Iterator[ServiceProcess]:
-    """Start the service in a subprocess: `argv` (default: the test launcher with the echo
-    graph), with HOST/PORT set in `env`."""
+    """Start the service in a subprocess: `argv` (default: the kit's launcher with the echo
+    graph), with HOST/PORT set in `env`; not waited for (`wait_until_ready`), killed on exit."""
     port = free_port()
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
-    command = argv or [sys.executable, "-m", "tests.app.server.launcher"]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, env=env, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    running = ServiceProcess(process=process, url=f"http://127.0.0.1:{port}", log_path=log_path)
-    try:
+    with started(
+        "the service",
+        argv or ECHO_LAUNCHER,
+        env,
+        url=f"http://127.0.0.1:{port}",
+        log=log_path,
+        ready_path=None,
+        stop_timeout=0,
+    ) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)

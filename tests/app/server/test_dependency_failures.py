@@ -14,7 +14,7 @@ import pytest
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.graphs import GRAPH_ID
 from tests.app.server.service import Service, serve_in_thread
-from tests.support.servers import PostgresServer, RedisServer
+from tools.kit.servers import PostgresServer, RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from tests.app.server.service import service_env
-from tests.support.ports import free_port
-from tests.support.servers import PostgresServer
+from tools.kit.ports import free_port
+from tools.kit.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
 

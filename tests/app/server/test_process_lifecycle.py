@@ -21,7 +21,7 @@ from tests.app.server.service import (
     service_env,
     wait_until_ready,
 )
-from tests.support.servers import PostgresServer
+from tools.kit.servers import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

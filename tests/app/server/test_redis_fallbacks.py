@@ -11,7 +11,7 @@ from agent_service.core.redis_clients import async_redis, sync_redis
 from agent_service.persistence.node_cache import NodeCache
 from agent_service.settings import Settings
 
-from tests.support.servers import RedisServer
+from tools.kit.servers import RedisServer
 
 
 def test_local_window_slides() -> None:

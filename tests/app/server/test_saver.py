@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from tests.app.server.conftest import fresh_database
 from tests.app.server.graphs import GRAPH_ID, say
 from tests.app.server.service import Service
-from tests.support.servers import PostgresServer
+from tools.kit.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
 

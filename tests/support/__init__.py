@@ -1,1 +1,0 @@
-"""Shared test support: binary lookup and throw-away servers on loopback."""

@@ -1,0 +1,90 @@
+"""The benchmark's measurement: the kit's closed-loop generator over keep-alive connections, a
+warm-up that is not measured, then a fixed measuring window. Its own CPU time is reported, so a
+reader can see it was not the bottleneck."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from tools.kit.load import Answer, closed_loop
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: which graph, stateless or threaded, how many clients."""
+
+    graph: str
+    mode: str  # "stateless" | "threaded"
+    concurrency: int
+    durability: str | None = None
+
+
+@dataclass
+class Sample:
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+    client_cpu_share: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: int) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else 0.0
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1]
+
+
+async def measure(
+    url: str, headers: dict[str, str], cell: Cell, *, warmup: float, duration: float
+) -> Sample:
+    """`cell.concurrency` clients for `warmup` seconds unmeasured, then `duration` measured."""
+    limits = httpx.Limits(max_connections=cell.concurrency + 4)
+    latencies: list[float] = []
+    errors = 0
+    deadline: float | None = None
+
+    def keep_going() -> bool:
+        return deadline is None or time.monotonic() < deadline
+
+    def record(answer: Answer) -> None:
+        nonlocal errors
+        # Answered inside the window and sent before its end (a run sent during the warm-up
+        # and answered in the window counts: the server was busy with it in the window).
+        if deadline is not None and answer.started < deadline:
+            latencies.append(answer.seconds)
+            errors += 0 if answer.status == 200 else 1
+
+    extra = {"durability": cell.durability} if cell.durability else None
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=120) as http:
+        load = asyncio.create_task(
+            closed_loop(
+                http,
+                graph=cell.graph,
+                concurrency=cell.concurrency,
+                threads_per_worker=1 if cell.mode == "threaded" else 0,
+                keep_going=keep_going,
+                record=record,
+                extra=extra,
+            )
+        )
+        await asyncio.sleep(warmup)
+        cpu_start, wall_start = time.process_time(), time.monotonic()
+        deadline = wall_start + duration
+        await load
+        wall = time.monotonic() - wall_start
+        cpu = time.process_time() - cpu_start
+    return Sample(
+        requests=len(latencies),
+        errors=errors,
+        seconds=min(wall, duration) if wall else duration,
+        latencies=latencies,
+        client_cpu_share=cpu / wall if wall else 0.0,
+    )

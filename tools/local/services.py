@@ -1,0 +1,299 @@
+"""The processes of the local environment: how each is prepared once, started, and known to be
+up. The supervisor runs them in this order and stops them in reverse."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+from psycopg import sql
+
+from tools.kit.ports import port_open
+from tools.kit.process import is_ready
+from tools.kit.programs import (
+    PG_OS_USER,
+    REPO_ROOT,
+    postgres_bin_dir,
+    postgres_owner,
+    require_program,
+)
+from tools.local.layout import Layout, Ports
+from tools.local.secrets import Credentials, write_private
+
+BUCKET = "agent-backups"
+REGION = "eu-west-1"
+# moto accepts any credentials; these only keep botocore from looking for real ones.
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+SERVICE_OS_USER = "nobody"
+
+
+def reachable_by_others(program: str) -> bool:
+    """Whether an unprivileged user can run `program` (every directory on its real path
+    searchable, the file executable by others)."""
+    path = Path(os.path.realpath(program))
+    if not path.stat().st_mode & stat.S_IXOTH:
+        return False
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
+
+
+def service_owner(layout: Layout) -> tuple[int, int] | None:
+    """The agent never runs as root when it can be helped: a root user runs it as `nobody`,
+    which then owns the secret files it reads and the directories it writes. When the Python
+    interpreter lives where `nobody` cannot reach it (e.g. under /root), it runs as the
+    invoking user and `status` says so."""
+    if os.geteuid() != 0 or not reachable_by_others(sys.executable):
+        return None
+    entry = pwd.getpwnam(SERVICE_OS_USER)
+    owner = entry.pw_uid, entry.pw_gid
+    for directory in (layout.secrets, layout.run / "agent-home", layout.run / "prometheus"):
+        directory.mkdir(parents=True, exist_ok=True)
+        _chown_tree(directory, owner)
+    return owner
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    ready: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    owner: tuple[int, int] | None = None
+    # Signal that shuts it down cleanly (PostgreSQL: SIGINT is its "fast" shutdown).
+    stop_signal: int = 15
+    one_shot: bool = False
+    ready_timeout: float = 60.0
+
+
+def agent_env(layout: Layout, ports: Ports) -> dict[str, str]:
+    pg_bin = postgres_bin_dir()
+    return {
+        "PATH": f"{pg_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(layout.run / "agent-home"),
+        "HOST": "127.0.0.1",
+        "PORT": str(ports.agent),
+        "WORKERS": "2",
+        "LOG_LEVEL": "INFO",
+        "SECRETS_DIR": str(layout.secrets),
+        "DATABASE_URL": f"postgresql://agent@127.0.0.1:{ports.postgres}/agent",
+        "REDIS_URL": f"redis://127.0.0.1:{ports.redis}/0",
+        "S3_ENDPOINT_URL": f"http://127.0.0.1:{ports.s3}",
+        "AWS_REGION": REGION,
+        **S3_KEYS,
+        "BACKUP_BUCKET": BUCKET,
+        "BACKUP_PREFIX": "postgres/",
+        "PG_BIN_DIR": str(pg_bin),
+        "PROMETHEUS_MULTIPROC_DIR": str(layout.run / "prometheus"),
+        "SQLITE_PATH": str(layout.run / "unused.sqlite"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _chown_tree(path: Path, owner: tuple[int, int] | None) -> None:
+    if owner is None:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, *owner)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), *owner)
+
+
+def prepare_postgres(layout: Layout, owner: tuple[int, int] | None) -> None:
+    """initdb once: local socket trusted for the bootstrap, TCP only with a password."""
+    if owner is not None and not all(
+        parent.stat().st_mode & stat.S_IXOTH for parent in layout.root.resolve().parents
+    ):
+        raise RuntimeError(
+            f"PostgreSQL runs as the {PG_OS_USER!r} OS user and cannot reach {layout.root}: "
+            "make its parent directories searchable (chmod o+x) or choose another state dir"
+        )
+    layout.pg_socket_dir.mkdir(parents=True, exist_ok=True)
+    _chown_tree(layout.pg_data.parent, owner)
+    if (layout.pg_data / "PG_VERSION").exists():
+        return
+    layout.pg_data.mkdir(parents=True, exist_ok=True)
+    _chown_tree(layout.pg_data.parent, owner)
+    command = [
+        require_program("initdb"),
+        "-D",
+        str(layout.pg_data),
+        "-U",
+        "postgres",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "--encoding=UTF8",
+    ]
+    with layout.log("initdb").open("ab") as log:
+        subprocess.run(  # noqa: S603 - fixed program
+            command, check=True, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_as(owner)
+        )
+
+
+def _as(owner: tuple[int, int] | None) -> Callable[[], None] | None:
+    if owner is None:
+        return None
+    uid, gid = owner
+
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    return drop
+
+
+def _admin_conninfo(layout: Layout) -> str:
+    return f"host={layout.pg_socket_dir} port={_pg_port(layout)} user=postgres dbname=postgres"
+
+
+def postgres_accepting(layout: Layout) -> bool:
+    """PostgreSQL listens before it accepts sessions ("the database system is starting up"):
+    ready is a session that opens."""
+    try:
+        with psycopg.connect(_admin_conninfo(layout), connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def bootstrap_database(layout: Layout, credentials: Credentials) -> None:
+    """The service's role and database; the password is (re)set from the secret file."""
+    with psycopg.connect(_admin_conninfo(layout), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'agent'").fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(verb + " ROLE agent LOGIN CREATEDB PASSWORD {}").format(
+                sql.Literal(credentials.database_password)
+            )
+        )
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'agent'").fetchone() is None:
+            conn.execute("CREATE DATABASE agent OWNER agent")
+
+
+def _pg_port(layout: Layout) -> int:
+    return int((layout.run / "postgres.port").read_text())
+
+
+def prepare_redis(layout: Layout, ports: Ports, credentials: Credentials) -> Path:
+    """A config file (mode 600) carries the password, so it is not in the process listing."""
+    layout.redis_dir.mkdir(parents=True, exist_ok=True)
+    config = layout.redis_dir / "redis.conf"
+    write_private(
+        config,
+        "\n".join(
+            [
+                "bind 127.0.0.1",
+                f"port {ports.redis}",
+                f"dir {layout.redis_dir}",
+                f"requirepass {credentials.redis_password}",
+                "appendonly no",
+                "save ''",
+                "",
+            ]
+        ),
+    )
+    return config
+
+
+def create_bucket(ports: Ports) -> None:
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{ports.s3}",
+        region_name=REGION,
+        aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+    )
+    existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+    if BUCKET not in existing:
+        location: Any = {"LocationConstraint": REGION}
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration=location)
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+
+
+def plan(layout: Layout, ports: Ports, credentials: Credentials) -> list[Service]:
+    """The services, in start order."""
+    owner = postgres_owner()
+    prepare_postgres(layout, owner)
+    (layout.run / "postgres.port").write_text(str(ports.postgres))
+    redis_config = prepare_redis(layout, ports, credentials)
+    env = agent_env(layout, ports)
+    agent_owner = service_owner(layout)
+    return [
+        Service(
+            name="postgres",
+            command=[
+                require_program("postgres"),
+                "-D",
+                str(layout.pg_data),
+                "-p",
+                str(ports.postgres),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={layout.pg_socket_dir}",
+                "-c",
+                "max_connections=200",
+            ],
+            ready=lambda: postgres_accepting(layout),
+            owner=owner,
+            stop_signal=2,
+        ),
+        Service(
+            name="redis",
+            command=[require_program("redis-server"), str(redis_config)],
+            ready=lambda: port_open(ports.redis),
+        ),
+        Service(
+            name="s3",
+            command=[sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ports.s3)],
+            ready=lambda: port_open(ports.s3),
+        ),
+        Service(
+            name="migrate",
+            command=[sys.executable, "-m", "agent_service.cli", "migrate"],
+            ready=lambda: True,
+            env=env,
+            owner=agent_owner,
+            one_shot=True,
+        ),
+        Service(
+            name="agent",
+            command=[sys.executable, "-m", "agent_service.cli", "serve"],
+            ready=lambda: is_ready(f"http://127.0.0.1:{ports.agent}"),
+            env=env,
+            owner=agent_owner,
+            ready_timeout=120.0,
+        ),
+    ]
+
+
+def clean_prometheus_dir(layout: Layout) -> None:
+    """Empty the workers' metric files (a restart starts from zero), keeping the directory."""
+    directory = layout.run / "prometheus"
+    for entry in directory.glob("*.db"):
+        entry.unlink(missing_ok=True)
+
+
+__all__ = [
+    "BUCKET",
+    "REGION",
+    "REPO_ROOT",
+    "S3_KEYS",
+    "Service",
+    "agent_env",
+    "bootstrap_database",
+    "clean_prometheus_dir",
+    "create_bucket",
+    "plan",
+    "port_open",
+]
