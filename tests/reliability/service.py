@@ -33,6 +33,10 @@ def drill_env(tmp_path: Path, **settings: Any) -> dict[str, str]:
         # Limits that would otherwise shape the load are lifted: the drill is about failures.
         "rate_limit_per_minute": 10_000_000,
         "user_model_calls_per_day": 10_000_000,
+        # The closed loop spreads runs over threads unevenly (a fast worker takes more turns):
+        # main_agent's summary would replace a busy thread's early turns, which the drills
+        # check for by message. Summarising is covered by the graph tests.
+        "summarize_after_messages": 1_000_000,
         "request_timeout_seconds": REQUEST_TIMEOUT,
         "database_pool_timeout_seconds": 2,
         "log_level": "WARNING",
