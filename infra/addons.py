@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pulumi
+
 from infra.config import PlatformAddonsConfig
 
 PROMETHEUS_RELEASE = "kube-prometheus-stack"
@@ -65,6 +67,44 @@ PROMETHEUS = AddonChart(
 )
 
 
+def cluster_autoscaler(
+    cluster_name: str,
+    region: str,
+    role_arn: pulumi.Input[str],
+    kubernetes_version: str,
+    *,
+    namespace: str,
+    service_account: str,
+) -> AddonChart:
+    """Grows the node groups when pods cannot be scheduled (the HPA asks for more replicas
+    than the nodes hold) and shrinks them when nodes idle; the node groups leave their
+    desired size to it. Its minor version must match the cluster's
+    (https://github.com/kubernetes/autoscaler/tree/master/cluster-autoscaler#releases)."""
+    return AddonChart(
+        name="cluster-autoscaler",
+        repository="https://kubernetes.github.io/autoscaler",
+        chart="cluster-autoscaler",
+        version="9.46.6",
+        namespace=namespace,
+        values={
+            "cloudProvider": "aws",
+            "awsRegion": region,
+            # Finds the managed node groups by the tags EKS puts on their ASGs.
+            "autoDiscovery": {"clusterName": cluster_name},
+            "image": {"tag": f"v{kubernetes_version}.0"},
+            "rbac": {
+                "serviceAccount": {
+                    "create": True,
+                    "name": service_account,
+                    "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+                }
+            },
+            "replicaCount": 1,
+            "extraArgs": {"balance-similar-node-groups": True, "expander": "least-waste"},
+        },
+    )
+
+
 def ingress_nginx(scraped: bool) -> AddonChart:
     """The controller behind an AWS Network Load Balancer, its metrics on for the canary."""
     return AddonChart(
@@ -113,9 +153,12 @@ def flagger(mesh_provider: str, shared_prometheus: bool) -> list[AddonChart]:
     ]
 
 
-def selected_addons(config: PlatformAddonsConfig, mesh_provider: str) -> list[AddonChart]:
-    """The add-ons in install order: each may rely on the CRDs of those before it."""
-    addons = [EXTERNAL_SECRETS]
+def selected_addons(
+    config: PlatformAddonsConfig, mesh_provider: str, autoscaler: AddonChart
+) -> list[AddonChart]:
+    """The add-ons in install order: each may rely on the CRDs of those before it. External
+    Secrets and the cluster autoscaler are not optional."""
+    addons = [EXTERNAL_SECRETS, autoscaler]
     if config.metrics_server:
         addons.append(METRICS_SERVER)
     if config.prometheus:

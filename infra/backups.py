@@ -49,6 +49,8 @@ class BackupsArgs:
     tags: Tags
     # Set with `config.replica_region`: the provider of that region.
     replica_provider: pulumi.ProviderResource | None = None
+    # prod/staging: the buckets and their keys survive `pulumi destroy`.
+    protect: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Backups(pulumi.ComponentResource):
             )
             replica = self._bucket(
                 f"{name}-backups-replica",
-                BackupsArgs(args.config, replica_account, args.tags),
+                BackupsArgs(args.config, replica_account, args.tags, protect=args.protect),
                 provider=args.replica_provider,
             )
             self._replicate(name, args, primary, replica)
@@ -110,13 +112,14 @@ class Backups(pulumi.ComponentResource):
             tags=tags.named(name),
             parent=self,
             provider=provider,
+            protect=args.protect,
         )
         bucket = aws.s3.Bucket(
             name,
             bucket_prefix=f"{name}-",
             force_destroy=False,
             tags=tags.named(name),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, protect=args.protect),
         )
         aws.s3.BucketOwnershipControls(
             name,

@@ -32,9 +32,11 @@ class CacheArgs:
     config: CacheConfig
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
+    # The nodes' workload security group: the only source allowed to connect.
     client_security_group_id: pulumi.Input[str]
     account: Account
     tags: Tags
+    protect: bool = False
 
 
 class Cache(pulumi.ComponentResource):
@@ -56,6 +58,7 @@ class Cache(pulumi.ComponentResource):
             account=args.account,
             tags=tags.named(f"{name}-cache"),
             parent=self,
+            protect=args.protect,
         )
         token = random.RandomPassword(
             f"{name}-cache-auth-token",
@@ -76,7 +79,7 @@ class Cache(pulumi.ComponentResource):
             tags=tags.named(f"{name}-cache-auth-token"),
             opts=child,
         )
-        aws.secretsmanager.SecretVersion(
+        token_version = aws.secretsmanager.SecretVersion(
             f"{name}-cache-auth-token",
             secret_id=secret.id,
             # Derived from the generated token, so a Pulumi secret as well.
@@ -92,11 +95,11 @@ class Cache(pulumi.ComponentResource):
         )
         group = aws.ec2.SecurityGroup(
             f"{name}-cache",
-            description="Redis from the EKS cluster only",
+            description="Redis from the cluster's nodes only",
             vpc_id=args.vpc_id,
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(
-                    description="Redis (TLS) from the cluster",
+                    description="Redis (TLS) from the nodes",
                     protocol="tcp",
                     from_port=PORT,
                     to_port=PORT,
@@ -132,13 +135,15 @@ class Cache(pulumi.ComponentResource):
             auto_minor_version_upgrade=True,
             apply_immediately=False,
             tags=tags.named(f"{name}-cache"),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
 
         self.primary_address = replication_group.primary_endpoint_address
         self.port = PORT
         self.auth_secret_arn = secret.arn
         self.key_arn = key.arn
+        # The release reads the token through External Secrets: it must exist first.
+        self.secret_versions: list[pulumi.Resource] = [token_version]
         self.register_outputs(
             {"primaryAddress": self.primary_address, "authSecretArn": self.auth_secret_arn}
         )

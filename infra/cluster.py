@@ -1,5 +1,8 @@
-"""EKS: a private API endpoint, KMS-encrypted secrets, control-plane logs, access entries,
-managed node groups, the core add-ons and the OIDC provider behind IRSA."""
+"""EKS: an API endpoint the deployer can reach (public only to listed CIDRs, or private with an
+in-VPC runner), KMS-encrypted secrets, control-plane logs, an admin access entry for the
+deploying principal, managed node groups in a workload security group, the core add-ons at
+pinned versions (the VPC CNI enforcing NetworkPolicies), the OIDC provider behind IRSA and the
+cluster autoscaler's role."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pulumi_aws as aws
 from infra.config import ClusterConfig
 from infra.iam import (
     STS_AUDIENCE,
+    UNSCOPED_READ_ACTIONS,
     Account,
     allow,
     ec2_trust_policy,
@@ -25,6 +29,16 @@ from infra.kms import encryption_key, logs_grant
 from infra.tags import Tags
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+HTTPS = 443
+# The VPC CNI only enforces NetworkPolicies with its network policy agent turned on; without
+# it the chart's policies are accepted and ignored
+# (https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html).
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
+AUTOSCALER_NAMESPACE = "kube-system"
+AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+# The autoscaler's recommended policy, least-privilege reads first:
+# https://github.com/kubernetes/autoscaler/blob/master/cluster-autoscaler/cloudprovider/aws/README.md
+AUTOSCALER_READS = tuple(sorted(UNSCOPED_READ_ACTIONS))
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 # Add-ons that must run before nodes can become Ready, and those that need nodes to schedule.
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy")
@@ -36,8 +50,16 @@ class ClusterArgs:
     config: ClusterConfig
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
+    private_subnet_cidrs: Sequence[str]
+    # The IAM principal running `pulumi up` (a role, not its STS session): cluster admin.
+    deployer_arn: str
     account: Account
     tags: Tags
+
+
+def admin_principals(deployer_arn: str, config: ClusterConfig) -> list[str]:
+    """The deployer first, then the configured admins, each once."""
+    return list(dict.fromkeys([deployer_arn, *config.admin_role_arns]))
 
 
 def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -131,13 +153,13 @@ class Cluster(pulumi.ComponentResource):
             tags=tags.named(f"{name}-cluster"),
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(
+        cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster-policy",
             role=cluster_role.name,
             policy_arn=account.managed_policy_arn("AmazonEKSClusterPolicy"),
             opts=child,
         )
-        aws.iam.RolePolicy(
+        secrets_key_use = aws.iam.RolePolicy(
             f"{name}-cluster-secrets-key",
             role=cluster_role.id,
             policy=policy_document(
@@ -152,7 +174,8 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        public_cidrs = list(config.public_access_cidrs)
+        access = config.endpoint_access
+        public_cidrs = list(access.public_cidrs)
         cluster = aws.eks.Cluster(
             f"{name}-eks",
             name=name,
@@ -171,16 +194,43 @@ class Cluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(CONTROL_PLANE_LOGS),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API",
+                # The deployer's entry is declared below, so it is visible, diffable and
+                # removable like every other (terraform-aws-eks does the same).
                 bootstrap_cluster_creator_admin_permissions=False,
             ),
+            # At the end of standard support EKS upgrades the cluster instead of billing
+            # extended support (https://docs.aws.amazon.com/eks/latest/userguide/
+            # kubernetes-versions.html); the pack keeps the version inside that window.
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
             # The add-ons are declared below as managed add-ons, versioned with the cluster.
             bootstrap_self_managed_addons=False,
             deletion_protection=config.deletion_protection,
             tags=tags.named(name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+            # The role must hold its permissions before EKS assumes it (terraform-aws-eks
+            # orders the cluster after its policy attachments for this reason).
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[log_group, cluster_policy, secrets_key_use]
+            ),
         )
+        cluster_group = cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or "")
+        if access.mode == "inVpc":
+            # The runner that installs the Kubernetes part reaches the private endpoint.
+            for index, cidr in enumerate(access.runner_cidrs or args.private_subnet_cidrs):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-api-from-runner-{index}",
+                    security_group_id=cluster_group,
+                    description="Kubernetes API from the in-VPC deploy runner",
+                    ip_protocol="tcp",
+                    from_port=HTTPS,
+                    to_port=HTTPS,
+                    cidr_ipv4=cidr,
+                    tags=tags.named(f"{name}-api-from-runner-{index}"),
+                    opts=child,
+                )
 
-        admin_entries = self._access_entries(name, cluster, config.admin_role_arns, account)
+        admin_entries = self._access_entries(
+            name, cluster, admin_principals(args.deployer_arn, config), account
+        )
 
         issuer = cluster.identities.apply(_oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
@@ -191,10 +241,10 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        cni_role = self._addon_role(
+        cni_role, cni_policy = self._addon_role(
             name, "vpc-cni", "aws-node", "AmazonEKS_CNI_Policy", oidc, issuer, args
         )
-        ebs_role = self._addon_role(
+        ebs_role, ebs_policy = self._addon_role(
             name,
             "ebs-csi",
             "ebs-csi-controller-sa",
@@ -204,31 +254,62 @@ class Cluster(pulumi.ComponentResource):
             args,
         )
         network_addons = [
-            self._addon(name, cluster, addon, cni_role if addon == "vpc-cni" else None, [])
+            self._addon(
+                name,
+                cluster,
+                addon,
+                config,
+                cni_role if addon == "vpc-cni" else None,
+                # The CNI starts with its IRSA role able to assign addresses.
+                [cni_policy] if addon == "vpc-cni" else [],
+            )
             for addon in NETWORK_ADDONS
         ]
-        node_groups = self._node_groups(name, cluster, args, network_addons)
+        # The nodes' own group: the database and the cache admit this group only, not the
+        # cluster security group, which also holds the control plane's network interfaces.
+        workload_group = aws.ec2.SecurityGroup(
+            f"{name}-workloads",
+            description=f"Nodes of {name}: the source the database and the cache admit",
+            vpc_id=args.vpc_id,
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    description="Nodes reach anything; NetworkPolicies restrict the pods",
+                    protocol="-1",
+                    from_port=0,
+                    to_port=0,
+                    cidr_blocks=["0.0.0.0/0"],
+                )
+            ],
+            tags=tags.named(f"{name}-workloads"),
+            opts=child,
+        )
+        node_groups = self._node_groups(
+            name, cluster, args, [cluster_group, workload_group.id], network_addons
+        )
         workload_addons = [
             self._addon(
                 name,
                 cluster,
                 addon,
+                config,
                 ebs_role if addon == "aws-ebs-csi-driver" else None,
-                node_groups,
+                [*node_groups, ebs_policy] if addon == "aws-ebs-csi-driver" else node_groups,
             )
             for addon in WORKLOAD_ADDONS
         ]
+        autoscaler_role, autoscaler_policy = self._autoscaler_role(name, oidc, issuer, args)
 
         self.cluster_name = cluster.name
-        self.cluster_security_group_id = cluster.vpc_config.apply(
-            lambda vpc: vpc.cluster_security_group_id or ""
-        )
+        self.cluster_security_group_id = cluster_group
+        self.workload_security_group_id = workload_group.id
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer = issuer
         self.secrets_key_arn = secrets_key.arn
         self.admin_entries = admin_entries
         self.node_groups = node_groups
         self.addons = [*network_addons, *workload_addons]
+        self.autoscaler_role_arn = autoscaler_role.arn
+        self.autoscaler_policy = autoscaler_policy
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(
                 cluster.name, cluster.endpoint, cluster.certificate_authority.data
@@ -238,6 +319,7 @@ class Cluster(pulumi.ComponentResource):
             {
                 "clusterName": self.cluster_name,
                 "clusterSecurityGroupId": self.cluster_security_group_id,
+                "workloadSecurityGroupId": self.workload_security_group_id,
                 "oidcProviderArn": self.oidc_provider_arn,
                 "kubeconfig": self.kubeconfig,
             }
@@ -284,7 +366,7 @@ class Cluster(pulumi.ComponentResource):
         oidc: aws.iam.OpenIdConnectProvider,
         issuer: pulumi.Output[str],
         args: ClusterArgs,
-    ) -> aws.iam.Role:
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
         role = aws.iam.Role(
             f"{name}-{addon}",
             description=f"IRSA role of the {addon} add-on in {name}",
@@ -292,26 +374,95 @@ class Cluster(pulumi.ComponentResource):
             tags=args.tags.named(f"{name}-{addon}"),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        aws.iam.RolePolicyAttachment(
+        attachment = aws.iam.RolePolicyAttachment(
             f"{name}-{addon}",
             role=role.name,
             policy_arn=args.account.managed_policy_arn(managed_policy),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return role
+        return role, attachment
+
+    def _autoscaler_role(
+        self,
+        name: str,
+        oidc: aws.iam.OpenIdConnectProvider,
+        issuer: pulumi.Output[str],
+        args: ClusterArgs,
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """The cluster autoscaler may resize and shrink only this cluster's node groups:
+        their auto scaling groups, which EKS names `eks-<node group>-<id>` and tags
+        `k8s.io/cluster-autoscaler/<cluster>` (https://docs.aws.amazon.com/eks/latest/
+        userguide/managed-node-groups.html)."""
+        account = args.account
+        role = aws.iam.Role(
+            f"{name}-cluster-autoscaler",
+            description=f"IRSA role of the cluster autoscaler in {name}",
+            assume_role_policy=irsa_trust_policy(
+                oidc.arn, issuer, AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT
+            ),
+            tags=args.tags.named(f"{name}-cluster-autoscaler"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        groups = (
+            f"arn:{account.partition}:autoscaling:{account.region}:{account.account_id}:"
+            f"autoScalingGroup:*:autoScalingGroupName/eks-{name}-*"
+        )
+        node_groups = (
+            f"arn:{account.partition}:eks:{account.region}:{account.account_id}:nodegroup/{name}/*"
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-cluster-autoscaler",
+            role=role.id,
+            policy=policy_document(
+                [
+                    allow("DiscoverNodeGroups", AUTOSCALER_READS, ["*"]),
+                    allow("DescribeOwnNodeGroups", ["eks:DescribeNodegroup"], [node_groups]),
+                    allow(
+                        "ResizeOwnNodeGroups",
+                        [
+                            "autoscaling:SetDesiredCapacity",
+                            "autoscaling:TerminateInstanceInAutoScalingGroup",
+                        ],
+                        [groups],
+                        {
+                            "StringEquals": {
+                                f"aws:ResourceTag/k8s.io/cluster-autoscaler/{name}": "owned"
+                            }
+                        },
+                    ),
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return role, policy
 
     def _addon(
         self,
         name: str,
         cluster: aws.eks.Cluster,
         addon: str,
+        config: ClusterConfig,
         role: aws.iam.Role | None,
         after: Sequence[pulumi.Resource],
     ) -> aws.eks.Addon:
+        version = config.addon_versions.get(addon)  # type: ignore[call-overload]
+        if version is None:
+            # EKS's default build for this Kubernetes version: fixed until the cluster's
+            # version changes, unlike `most_recent`, so a later `up` does not upgrade it.
+            version = aws.eks.get_addon_version(
+                addon_name=addon,
+                kubernetes_version=config.version,
+                most_recent=False,
+                opts=pulumi.InvokeOptions(parent=self),
+            ).version
         return aws.eks.Addon(
             f"{name}-{addon}",
             cluster_name=cluster.name,
             addon_name=addon,
+            addon_version=version,
+            configuration_values=(
+                json.dumps(VPC_CNI_CONFIGURATION, sort_keys=True) if addon == "vpc-cni" else None
+            ),
             service_account_role_arn=role.arn if role is not None else None,
             # Take over what EKS may have installed; keep an operator's tuning on upgrade.
             resolve_conflicts_on_create="OVERWRITE",
@@ -325,6 +476,7 @@ class Cluster(pulumi.ComponentResource):
         name: str,
         cluster: aws.eks.Cluster,
         args: ClusterArgs,
+        security_groups: Sequence[pulumi.Input[str]],
         after: Sequence[pulumi.Resource],
     ) -> list[aws.eks.NodeGroup]:
         tags = args.tags
@@ -337,19 +489,25 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         # The CNI's permissions live on its own IRSA role, not on every node.
-        for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"):
+        node_policies = [
             aws.iam.RolePolicyAttachment(
                 f"{name}-nodes-{policy}",
                 role=node_role.name,
                 policy_arn=args.account.managed_policy_arn(policy),
                 opts=child,
             )
+            for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+        ]
         groups = []
         for group in args.config.node_groups:
             template = aws.ec2.LaunchTemplate(
                 f"{name}-{group.name}",
                 description=f"Nodes of {name}/{group.name}: IMDSv2 only, encrypted root volume",
                 update_default_version=True,
+                # With groups in the template EKS attaches exactly these, so the cluster
+                # group is listed too (https://docs.aws.amazon.com/eks/latest/userguide/
+                # launch-templates.html).
+                vpc_security_group_ids=list(security_groups),
                 # Hop limit 1: pods cannot reach the node's credentials; they use IRSA.
                 metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
                     http_endpoint="enabled",
@@ -399,7 +557,9 @@ class Cluster(pulumi.ComponentResource):
                     tags=tags.named(f"{name}-{group.name}"),
                     opts=pulumi.ResourceOptions(
                         parent=self,
-                        depends_on=list(after),
+                        # Nodes join with the role's permissions in place (terraform-aws-eks
+                        # orders node groups after the attachments the same way).
+                        depends_on=[*after, *node_policies],
                         # The cluster autoscaler owns the current size once nodes run.
                         ignore_changes=["scalingConfig.desiredSize"],
                     ),

@@ -35,6 +35,22 @@ LOG_RETENTION_DAYS = frozenset(
 )
 REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 IAM_ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
+# Account IDs that AWS's documentation uses in examples: an ARN in one of them was copied from
+# a page, never pointed at a real account (e.g. the IAM User Guide's 111122223333/444455556666,
+# the 123456789012 of the EKS and STS references).
+DOCUMENTATION_ACCOUNTS = frozenset(
+    {
+        "111122223333",
+        "444455556666",
+        "777788889999",
+        "123456789012",
+        "111111111111",
+        "222222222222",
+        "333333333333",
+        "555555555555",
+        "999999999999",
+    }
+)
 
 
 class StackConfigError(pulumi.RunError):
@@ -55,6 +71,15 @@ def _public_cidr(value: str) -> str:
     return cidr
 
 
+def _real_account(value: str) -> str:
+    account = value.split(":")[4]
+    if account in DOCUMENTATION_ACCOUNTS:
+        raise ValueError(
+            f"account {account} is an AWS documentation example, not an account of yours"
+        )
+    return value
+
+
 def _log_retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
         raise ValueError(f"must be one of CloudWatch's periods {sorted(LOG_RETENTION_DAYS)}")
@@ -65,7 +90,7 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 PublicCidr = Annotated[str, AfterValidator(_public_cidr)]
 LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
 Region = Annotated[str, Field(pattern=REGION_PATTERN)]
-RoleArn = Annotated[str, Field(pattern=IAM_ROLE_ARN_PATTERN)]
+RoleArn = Annotated[str, Field(pattern=IAM_ROLE_ARN_PATTERN), AfterValidator(_real_account)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
 
 
@@ -120,15 +145,52 @@ class NodeGroupConfig(Section):
         return self
 
 
+class EndpointAccessConfig(Section):
+    """How the machine running `pulumi up` reaches the API server, which the same run uses to
+    install the add-ons and the release (pulumi/pulumi-eks#1134 is that run failing against a
+    private-only endpoint).
+
+    - `publicCidrs`: the endpoint is private and public, the public side open only to
+      `publicCidrs` (the deployer's egress addresses, e.g. a VPN or CI runner's fixed IP).
+    - `inVpc`: the endpoint is private only; the Kubernetes phase runs from a runner inside
+      the VPC (a self-hosted CI runner or an SSM-managed instance in `runnerCidrs`), which the
+      cluster security group admits on 443.
+    """
+
+    mode: Literal["publicCidrs", "inVpc"]
+    public_cidrs: list[PublicCidr] = Field(default_factory=list)
+    # Empty in `inVpc` mode: the VPC's private subnets (where such a runner is started).
+    runner_cidrs: list[Cidr] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _mode_has_its_addresses(self) -> EndpointAccessConfig:
+        if self.mode == "publicCidrs" and not self.public_cidrs:
+            raise ValueError(
+                "mode publicCidrs needs publicCidrs: the deployer's egress CIDRs "
+                "(pulumi config set --path 'cluster.endpointAccess.publicCidrs[0]' <cidr>)"
+            )
+        if self.mode == "inVpc" and self.public_cidrs:
+            raise ValueError("mode inVpc keeps the endpoint private: remove publicCidrs")
+        if self.mode == "publicCidrs" and self.runner_cidrs:
+            raise ValueError("runnerCidrs belongs to mode inVpc")
+        return self
+
+
 class ClusterConfig(Section):
+    # A version in EKS standard support (policies/eks_versions.py holds the dated table).
     version: Annotated[str, Field(pattern=r"^1\.\d{2}$")]
-    # Empty: the API server has no public endpoint at all.
-    public_access_cidrs: list[PublicCidr] = Field(default_factory=list)
-    # IAM roles given cluster-admin through access entries (the deployer must be one).
-    admin_role_arns: Annotated[list[RoleArn], Field(min_length=1)]
+    endpoint_access: EndpointAccessConfig
+    # Cluster admins besides the deploying principal, which always gets an access entry.
+    admin_role_arns: list[RoleArn] = Field(default_factory=list)
     node_groups: Annotated[list[NodeGroupConfig], Field(min_length=1)]
     log_retention_days: LogRetentionDays = 90
     deletion_protection: bool = False
+    # EKS add-on versions (`aws eks describe-addon-versions`); unset: the version EKS names
+    # the default for the cluster's Kubernetes version, resolved when the stack is deployed.
+    addon_versions: dict[
+        Literal["vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"],
+        Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")],
+    ] = Field(default_factory=dict)
 
     @field_validator("node_groups")
     @classmethod
@@ -148,7 +210,6 @@ class DatabaseConfig(Section):
     multi_az: bool
     deletion_protection: bool
     backup_retention_days: Annotated[int, Field(ge=1, le=35)]
-    read_replica: bool = False
     performance_insights_retention_days: Literal[7, 31, 93, 186, 372, 731] = 7
     log_retention_days: LogRetentionDays = 30
     # The CA bundle in the image that `sslmode=verify-full` checks the server against.
@@ -195,6 +256,10 @@ class BackupsConfig(Section):
 
 
 class ImageConfig(Section):
+    """The release's image: the tag names the version, the digest pins the bytes. Unset, the
+    digest is the one ECR holds for the tag (tags are immutable there), looked up when the
+    stack is deployed; set, ECR must hold that digest under that tag."""
+
     tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
     digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
 
@@ -332,6 +397,21 @@ class StackConfig(Section):
         ]
         if missing:
             raise ValueError("; ".join(missing))
+        return self
+
+    @model_validator(mode="after")
+    def _runner_inside_the_vpc(self) -> StackConfig:
+        vpc = ipaddress.ip_network(self.network.cidr)
+        outside = [
+            cidr
+            for cidr in self.cluster.endpoint_access.runner_cidrs
+            if not ipaddress.ip_network(cidr).subnet_of(vpc)  # type: ignore[arg-type]
+        ]
+        if outside:
+            raise ValueError(
+                f"{NAMESPACE}:cluster.endpointAccess.runnerCidrs {outside} lie outside "
+                f"{NAMESPACE}:network.cidr {self.network.cidr}: an in-VPC runner runs in the VPC"
+            )
         return self
 
     @property

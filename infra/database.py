@@ -2,7 +2,11 @@
 
 The master password is generated and rotated by RDS in Secrets Manager
 (`manage_master_user_password`), so it never appears in the program, its state or the chart's
-values. AWS applies minor engine upgrades in the maintenance window; the program ignores the
+values. RDS creates no read replica of such a source (the limitations in
+https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html;
+terraform-aws-rds's replica example turns the managed password off for it), so there is none:
+Multi-AZ covers the loss of an instance or a zone, and the pack refuses such a replica.
+AWS applies minor engine upgrades in the maintenance window; the program ignores the
 resulting version drift instead of trying to downgrade.
 """
 
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from infra.config import DatabaseConfig
 from infra.iam import Account
@@ -38,10 +43,12 @@ class DatabaseArgs:
     config: DatabaseConfig
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
-    # The EKS cluster security group: the only source allowed to connect.
+    # The nodes' workload security group: the only source allowed to connect.
     client_security_group_id: pulumi.Input[str]
     account: Account
     tags: Tags
+    # prod/staging: `pulumi destroy` (or a replacing change) stops at the data.
+    protect: bool = False
 
 
 class Database(pulumi.ComponentResource):
@@ -65,6 +72,7 @@ class Database(pulumi.ComponentResource):
             account=args.account,
             tags=tags.named(f"{name}-db"),
             parent=self,
+            protect=args.protect,
         )
         identifier = f"{name}-db"
         log_group_names = [f"/aws/rds/instance/{identifier}/{log}" for log in EXPORTED_LOGS]
@@ -96,11 +104,11 @@ class Database(pulumi.ComponentResource):
         )
         group = aws.ec2.SecurityGroup(
             f"{name}-db",
-            description="PostgreSQL from the EKS cluster only",
+            description="PostgreSQL from the cluster's nodes only",
             vpc_id=args.vpc_id,
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(
-                    description="PostgreSQL from the cluster",
+                    description="PostgreSQL from the nodes",
                     protocol="tcp",
                     from_port=PORT,
                     to_port=PORT,
@@ -122,6 +130,14 @@ class Database(pulumi.ComponentResource):
                 for key_name, value in TLS_PARAMETERS.items()
             ],
             tags=tags.named(f"{name}-db"),
+            opts=child,
+        )
+        # A new suffix whenever the instance is replaced or re-created, so that a second
+        # destroy does not collide with the first one's snapshot.
+        snapshot_suffix = random.RandomId(
+            f"{name}-db-final-snapshot",
+            byte_length=4,
+            keepers={"identifier": identifier},
             opts=child,
         )
         primary = aws.rds.Instance(
@@ -153,7 +169,13 @@ class Database(pulumi.ComponentResource):
             copy_tags_to_snapshot=True,
             delete_automated_backups=False,
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"{name}-db-final",
+            final_snapshot_identifier=snapshot_suffix.hex.apply(
+                lambda suffix: f"{name}-db-final-{suffix}"
+            ),
+            # Stated, not left to the default: Performance Insights' own console retires
+            # and Database Insights takes over (https://docs.aws.amazon.com/AmazonRDS/
+            # latest/UserGuide/USER_DatabaseInsights.html); "standard" is the free mode.
+            database_insights_mode="standard",
             performance_insights_enabled=True,
             performance_insights_kms_key_id=key.arn,
             performance_insights_retention_period=config.performance_insights_retention_days,
@@ -167,37 +189,9 @@ class Database(pulumi.ComponentResource):
                 depends_on=list(log_groups),
                 # AWS moves the minor version forward; do not fight it on the next `up`.
                 ignore_changes=["engineVersion"],
+                protect=args.protect,
             ),
         )
-        self.replica_identifier: pulumi.Output[str] | None = None
-        if config.read_replica:
-            replica = aws.rds.Instance(
-                f"{name}-db-replica",
-                identifier=f"{name}-db-replica",
-                replicate_source_db=primary.identifier,
-                instance_class=config.instance_class,
-                storage_type="gp3",
-                storage_encrypted=True,
-                kms_key_id=key.arn,
-                vpc_security_group_ids=[group.id],
-                publicly_accessible=False,
-                parameter_group_name=parameters.name,
-                ca_cert_identifier=CA_CERT_IDENTIFIER,
-                multi_az=False,
-                deletion_protection=config.deletion_protection,
-                # A replica has no backups or final snapshot of its own; the primary has them.
-                backup_retention_period=0,
-                skip_final_snapshot=True,
-                performance_insights_enabled=True,
-                performance_insights_kms_key_id=key.arn,
-                performance_insights_retention_period=config.performance_insights_retention_days,
-                auto_minor_version_upgrade=True,
-                allow_major_version_upgrade=False,
-                tags=tags.named(f"{name}-db-replica", role="read-replica"),
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["engineVersion"]),
-            )
-            self.replica_identifier = replica.identifier
-
         self.address = primary.address
         self.port = PORT
         self.database_name = DATABASE_NAME
@@ -211,6 +205,5 @@ class Database(pulumi.ComponentResource):
             {
                 "address": self.address,
                 "masterSecretArn": self.master_secret_arn,
-                "replicaIdentifier": self.replica_identifier,
             }
         )

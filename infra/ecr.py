@@ -49,6 +49,8 @@ class RegistryArgs:
     config: RegistryConfig
     account: Account
     tags: Tags
+    # prod/staging: the released images survive `pulumi destroy`.
+    protect: bool = False
 
 
 class Registry(pulumi.ComponentResource):
@@ -66,6 +68,7 @@ class Registry(pulumi.ComponentResource):
             account=args.account,
             tags=args.tags.named(f"{name}-ecr"),
             parent=self,
+            protect=args.protect,
         )
         repository = aws.ecr.Repository(
             f"{name}-repository",
@@ -81,7 +84,7 @@ class Registry(pulumi.ComponentResource):
             ],
             force_delete=False,
             tags=args.tags.named(args.repository_name),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",

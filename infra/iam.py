@@ -1,9 +1,10 @@
 """IAM policy documents as data, with least privilege enforced where they are built.
 
 Every document the program writes goes through `policy_document`, which refuses an Allow
-statement with a wildcard action or a wildcard resource: a mistake here fails `pulumi preview`
-instead of reaching an account. Key policies are the one exception (their `Resource: "*"`
-means "this key") and are built by `key_policy_document`, which still refuses `kms:*`.
+statement with a wildcard action or a wildcard resource (but for reads IAM cannot scope,
+`UNSCOPED_READ_ACTIONS`): a mistake here fails `pulumi preview` instead of reaching an
+account. Key policies are the one exception (their `Resource: "*"` means "this key") and are
+built by `key_policy_document`, which still refuses `kms:*`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,21 @@ from typing import Any
 import pulumi
 
 STS_AUDIENCE = "sts.amazonaws.com"
+# Reads for which IAM has no resource type (the Service Authorization Reference lists none),
+# so `Resource: "*"` is the only way to grant them; they reveal metadata, change nothing.
+UNSCOPED_READ_ACTIONS = frozenset(
+    {
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeAutoScalingInstances",
+        "autoscaling:DescribeLaunchConfigurations",
+        "autoscaling:DescribeScalingActivities",
+        "autoscaling:DescribeTags",
+        "ec2:DescribeImages",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:GetInstanceTypesFromInstanceRequirements",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,8 @@ def check_least_privilege(document: Mapping[str, Any], *, key_policy: bool = Fal
         if "Principal" in statement and not key_policy:
             continue  # a trust policy: its resource is the role itself
         resources = _as_list(statement.get("Resource", []))
+        if resources == ["*"] and set(actions) <= UNSCOPED_READ_ACTIONS:
+            continue
         if not key_policy and ("NotResource" in statement or "*" in resources):
             raise ValueError(f"statement {sid}: wildcard resource {resources}")
 

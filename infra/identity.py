@@ -83,7 +83,7 @@ class Identity(pulumi.ComponentResource):
         initial_key = random.RandomPassword(
             f"{name}-initial-api-key", length=48, special=False, opts=child
         )
-        aws.secretsmanager.SecretVersion(
+        secret_version = aws.secretsmanager.SecretVersion(
             f"{name}-service-secret",
             secret_id=secret.id,
             # Derived from the generated key, so a Pulumi secret as well.
@@ -107,7 +107,7 @@ class Identity(pulumi.ComponentResource):
             tags=tags.named(f"{name}-service"),
             opts=child,
         )
-        aws.iam.RolePolicy(
+        service_policy = aws.iam.RolePolicy(
             f"{name}-service",
             role=service_role.id,
             policy=policy_document(
@@ -143,7 +143,7 @@ class Identity(pulumi.ComponentResource):
             tags=tags.named(f"{name}-backup"),
             opts=child,
         )
-        aws.iam.RolePolicy(
+        backup_policy = aws.iam.RolePolicy(
             f"{name}-backup",
             role=backup_role.id,
             policy=policy_document(
@@ -179,6 +179,13 @@ class Identity(pulumi.ComponentResource):
         self.service_role_arn = service_role.arn
         self.backup_role_arn = backup_role.arn
         self.service_secret_arn = secret.arn
+        # What the release's pods need in place before they start: their roles' permissions
+        # and a first version of the secret External Secrets syncs.
+        self.release_prerequisites: list[pulumi.Resource] = [
+            service_policy,
+            backup_policy,
+            secret_version,
+        ]
         self.register_outputs(
             {
                 "serviceRoleArn": self.service_role_arn,

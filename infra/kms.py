@@ -91,6 +91,7 @@ def encryption_key(
     parent: pulumi.Resource,
     grants: Sequence[ServiceGrant] = (),
     provider: pulumi.ProviderResource | None = None,
+    protect: bool = False,
 ) -> aws.kms.Key:
     statements: list[dict[str, Any]] = [
         {
@@ -120,7 +121,8 @@ def encryption_key(
         deletion_window_in_days=30,
         policy=key_policy_document(statements),
         tags=dict(tags),
-        opts=opts,
+        # A key that encrypts stored data is as stateful as the data: losing it loses them.
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect)),
     )
     aws.kms.Alias(
         f"{name}-alias",

@@ -1,21 +1,34 @@
-"""The whole stack: components wired together, then the release, then the stack outputs."""
+"""The whole stack: components wired together, then the release, then the stack outputs.
+
+A stack deploys in two phases (docs/deploy.md). `cloud` declares the AWS resources only: the
+registry then exists to push the image to, and with a private API endpoint this is all that
+runs from outside the VPC. `all` (the default) adds the Kubernetes part (add-ons and the
+service's release), which needs the API server reachable and the image in ECR.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.addons import selected_addons
+from infra.addons import cluster_autoscaler, selected_addons
 from infra.backups import Backups, BackupsArgs
 from infra.cache import Cache, CacheArgs
-from infra.cluster import Cluster, ClusterArgs
-from infra.config import StackConfig, read_stack_config
+from infra.cluster import (
+    AUTOSCALER_NAMESPACE,
+    AUTOSCALER_SERVICE_ACCOUNT,
+    Cluster,
+    ClusterArgs,
+)
+from infra.config import NAMESPACE, StackConfig, StackConfigError, read_stack_config
 from infra.database import Database, DatabaseArgs
 from infra.ecr import Registry, RegistryArgs
 from infra.iam import Account
 from infra.identity import Identity, IdentityArgs, ReadableSecret
+from infra.image import release_image
 from infra.network import Network, NetworkArgs
 from infra.release import Release, ReleaseArgs, SecretStoreSpec
 from infra.release_values import (
@@ -27,6 +40,44 @@ from infra.release_values import (
 from infra.tags import Tags
 
 REPOSITORY = "langgraph-agent"
+PHASE_VARIABLE = "AGENT_PLATFORM_PHASE"
+PHASES = ("cloud", "all")
+# Where losing a resource loses data: `protect` makes `pulumi destroy` stop at it.
+PROTECTED_ENVIRONMENTS = frozenset({"staging", "prod"})
+
+
+def deploy_phase(environ: dict[str, str] | None = None) -> str:
+    phase = (os.environ if environ is None else environ).get(PHASE_VARIABLE, "all")
+    if phase not in PHASES:
+        raise StackConfigError(f"{PHASE_VARIABLE}={phase!r}: the phases are {', '.join(PHASES)}")
+    return phase
+
+
+def deployer_arn(caller_arn: str, provider: aws.Provider) -> str:
+    """The IAM principal behind the caller: for an assumed role, the role (its ARN with
+    path), not the STS session; terraform-aws-eks resolves it the same way
+    (aws_iam_session_context, terraform-aws-eks#2327)."""
+    context = aws.iam.get_session_context(
+        arn=caller_arn, opts=pulumi.InvokeOptions(provider=provider)
+    )
+    return str(context.issuer_arn)
+
+
+def check_admin_accounts(config: StackConfig, account_id: str) -> None:
+    """Cluster admins live in the account being deployed to."""
+    foreign = [arn for arn in config.cluster.admin_role_arns if arn.split(":")[4] != account_id]
+    if foreign:
+        raise StackConfigError(
+            f"{config.stack_file}: {NAMESPACE}:cluster.adminRoleArns {foreign} are not in the "
+            f"account being deployed to ({account_id})"
+        )
+
+
+def _pinned(config: StackConfig, digest: str) -> StackConfig:
+    """The config with the release image's digest as ECR reported it."""
+    image = config.release.image.model_copy(update={"digest": digest})
+    release = config.release.model_copy(update={"image": image})
+    return config.model_copy(update={"release": release})
 
 
 def _aws_provider(name: str, region: str, tags: Tags) -> aws.Provider:
@@ -97,10 +148,13 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
     )
     provider = _aws_provider("aws", config.region, tags)
     invoke = pulumi.InvokeOptions(provider=provider)
+    phase = deploy_phase()
     caller = aws.get_caller_identity(opts=invoke)
     partition = aws.get_partition(opts=invoke)
     account = Account(caller.account_id, partition.partition, config.region)
+    check_admin_accounts(config, caller.account_id)
     on_aws = pulumi.ResourceOptions(providers=[provider])
+    protect = config.environment in PROTECTED_ENVIRONMENTS
 
     network = Network(
         name,
@@ -119,6 +173,8 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             config=config.cluster,
             vpc_id=network.vpc_id,
             private_subnet_ids=network.private_subnet_ids,
+            private_subnet_cidrs=network.private_subnet_cidrs,
+            deployer_arn=deployer_arn(caller.arn, provider),
             account=account,
             tags=tags,
         ),
@@ -130,9 +186,10 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             config=config.database,
             vpc_id=network.vpc_id,
             private_subnet_ids=network.private_subnet_ids,
-            client_security_group_id=cluster.cluster_security_group_id,
+            client_security_group_id=cluster.workload_security_group_id,
             account=account,
             tags=tags,
+            protect=protect,
         ),
         on_aws,
     )
@@ -142,9 +199,10 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             config=config.cache,
             vpc_id=network.vpc_id,
             private_subnet_ids=network.private_subnet_ids,
-            client_security_group_id=cluster.cluster_security_group_id,
+            client_security_group_id=cluster.workload_security_group_id,
             account=account,
             tags=tags,
+            protect=protect,
         ),
         on_aws,
     )
@@ -155,6 +213,7 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             config=config.registry,
             account=account,
             tags=tags,
+            protect=protect,
         ),
         on_aws,
     )
@@ -169,6 +228,7 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             account=account,
             tags=tags,
             replica_provider=replica_provider,
+            protect=protect,
         ),
         on_aws,
     )
@@ -193,34 +253,7 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         on_aws,
     )
 
-    values = _release_values(
-        config,
-        _s3_cidrs(config.region, provider),
-        network,
-        database,
-        cache,
-        registry,
-        backups,
-        identity,
-    )
-    Release(
-        name,
-        ReleaseArgs(
-            kubeconfig=cluster.kubeconfig,
-            namespace=config.release.namespace,
-            release_name=config.release.release_name,
-            values=values,
-            addons=selected_addons(config.platform_addons, CANARY_PROVIDER),
-            cluster_ready=[*cluster.admin_entries, *cluster.node_groups, *cluster.addons],
-            secret_store=SecretStoreSpec(
-                name=SECRET_STORE_NAME,
-                region=config.region,
-                service_account=config.release.service_account,
-            ),
-        ),
-    )
-
-    return {
+    outputs: dict[str, pulumi.Output[Any]] = {
         "clusterName": cluster.cluster_name,
         "kubeconfig": cluster.kubeconfig,
         "vpcId": network.vpc_id,
@@ -234,7 +267,63 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         "serviceRoleArn": identity.service_role_arn,
         "backupRoleArn": identity.backup_role_arn,
         "serviceSecretArn": identity.service_secret_arn,
+        "deployPhase": pulumi.Output.from_input(phase),
     }
+    if phase == "cloud":
+        return outputs
+
+    image = release_image(
+        registry_id=caller.account_id,
+        region=config.region,
+        repository_name=f"{name}/{REPOSITORY}",
+        image=config.release.image,
+        stack_file=config.stack_file,
+        opts=invoke,
+    )
+    config = _pinned(config, image.digest)
+    values = _release_values(
+        config,
+        _s3_cidrs(config.region, provider),
+        network,
+        database,
+        cache,
+        registry,
+        backups,
+        identity,
+    )
+    autoscaler = cluster_autoscaler(
+        name,
+        config.region,
+        cluster.autoscaler_role_arn,
+        config.cluster.version,
+        namespace=AUTOSCALER_NAMESPACE,
+        service_account=AUTOSCALER_SERVICE_ACCOUNT,
+    )
+    release = Release(
+        name,
+        ReleaseArgs(
+            kubeconfig=cluster.kubeconfig,
+            namespace=config.release.namespace,
+            release_name=config.release.release_name,
+            values=values,
+            addons=selected_addons(config.platform_addons, CANARY_PROVIDER, autoscaler),
+            cluster_ready=[
+                *cluster.admin_entries,
+                *cluster.node_groups,
+                *cluster.addons,
+                cluster.autoscaler_policy,
+            ],
+            release_ready=[*identity.release_prerequisites, *cache.secret_versions],
+            secret_store=SecretStoreSpec(
+                name=SECRET_STORE_NAME,
+                region=config.region,
+                service_account=config.release.service_account,
+            ),
+        ),
+    )
+    outputs["releaseImage"] = pulumi.Output.from_input(f"{image.repository_url}@{image.digest}")
+    outputs["releaseStatus"] = release.release_status
+    return outputs
 
 
 def main() -> dict[str, pulumi.Output[Any]]:

@@ -46,6 +46,9 @@ class ReleaseArgs:
     addons: Sequence[AddonChart]
     # What must exist before anything is installed: cluster access and nodes.
     cluster_ready: Sequence[pulumi.Resource]
+    # What the service's pods need before they start: their IAM permissions and the first
+    # versions of the secrets they read (terraform-aws-eks orders its add-ons the same way).
+    release_ready: Sequence[pulumi.Resource] = ()
     # Set when External Secrets syncs the credentials: the store the chart's ExternalSecret uses.
     secret_store: SecretStoreSpec | None = None
     chart_path: Path = CHART_PATH
@@ -126,7 +129,9 @@ class Release(pulumi.ComponentResource):
             wait_for_jobs=True,
             max_history=10,
             timeout=900,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=installed),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=provider, depends_on=[*installed, *args.release_ready]
+            ),
         )
         self.release_status = release.status
         self.register_outputs({"status": self.release_status})

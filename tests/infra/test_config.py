@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,7 +115,24 @@ def test_every_problem_is_listed_at_once() -> None:
     [
         ("agent-platform:cache", {"numCacheClusters": 1, "multiAz": True}, "numCacheClusters"),
         ("agent-platform:release", {"image": {"tag": "latest"}}, "immutable"),
-        ("agent-platform:cluster", {"publicAccessCidrs": ["0.0.0.0/0"]}, "internet"),
+        (
+            "agent-platform:cluster",
+            {"endpointAccess": {"mode": "publicCidrs", "publicCidrs": ["0.0.0.0/0"]}},
+            "internet",
+        ),
+        # B1: a public endpoint open to nobody would lock the deployer out.
+        ("agent-platform:cluster", {"endpointAccess": {"mode": "publicCidrs"}}, "publicCidrs"),
+        (
+            "agent-platform:cluster",
+            {"endpointAccess": {"mode": "inVpc", "runnerCidrs": ["10.99.0.0/24"]}},
+            "outside",
+        ),
+        # B2: an ARN copied from AWS's documentation is nobody's admin.
+        (
+            "agent-platform:cluster",
+            {"adminRoleArns": ["arn:aws:iam::111122223333:role/platform-admin"]},
+            "documentation",
+        ),
         ("agent-platform:network", {"cidr": "10.0.0.0/24"}, "/16 to /20"),
         ("agent-platform:database", {"engineVersion": "15.4"}, "engineVersion"),
         ("agent-platform:database", {"maxAllocatedStorageGb": 20, "allocatedStorageGb": 50}, ""),
@@ -240,3 +258,16 @@ def test_critical_is_a_log_level_on_both_sides() -> None:
     config = parse_stack_config("dev", {**values, "agent-platform:release": json.dumps(release)})
     assert config.release.settings.log_level == "CRITICAL"
     assert config.release.settings.request_timeout_seconds == 1.5
+
+
+def test_the_endpoint_access_mode_is_required() -> None:
+    values = _with_block(_values("dev"), "agent-platform:cluster", endpointAccess=None)
+    assert "agent-platform:cluster.endpointAccess is missing" in _error("dev", values)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_stack_file_names_a_documentation_account(stack: str) -> None:
+    from infra.config import DOCUMENTATION_ACCOUNTS
+
+    text = (Path(__file__).resolve().parents[2] / f"Pulumi.{stack}.yaml").read_text()
+    assert not [account for account in DOCUMENTATION_ACCOUNTS if account in text]

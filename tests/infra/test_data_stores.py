@@ -16,9 +16,14 @@ def _primary(run: OfflineRun, stack: str) -> RecordedResource:
     return by_name(run, INSTANCE)[f"agent-{stack}-db"]
 
 
-def _cluster_security_group(run: OfflineRun) -> str:
-    group: str = run.one("aws:eks/cluster:Cluster").outputs["vpcConfig"]["clusterSecurityGroupId"]
-    return group
+def _workload_security_group(run: OfflineRun) -> str:
+    """The nodes' own group (not the cluster group, which the control plane shares)."""
+    (group,) = [
+        g
+        for g in run.of_type("aws:ec2/securityGroup:SecurityGroup")
+        if g.name.endswith("-workloads")
+    ]
+    return group.id
 
 
 def _only_from_cluster(run: OfflineRun, group_ids: list[str], port: int) -> None:
@@ -26,7 +31,7 @@ def _only_from_cluster(run: OfflineRun, group_ids: list[str], port: int) -> None
     (group_id,) = group_ids
     (rule,) = groups[group_id].inputs["ingress"]
     assert (rule["fromPort"], rule["toPort"], rule["protocol"]) == (port, port, "tcp")
-    assert rule["securityGroups"] == [_cluster_security_group(run)]
+    assert rule["securityGroups"] == [_workload_security_group(run)]
     assert "cidrBlocks" not in rule
     assert groups[group_id].inputs["egress"] == []
 
@@ -89,19 +94,34 @@ def test_minor_upgrades_by_aws_major_never(run: OfflineRun, stack: str) -> None:
     assert "engineVersion" in db.ignore_changes
 
 
-def test_read_replica_only_in_prod(run: OfflineRun, stack: str) -> None:
-    replicas = [r for r in run.of_type(INSTANCE) if r.inputs.get("replicateSourceDb")]
-    if stack != "prod":
-        assert replicas == []
-        return
-    (replica,) = replicas
-    primary = _primary(run, stack)
-    assert replica.inputs["replicateSourceDb"] == primary.outputs["identifier"]
-    assert replica.inputs["storageEncrypted"] is True
-    assert replica.inputs["kmsKeyId"] == primary.inputs["kmsKeyId"]
-    assert replica.inputs["publiclyAccessible"] is False
-    assert replica.inputs["parameterGroupName"] == primary.inputs["parameterGroupName"]
-    assert replica.inputs["vpcSecurityGroupIds"] == primary.inputs["vpcSecurityGroupIds"]
+def test_no_read_replica_of_a_managed_password_source(run: OfflineRun, stack: str) -> None:
+    # RDS refuses a replica of a source whose password Secrets Manager manages (B3).
+    assert [r for r in run.of_type(INSTANCE) if r.inputs.get("replicateSourceDb")] == []
+    assert _primary(run, stack).inputs["manageMasterUserPassword"] is True
+
+
+def test_final_snapshot_name_is_unique_per_instance(run: OfflineRun, stack: str) -> None:
+    db = _primary(run, stack)
+    suffix = run.one("random:index/randomId:RandomId").outputs["hex"]
+    assert db.inputs["finalSnapshotIdentifier"] == f"agent-{stack}-db-final-{suffix}"
+    assert db.inputs["skipFinalSnapshot"] is False
+
+
+def test_database_insights_mode_is_stated(run: OfflineRun, stack: str) -> None:
+    assert _primary(run, stack).inputs["databaseInsightsMode"] == "standard"
+
+
+def test_stateful_resources_are_protected_outside_dev(run: OfflineRun, stack: str) -> None:
+    stateful = [
+        _primary(run, stack),
+        run.one(REPLICATION_GROUP),
+        run.one("aws:ecr/repository:Repository"),
+        *run.of_type("aws:s3/bucket:Bucket"),
+    ]
+    keys = by_name(run, "aws:kms/key:Key")
+    stateful += [keys[f"agent-{stack}-{suffix}"] for suffix in ("db", "cache", "ecr")]
+    for resource in stateful:
+        assert resource.protect is (stack != "dev"), resource.name
 
 
 def test_redis_encrypted_in_transit_and_at_rest(run: OfflineRun) -> None:

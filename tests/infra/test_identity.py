@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from infra.config import StackConfig
-from infra.iam import check_least_privilege
+from infra.iam import UNSCOPED_READ_ACTIONS, check_least_privilege
 from tests.infra.support import as_list, by_name, document
+from tools.plan.mocks import ACCOUNT_ID
 from tools.plan.offline import OfflineRun, RecordedResource
 
 ROLE = "aws:iam/role:Role"
@@ -44,6 +45,10 @@ def test_no_identity_policy_grants_a_wildcard(run: OfflineRun) -> None:
             for action in as_list(statement["Action"]):
                 assert action != "*", policy.name
                 assert not action.endswith(":*"), (policy.name, action)
+            if as_list(statement["Resource"]) == ["*"]:
+                # Only reads IAM cannot scope to a resource.
+                assert set(as_list(statement["Action"])) <= UNSCOPED_READ_ACTIONS, policy.name
+                continue
             for resource in as_list(statement["Resource"]):
                 assert resource != "*", (policy.name, statement["Sid"])
                 assert resource.startswith("arn:aws:"), (policy.name, resource)
@@ -171,7 +176,7 @@ def test_key_policies_spell_out_their_actions(run: OfflineRun) -> None:
             assert "*" not in actions, key.name
             principal = statement["Principal"]
             if "AWS" in principal:
-                assert principal["AWS"] == "arn:aws:iam::123456789012:root"
+                assert principal["AWS"] == f"arn:aws:iam::{ACCOUNT_ID}:root"
             else:
                 # A service uses the key only for the resources named in its condition.
                 assert principal["Service"].startswith("logs.")

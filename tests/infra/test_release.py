@@ -15,6 +15,7 @@ from tools.plan.offline import REDACTED, RELEASE_TYPE, OfflineRun, RecordedResou
 
 FULL_PLATFORM = [
     "external-secrets",
+    "cluster-autoscaler",
     "metrics-server",
     "kube-prometheus-stack",
     "ingress-nginx",
@@ -22,7 +23,7 @@ FULL_PLATFORM = [
     "loadtester",
 ]
 ADDONS = {
-    "dev": ["external-secrets", "metrics-server"],
+    "dev": ["external-secrets", "cluster-autoscaler", "metrics-server"],
     "staging": FULL_PLATFORM,
     "prod": FULL_PLATFORM,
 }
@@ -202,7 +203,12 @@ def test_stack_outputs(run: OfflineRun, stack: str) -> None:
         "serviceRoleArn",
         "backupRoleArn",
         "serviceSecretArn",
+        "deployPhase",
+        "releaseImage",
+        "releaseStatus",
     }
+    assert run.outputs["deployPhase"] == "all"
+    assert run.outputs["releaseImage"].startswith(f"{run.outputs['repositoryUrl']}@sha256:")
     assert run.secret_outputs == {"kubeconfig"}
     assert run.outputs["clusterName"] == f"agent-{stack}"
     db = by_name(run, "aws:rds/instance:Instance")[f"agent-{stack}-db"]
@@ -272,7 +278,11 @@ def test_container_resources_per_stack(run: OfflineRun, stack: str) -> None:
             "requests": {"cpu": "250m", "memory": "512Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
-        "staging": None,
+        # B4: staging sets its requests, as the pack's kubernetes-resources-set demands.
+        "staging": {
+            "requests": {"cpu": "500m", "memory": "1Gi"},
+            "limits": {"cpu": "1", "memory": "2Gi"},
+        },
         "prod": {
             "requests": {"cpu": "1", "memory": "2Gi"},
             "limits": {"cpu": "2", "memory": "4Gi"},

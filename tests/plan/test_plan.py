@@ -48,11 +48,21 @@ def test_against_another_stack_lists_the_differences(prod_plan: tuple[int, Path]
     _, bundle = prod_plan
     against = json.loads((bundle / "plan.json").read_text())["against"]
     assert (against["base"], against["other"]) == ("prod", "dev")
-    # prod has a NAT gateway per AZ, dev one; prod a read replica, dev none.
+    # prod has a NAT gateway per AZ, dev one; prod a replica bucket for its dumps, dev none.
     assert any("natGateway:NatGateway" in key for key in against["only_in_base"])
-    assert any("db-replica" in key for key in against["only_in_base"])
+    assert any("backups-replica" in key for key in against["only_in_base"])
     assert any(line.startswith("replicaCount: prod=") for line in against["values"])
     assert "## Differences: `prod` against `dev`" in (bundle / "report.md").read_text()
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging"])
+def test_every_other_stack_plans_clean(stack: str, tmp_path: Path) -> None:
+    """B4: every stack's `make plan` is green, not only prod's (staging once failed its own
+    kubernetes-resources-set)."""
+    assert build(stack, tmp_path) == 0
+    plan = json.loads((tmp_path / stack / "plan.json").read_text())
+    assert plan["policy"]["mandatory"] == 0
+    assert plan["manifests"]["schema_errors"] == []
 
 
 def test_no_secret_value_leaves_the_run(prod_plan: tuple[int, Path]) -> None:

@@ -14,7 +14,16 @@ from typing import Any
 
 import pulumi
 
-ACCOUNT_ID = "123456789012"
+# Not one of AWS's documentation accounts (the pack refuses those in access entries).
+ACCOUNT_ID = "406812953771"
+DEPLOYER_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/platform/deployer"
+# EKS's default add-on builds as `describe-addon-versions` reports them for 1.35.
+ADDON_VERSIONS = {
+    "vpc-cni": "v1.21.1-eksbuild.1",
+    "kube-proxy": "v1.35.0-eksbuild.2",
+    "coredns": "v1.13.1-eksbuild.1",
+    "aws-ebs-csi-driver": "v1.53.0-eksbuild.1",
+}
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 # Pulumi's wire format marks a secret as {SIG_KEY: SECRET_SIG, "value": ...}.
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -50,6 +59,21 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 "arn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/deployer/pulumi",
                 "userId": "AROAEXAMPLE:pulumi",
                 "id": ACCOUNT_ID,
+            },
+            "aws:iam/getSessionContext:getSessionContext": lambda: {
+                "arn": args.args.get("arn", ""),
+                "issuerArn": DEPLOYER_ROLE,
+                "issuerId": "AROAEXAMPLEDEPLOYER",
+                "issuerName": "deployer",
+                "sessionName": "pulumi",
+                "id": args.args.get("arn", ""),
+            },
+            "aws:ecr/getImage:getImage": lambda: _image(args.args, region),
+            "aws:eks/getAddonVersion:getAddonVersion": lambda: {
+                "addonName": args.args.get("addonName"),
+                "kubernetesVersion": args.args.get("kubernetesVersion"),
+                "version": ADDON_VERSIONS[str(args.args.get("addonName"))],
+                "id": str(args.args.get("addonName")),
             },
             "aws:index/getPartition:getPartition": lambda: {
                 "partition": "aws",
@@ -91,6 +115,26 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
         if args.typ.startswith("aws:"):
             outputs.setdefault("arn", _generic_arn(args.typ, args.name, self._region(args)))
         return resource_id, outputs
+
+
+def _image(args: dict[str, Any], region: str) -> dict[str, Any]:
+    """The image pushed under the tag: its digest derived from the tag, as stable as ECR's
+    immutable tags."""
+    repository = str(args.get("repositoryName", ""))
+    tag = str(args.get("imageTag", ""))
+    registry = str(args.get("registryId") or ACCOUNT_ID)
+    digest = "sha256:" + hashlib.sha256(f"{repository}:{tag}".encode()).hexdigest()
+    return {
+        "id": digest,
+        "imageDigest": digest,
+        "imageTag": tag,
+        "imageTags": [tag],
+        "imagePushedAt": 1764460800,
+        "imageSizeInBytes": 187_000_000,
+        "imageUri": f"{registry}.dkr.ecr.{region}.amazonaws.com/{repository}@{digest}",
+        "registryId": registry,
+        "repositoryName": repository,
+    }
 
 
 def _generic_arn(type_: str, name: str, region: str) -> str:
@@ -226,6 +270,13 @@ def _random_password(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any],
     return "none"
 
 
+def _random_id(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any], _: str) -> str:
+    length = int(out.get("byteLength", 4))
+    out["hex"] = _hex(args.name, 2 * length)
+    out["b64Url"] = base64.urlsafe_b64encode(bytes.fromhex(out["hex"])).decode().rstrip("=")
+    return str(out["b64Url"])
+
+
 def _helm_release(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any], _: str) -> str:
     out["status"] = {"status": "deployed", "name": out.get("name"), "revision": 1}
     return f"{out.get('namespace')}/{out.get('name')}"
@@ -258,5 +309,7 @@ _SHAPERS: dict[str, Shaper] = {
     "aws:ecr/repository:Repository": _repository,
     "aws:s3/bucket:Bucket": _bucket,
     "random:index/randomPassword:RandomPassword": _random_password,
+    "random:index/randomId:RandomId": _random_id,
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _prefixed_id("sgr"),
     RELEASE_TYPE: _helm_release,
 }
