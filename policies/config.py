@@ -97,6 +97,31 @@ SETTINGS: dict[str, Setting] = {
             ("api", "audit", "authenticator"),
         ),
         Setting(
+            "protectedStacks",
+            "Stacks whose stateful resources (databases, caches, buckets, repositories, "
+            "keys) carry Pulumi's `protect`, so a destroy or a replacement stops at them.",
+            _STRINGS,
+            ("staging", "prod"),
+        ),
+        Setting(
+            "digestStacks",
+            "Stacks whose service release must pull its image by digest.",
+            _STRINGS,
+            ("staging", "prod"),
+        ),
+        Setting(
+            "minStandardSupportDays",
+            "Fewest days an EKS cluster's version must have left in standard support.",
+            {"type": "integer", "minimum": 0, "maximum": 365},
+            30,
+        ),
+        Setting(
+            "supportCheckDate",
+            "The day the EKS support window is judged on (YYYY-MM-DD); empty: today.",
+            {"type": "string"},
+            "",
+        ),
+        Setting(
             "backupBucketValue",
             "Dotted path, in the service release's values, of the backup bucket's name.",
             {"type": "string", "minLength": 1},
@@ -188,6 +213,13 @@ def is_production(urn: str, config: Mapping[str, Any]) -> bool:
     stack counts as production: with the stack unknown, the strictest rules apply."""
     stack = stack_of_urn(urn)
     return stack is None or stack in strings(config, "productionStacks")
+
+
+def in_stacks(urn: str, config: Mapping[str, Any], key: str) -> bool:
+    """Whether the resource's stack is listed under `key`; an unknown stack counts as listed
+    (the strictest rules apply)."""
+    stack = stack_of_urn(urn)
+    return stack is None or stack in strings(config, key)
 
 
 def is_dev(urn: str, config: Mapping[str, Any]) -> bool:

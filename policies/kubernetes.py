@@ -19,7 +19,15 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from policies.config import config_schema, integer, is_dev, is_production, string, strings
+from policies.config import (
+    config_schema,
+    in_stacks,
+    integer,
+    is_dev,
+    is_production,
+    string,
+    strings,
+)
 from policies.props import as_number, is_true, lookup
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -140,6 +148,21 @@ def _image_pinned_in_dev(args: ResourceValidationArgs, report: ReportViolation) 
     _image_pinned(args, report, dev=True)
 
 
+def _image_by_digest(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A digest names the exact bytes that were built, scanned and tested; a tag is a name
+    the registry resolves at pull time (checkov CKV_K8S_43 asks the same of the manifests)."""
+    values = _values(args)
+    if values is None or not in_stacks(args.urn, args.get_config(), "digestStacks"):
+        return
+    digest = lookup(values, "image.digest")
+    if not (isinstance(digest, str) and digest.startswith("sha256:") and len(digest) == 71):
+        report(
+            f"'{args.name}' pulls its image by tag ({lookup(values, 'image.tag')!r}): release "
+            "it by digest (image.digest sha256:...), as built and pushed.",
+            None,
+        )
+
+
 _RELEASE_SETTINGS = ("serviceChart",)
 _PRODUCTION_SETTINGS = (*_RELEASE_SETTINGS, "productionStacks")
 
@@ -186,6 +209,14 @@ IMAGE_NOT_LATEST_IN_DEV = ResourceValidationPolicy(
     config_schema=config_schema(*_RELEASE_SETTINGS, "devStacks"),
 )
 
+IMAGE_BY_DIGEST = ResourceValidationPolicy(
+    name="kubernetes-image-by-digest",
+    description="In staging and prod the service's image is released by digest.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_image_by_digest,
+    config_schema=config_schema(*_RELEASE_SETTINGS, "digestStacks"),
+)
+
 POLICIES = [
     PRODUCTION_REPLICAS,
     PRODUCTION_DISRUPTION_BUDGET,
@@ -193,4 +224,5 @@ POLICIES = [
     RESOURCES_SET,
     IMAGE_NOT_LATEST,
     IMAGE_NOT_LATEST_IN_DEV,
+    IMAGE_BY_DIGEST,
 ]

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 from policies.config import config_schema, integer, is_production
-from policies.props import as_number, is_true, lookup
+from policies.joins import known_strings, referenced
+from policies.props import as_number, is_true, lookup, lookup_known
 
 INSTANCE = "aws:rds/instance:Instance"
 CLUSTER = "aws:rds/cluster:Cluster"  # Aurora: storage, backups and deletion protection live here
@@ -89,6 +93,31 @@ def _multi_az(args: ResourceValidationArgs, report: ReportViolation) -> None:
         )
 
 
+def _instance_names(instance: PolicyResource) -> list[str]:
+    # `replicate_source_db` takes the source's identifier, or its ARN across regions.
+    return known_strings(instance, "identifier", "arn", "id")
+
+
+def _replica_of_managed_password(args: StackValidationArgs, report: ReportViolation) -> None:
+    """RDS creates no read replica of a source whose master password Secrets Manager manages
+    (all engines but SQL Server): https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/
+    rds-secrets-manager.html, Limitations; terraform-aws-rds's replica example turns the
+    managed password off on its source for this reason."""
+    instances = [r for r in args.resources if r.resource_type == INSTANCE]
+    for replica in instances:
+        if lookup_known(replica.props, "replicateSourceDb") is None:
+            continue
+        sources = [i for i in instances if i is not replica]
+        source = referenced(replica, "replicateSourceDb", sources, _instance_names)
+        if source is not None and is_true(lookup_known(source.props, "manageMasterUserPassword")):
+            report(
+                f"'{replica.name}' replicates '{source.name}', whose master password Secrets "
+                "Manager manages: RDS refuses to create that replica. Drop the replica (Multi-AZ "
+                "covers an instance or zone), or manage the source's password yourself.",
+                replica.urn,
+            )
+
+
 STORAGE_ENCRYPTED = ResourceValidationPolicy(
     name="rds-storage-encrypted",
     description="RDS databases encrypt their storage at rest.",
@@ -123,4 +152,18 @@ MULTI_AZ = ResourceValidationPolicy(
     config_schema=config_schema("productionStacks"),
 )
 
-POLICIES = [STORAGE_ENCRYPTED, NOT_PUBLIC, BACKUP_RETENTION, DELETION_PROTECTION, MULTI_AZ]
+NO_REPLICA_OF_MANAGED_PASSWORD = StackValidationPolicy(
+    name="rds-no-replica-of-managed-password-source",
+    description="No RDS read replica of a source whose password Secrets Manager manages.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_replica_of_managed_password,
+)
+
+POLICIES = [
+    STORAGE_ENCRYPTED,
+    NOT_PUBLIC,
+    BACKUP_RETENTION,
+    DELETION_PROTECTION,
+    MULTI_AZ,
+    NO_REPLICA_OF_MANAGED_PASSWORD,
+]

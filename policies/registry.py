@@ -7,7 +7,21 @@ from typing import Final
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import ecr, eks, elasticache, iam, kubernetes, network, rds, s3, stack, tags
+from policies import (
+    ec2,
+    ecr,
+    eks,
+    elasticache,
+    iam,
+    kms,
+    kubernetes,
+    lifecycle,
+    network,
+    rds,
+    s3,
+    stack,
+    tags,
+)
 
 PACK_NAME: Final = "agent-platform"
 # A policy that states no level of its own would be mandatory; every policy here states one.
@@ -19,11 +33,14 @@ ALL_POLICIES: list[Policy] = [
     *s3.POLICIES,
     *ecr.POLICIES,
     *eks.POLICIES,
+    *ec2.POLICIES,
+    *kms.POLICIES,
     *network.POLICIES,
     *iam.POLICIES,
     *tags.POLICIES,
     *kubernetes.POLICIES,
     *stack.POLICIES,
+    *lifecycle.POLICIES,
 ]
 
 POLICIES_BY_NAME: dict[str, Policy] = {policy.name: policy for policy in ALL_POLICIES}

@@ -26,9 +26,9 @@ def urn(type_: str, name: str, stack: str = "prod") -> str:
     return f"urn:pulumi:{stack}::{PROJECT}::{type_}::{name}"
 
 
-def options() -> PolicyResourceOptions:
+def options(*, protect: bool = False) -> PolicyResourceOptions:
     return PolicyResourceOptions(
-        protect=False,
+        protect=protect,
         ignore_changes=[],
         delete_before_replace=None,
         aliases=[],
@@ -46,6 +46,7 @@ def resource_args(
     config: Mapping[str, Any] | None = None,
     provider: PolicyProviderResource | None = None,
     resource_urn: str | None = None,
+    protect: bool = False,
 ) -> ResourceValidationArgs:
     """Arguments as the analyzer builds them: inputs behind the unknown-checking proxy."""
     return ResourceValidationArgs(
@@ -53,7 +54,7 @@ def resource_args(
         unknown_checking_proxy(copy.deepcopy(dict(props))),
         resource_urn or urn(type_, name, stack),
         name,
-        options(),
+        options(protect=protect),
         provider,
         dict(config) if config is not None else None,
     )

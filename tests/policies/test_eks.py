@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pulumi_policy import EnforcementLevel
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
 from policies import eks
 from tests.policies.support import check, resource_args
@@ -19,7 +19,10 @@ CLUSTER: dict[str, Any] = {
     },
     "encryptionConfig": {"provider": {"keyArn": KEY}, "resources": ["secrets"]},
     "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
+    "version": "1.35",
+    "upgradePolicy": {"supportType": "STANDARD"},
 }
+RESOURCE_POLICIES = [p for p in eks.POLICIES if isinstance(p, ResourceValidationPolicy)]
 
 
 def with_vpc(**vpc: Any) -> dict[str, Any]:
@@ -30,9 +33,10 @@ def test_every_eks_rule_is_mandatory() -> None:
     assert {policy.enforcement_level for policy in eks.POLICIES} == {EnforcementLevel.MANDATORY}
 
 
-@pytest.mark.parametrize("policy", eks.POLICIES, ids=lambda p: p.name)
+@pytest.mark.parametrize("policy", RESOURCE_POLICIES, ids=lambda p: p.name)
 def test_a_private_encrypted_logged_cluster_complies(policy: Any) -> None:
-    assert check(policy, resource_args(eks.CLUSTER, CLUSTER)) == []
+    config = {"supportCheckDate": "2026-11-30"}
+    assert check(policy, resource_args(eks.CLUSTER, CLUSTER, config=config)) == []
 
 
 @pytest.mark.parametrize(

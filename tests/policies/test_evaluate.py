@@ -11,6 +11,7 @@ import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies.config import PolicyConfigError
+from policies.eks_versions import STANDARD_SUPPORT
 from policies.evaluate import (
     PolicyEvaluationError,
     ResourceRecord,
@@ -28,6 +29,11 @@ BUCKET_NAME = "agent-prod-backups-1a2b3c"
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET_NAME}"
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/abc"
 SECRETS = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:agent-*"
+# The version whose standard support lasts longest: when even that one runs out, the dated
+# table needs the next version (the pack's own rule says so in `make plan` too).
+NEWEST_VERSION = max(STANDARD_SUPPORT, key=lambda version: STANDARD_SUPPORT[version][1])
+ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+DIGEST = "sha256:" + "ab" * 32
 DENY_PLAIN_HTTP = {
     "Effect": "Deny",
     "Principal": "*",
@@ -74,6 +80,7 @@ def compliant_prod_stack() -> list[ResourceRecord]:
                 "multiAz": True,
                 "tags": TAGS,
             },
+            protect=True,
         ),
         record(
             "aws:elasticache/replicationGroup:ReplicationGroup",
@@ -83,20 +90,33 @@ def compliant_prod_stack() -> list[ResourceRecord]:
                 "atRestEncryptionEnabled": True,
                 "authToken": "[secret]",
             },
+            protect=True,
         ),
         record(
             "aws:ecr/repository:Repository",
             "agent",
             {"imageTagMutability": "IMMUTABLE", "imageScanningConfiguration": {"scanOnPush": True}},
+            protect=True,
         ),
         record(
             "aws:eks/cluster:Cluster",
             "agent-prod",
             {
-                "vpcConfig": {"endpointPrivateAccess": True, "endpointPublicAccess": False},
+                "version": NEWEST_VERSION,
+                "upgradePolicy": {"supportType": "STANDARD"},
+                "vpcConfig": {
+                    "endpointPrivateAccess": True,
+                    "endpointPublicAccess": True,
+                    "publicAccessCidrs": ["198.51.100.0/28"],
+                },
                 "encryptionConfig": {"provider": {"keyArn": KEY_ARN}, "resources": ["secrets"]},
                 "enabledClusterLogTypes": ["api", "audit", "authenticator"],
             },
+        ),
+        record(
+            "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+            "agent-prod-admin-0",
+            {"principalArn": "arn:aws:iam::406812953771:role/deployer", "policyArn": ADMIN_POLICY},
         ),
         record(
             "aws:ec2/securityGroup:SecurityGroup",
@@ -140,6 +160,7 @@ def compliant_prod_stack() -> list[ResourceRecord]:
                 "arn": BUCKET_ARN,
             },
             id=BUCKET_NAME,
+            protect=True,
         ),
         record(
             "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
@@ -187,7 +208,7 @@ def compliant_prod_stack() -> list[ResourceRecord]:
             {
                 "chart": "/repo/charts/langgraph-agent",
                 "values": {
-                    "image": {"repository": "agent", "tag": "0.1.0"},
+                    "image": {"repository": "agent", "tag": "0.1.0", "digest": DIGEST},
                     "replicaCount": 3,
                     "autoscaling": {"enabled": True, "minReplicas": 3},
                     "podDisruptionBudget": {"enabled": True, "minAvailable": 2},
@@ -291,6 +312,7 @@ def test_tuples_are_records_too() -> None:
         # No bucket and no release: the stack rule blames the stack, not a resource.
         ("stack-backup-bucket-wired", "mandatory", ""),
         ("stack-backup-bucket-wired", "mandatory", ""),
+        ("stateful-resources-protected", "mandatory", resource_urn),
     ]
     assert violations[0].to_dict() == {
         "policy": "ecr-immutable-tags",
@@ -302,7 +324,9 @@ def test_tuples_are_records_too() -> None:
 
 
 def test_the_providers_default_tags_reach_the_tag_rule() -> None:
-    key = record("aws:kms/key:Key", "agent-prod-db", {"description": "database"})
+    key = record(
+        "aws:kms/key:Key", "agent-prod-db", {"description": "database", "enableKeyRotation": True}
+    )
     records = [*compliant_prod_stack(), key]
     assert evaluate(records) == []
     orphan = ResourceRecord(type=key.type, urn=key.urn, name=key.name, props=key.props)

@@ -13,7 +13,11 @@ from tests.policies.support import check, resource_args
 
 CHART = "/work/main/charts/langgraph-agent"
 PROD_VALUES: dict[str, Any] = {
-    "image": {"repository": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/agent", "tag": "0.1.0"},
+    "image": {
+        "repository": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/agent",
+        "tag": "0.1.0",
+        "digest": "sha256:" + "ab" * 32,
+    },
     "replicaCount": 3,
     "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 10},
     "podDisruptionBudget": {"enabled": True, "minAvailable": 2},

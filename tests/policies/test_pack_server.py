@@ -17,6 +17,7 @@ import pytest
 from google.protobuf import empty_pb2, struct_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from policies.registry import ALL_POLICIES
 from tests.policies.support import urn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,10 +61,19 @@ def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[analyzer_pb2_
 
 
 def analyze(
-    stub: analyzer_pb2_grpc.AnalyzerStub, type_: str, name: str, props: Mapping[str, Any]
+    stub: analyzer_pb2_grpc.AnalyzerStub,
+    type_: str,
+    name: str,
+    props: Mapping[str, Any],
+    *,
+    protect: bool = False,
 ) -> list[analyzer_pb2.AnalyzeDiagnostic]:
     request = analyzer_pb2.AnalyzeRequest(
-        type=type_, urn=urn(type_, name), name=name, properties=struct(props)
+        type=type_,
+        urn=urn(type_, name),
+        name=name,
+        properties=struct(props),
+        options=analyzer_pb2.AnalyzerResourceOptions(protect=protect),
     )
     return list(stub.Analyze(request).diagnostics)
 
@@ -72,7 +82,7 @@ def test_the_cli_sees_every_policy_at_its_level(analyzer: analyzer_pb2_grpc.Anal
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "agent-platform"
     levels = {policy.name: policy.enforcementLevel for policy in info.policies}
-    assert len(levels) == 29
+    assert len(levels) == len(ALL_POLICIES) == 38
     assert levels["kubernetes-image-not-latest-in-dev"] == analyzer_pb2.ADVISORY
     assert levels["rds-backup-retention"] == analyzer_pb2.MANDATORY
     retention = next(p for p in info.policies if p.name == "rds-backup-retention")
@@ -90,10 +100,13 @@ def test_a_violating_resource_is_reported_as_mandatory(
         "multiAz": True,
         "tags": {"owner": "o", "environment": "prod", "cost-centre": "c"},
     }
-    found = analyze(analyzer, "aws:rds/instance:Instance", "agent-prod-db", props)
+    found = analyze(analyzer, "aws:rds/instance:Instance", "agent-prod-db", props, protect=True)
     assert [(d.policyName, d.enforcementLevel) for d in found] == [
         ("rds-storage-encrypted", analyzer_pb2.MANDATORY)
     ]
+    # The CLI hands the resource's options over: an unprotected prod database is refused.
+    unprotected = analyze(analyzer, "aws:rds/instance:Instance", "agent-prod-db", props)
+    assert "stateful-resources-protected" in {d.policyName for d in unprotected}
     assert "'agent-prod-db' stores data unencrypted" in found[0].message
 
 

@@ -37,6 +37,16 @@ EXPECTED_LEVELS = {
     # The one rule the issue makes advisory: `latest` in dev.
     "kubernetes-image-not-latest-in-dev": EnforcementLevel.ADVISORY,
     "stack-backup-bucket-wired": EnforcementLevel.MANDATORY,
+    # The rules a fresh account's first `pulumi up` taught (issue 15).
+    "rds-no-replica-of-managed-password-source": EnforcementLevel.MANDATORY,
+    "eks-version-in-standard-support": EnforcementLevel.MANDATORY,
+    "eks-network-policy-enforced": EnforcementLevel.MANDATORY,
+    "eks-endpoint-reachable-by-deployer": EnforcementLevel.MANDATORY,
+    "eks-admin-access-entries": EnforcementLevel.MANDATORY,
+    "ec2-imdsv2-required": EnforcementLevel.MANDATORY,
+    "kms-key-rotation": EnforcementLevel.MANDATORY,
+    "kubernetes-image-by-digest": EnforcementLevel.MANDATORY,
+    "stateful-resources-protected": EnforcementLevel.MANDATORY,
 }
 STACK_POLICIES = {
     "s3-public-access-block",
@@ -45,6 +55,10 @@ STACK_POLICIES = {
     "s3-tls-only-policy",
     "security-group-rule-no-open-ingress",
     "stack-backup-bucket-wired",
+    "rds-no-replica-of-managed-password-source",
+    "eks-network-policy-enforced",
+    "eks-endpoint-reachable-by-deployer",
+    "eks-admin-access-entries",
 }
 
 
