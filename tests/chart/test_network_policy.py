@@ -53,7 +53,8 @@ def test_service_ingress_only_from_ingress_controller_prometheus_and_load_tester
         }
     }
     sources = [(_namespaces(rule), rule["ports"]) for rule in spec["ingress"]]
-    http = [{"port": "http", "protocol": "TCP"}]
+    # By number, not by name (the EKS network policy agent has had named-port bugs).
+    http = [{"port": 8000, "protocol": "TCP"}]
     assert (["ingress-nginx"], http) in sources
     assert (["monitoring"], http) in sources
     assert (["flagger-system"], http) in sources
@@ -63,6 +64,14 @@ def test_service_ingress_only_from_ingress_controller_prometheus_and_load_tester
         test_rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
     )
     assert len(spec["ingress"]) == 4
+
+
+def test_every_network_policy_port_is_a_number(canary: Rendered) -> None:
+    for policy in canary.all("NetworkPolicy"):
+        for direction in ("ingress", "egress"):
+            for rule in policy["spec"].get(direction) or []:
+                for port in rule.get("ports", []):
+                    assert isinstance(port["port"], int), (policy["metadata"]["name"], port)
 
 
 def test_without_the_canary_the_load_tester_gets_no_access(autoscaled: Rendered) -> None:

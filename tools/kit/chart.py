@@ -25,7 +25,7 @@ CHART_DIR = REPO_ROOT / "charts" / CHART_NAME
 CRD_SCHEMAS = REPO_ROOT / "charts" / "crd-schemas"
 # The Kubernetes version renders are made for and validated against (the cluster's, see
 # infra/cluster.py); kubernetes-validate ships its schemas.
-KUBERNETES_VERSION = "1.33.0"
+KUBERNETES_VERSION = "1.35.0"
 
 Manifest = dict[str, Any]
 
