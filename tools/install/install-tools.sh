@@ -19,6 +19,8 @@ helm_sha256="210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
 kubectl_sha256="924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277"
 uv_version="0.13.9"
 checkov_version="3.2.500"
+# Lints the GitHub Actions workflows (tests/ci); built from the Go module proxy.
+actionlint_version="v1.7.12"
 
 debian_packages=(postgresql redis-server)
 
@@ -111,6 +113,18 @@ install_debian_packages() {
   fi
 }
 
+install_actionlint() {
+  local stamp="$tools/.actionlint-version"
+  [ -x "$bin/actionlint" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$actionlint_version" ] && return 0
+  command -v go >/dev/null 2>&1 \
+    || die "go is needed to build actionlint $actionlint_version (https://go.dev/doc/install)"
+  log "installing actionlint $actionlint_version with go install"
+  # The module proxy's checksum database verifies the download (GOSUMDB, on by default).
+  GOBIN="$bin" GOFLAGS=-mod=mod go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version" \
+    || die "go install actionlint@$actionlint_version failed"
+  echo "$actionlint_version" > "$stamp"
+}
+
 sync_python() {
   # Fast no-op when the virtualenv already matches uv.lock.
   (cd "$root" && uv sync --locked --quiet) || die "uv sync --locked failed; is uv.lock up to date? (uv lock)"
@@ -121,3 +135,4 @@ install_debian_packages
 install_helm_kubectl
 sync_python
 install_checkov
+install_actionlint

@@ -1,0 +1,100 @@
+"""The GitHub Actions workflows: valid for actionlint (the real linter, its expression and
+job-graph checks), and doing what the deploy path promises: every stack planned and previewed
+with the pack on a pull request, one image pushed by digest, approvals before each deploy,
+and a deploy good only when Flagger promoted the canary."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.binaries import REPO_ROOT, require_binary
+
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+STACKS = sorted(p.stem.removeprefix("Pulumi.") for p in REPO_ROOT.glob("Pulumi.*.yaml"))
+
+
+def _workflow(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    return document
+
+
+def _runs(job: dict[str, Any]) -> str:
+    return "\n".join(str(step.get("run", "")) for step in job.get("steps", []))
+
+
+def test_actionlint_accepts_every_workflow(tmp_path: Path) -> None:
+    actionlint = require_binary("actionlint")
+    result = subprocess.run(  # noqa: S603 - the pinned actionlint
+        [actionlint, "-color=false", *sorted(str(p) for p in WORKFLOWS.glob("*.yml"))],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_would_catch_a_broken_workflow(tmp_path: Path) -> None:
+    """The lint can fail: an undefined job output and an unknown runner label are caught."""
+    actionlint = require_binary("actionlint")
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - run: echo ${{ needs.missing.outputs.x }}\n"
+    )
+    result = subprocess.run(  # noqa: S603 - the pinned actionlint
+        [actionlint, "-color=false", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "missing" in result.stdout
+
+
+def test_a_pull_request_tests_plans_and_previews_every_stack() -> None:
+    jobs = _workflow("pull-request.yml")["jobs"]
+    assert "bash .ci/run" in _runs(jobs["test"])
+    assert sorted(jobs["plan"]["strategy"]["matrix"]["stack"]) == STACKS
+    assert "make plan STACK=${{ matrix.stack }}" in _runs(jobs["plan"])
+    upload = next(s for s in jobs["plan"]["steps"] if "upload-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == "build/plan/${{ matrix.stack }}/"
+    preview = jobs["preview"]
+    assert sorted(preview["strategy"]["matrix"]["stack"]) == STACKS
+    (pulumi,) = [s for s in preview["steps"] if s.get("uses", "").startswith("pulumi/actions")]
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["policyPacks"] == "policies"
+    # The private endpoint answers inside the VPC only: the stack's own runner previews it.
+    assert "self-hosted" in preview["runs-on"]
+
+
+def test_main_builds_once_and_deploys_by_digest_behind_approvals() -> None:
+    jobs = _workflow("main.yml")["jobs"]
+    assert "docker build" in _runs(jobs["image"])
+    assert _runs(jobs["image"]).count("docker build") == 1
+    assert jobs["image"]["outputs"]["digest"] == "${{ steps.push.outputs.digest }}"
+    staging, prod = jobs["deploy-staging"], jobs["deploy-prod"]
+    for job, stack in ((staging, "staging"), (prod, "prod")):
+        assert job["uses"] == "./.github/workflows/deploy.yml"
+        assert job["with"]["stack"] == stack
+        assert job["with"]["image-digest"] == "${{ needs.image.outputs.digest }}"
+    assert "deploy-staging" in prod["needs"]
+
+
+def test_a_deploy_waits_for_approval_and_the_canarys_promotion() -> None:
+    job = _workflow("deploy.yml")["jobs"]["deploy"]
+    # Required reviewers are configured on the GitHub environment named after the stack.
+    assert job["environment"] == "${{ inputs.stack }}"
+    runs = _runs(job)
+    assert 'make deploy STACK="$STACK" IMAGE_TAG="$IMAGE_TAG" IMAGE_DIGEST="$IMAGE_DIGEST"' in runs
+    assert "kubectl wait" in runs
+    assert "--for=condition=Promoted" in runs
+    assert runs.index("make deploy") < runs.index("kubectl wait")
