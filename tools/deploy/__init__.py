@@ -1,0 +1,1 @@
+"""`make deploy`: the preflight, then `pulumi up --policy-pack policies`."""
