@@ -79,7 +79,9 @@ def cluster_autoscaler(
     """Grows the node groups when pods cannot be scheduled (the HPA asks for more replicas
     than the nodes hold) and shrinks them when nodes idle; the node groups leave their
     desired size to it. Its minor version must match the cluster's
-    (https://github.com/kubernetes/autoscaler/tree/master/cluster-autoscaler#releases)."""
+    (https://github.com/kubernetes/autoscaler/tree/master/cluster-autoscaler#releases), so the
+    image tag follows the cluster version (registry.k8s.io/autoscaling/cluster-autoscaler
+    publishes v<minor>.0 with each Kubernetes release) rather than the chart's appVersion."""
     return AddonChart(
         name="cluster-autoscaler",
         repository="https://kubernetes.github.io/autoscaler",

@@ -3,8 +3,9 @@
 A minor version has 14 months of standard support from its EKS release, then 12 months of
 extended support billed per cluster hour
 (https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html, release calendar;
-the dates below are that calendar's). Add a row when EKS releases a version; the policy
-refuses a version that is missing here, so a new one cannot slip past unchecked.
+the dates below as https://endoflife.date/amazon-eks tabulates that calendar). Add a row when
+EKS releases a version; the policy refuses a version missing here, so a new one cannot slip
+past unchecked.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Final
 # version: (EKS release, end of standard support)
 STANDARD_SUPPORT: Final[dict[str, tuple[date, date]]] = {
     "1.31": (date(2024, 9, 26), date(2025, 11, 26)),
-    "1.32": (date(2025, 1, 23), date(2026, 3, 23)),
-    "1.33": (date(2025, 5, 29), date(2026, 7, 29)),
-    "1.34": (date(2025, 10, 2), date(2026, 12, 2)),
-    "1.35": (date(2026, 1, 27), date(2027, 3, 27)),
+    "1.32": (date(2025, 1, 25), date(2026, 3, 23)),
+    "1.33": (date(2025, 5, 28), date(2026, 7, 29)),
+    "1.34": (date(2025, 10, 6), date(2026, 12, 2)),
+    "1.35": (date(2026, 1, 28), date(2027, 3, 27)),
 }
 
 

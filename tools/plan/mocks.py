@@ -17,7 +17,8 @@ import pulumi
 # Not one of AWS's documentation accounts (the pack refuses those in access entries).
 ACCOUNT_ID = "406812953771"
 DEPLOYER_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/platform/deployer"
-# EKS's default add-on builds as `describe-addon-versions` reports them for 1.35.
+# Add-on builds in EKS's naming (`v<version>-eksbuild.<n>`): offline stand-ins only; a real
+# deploy asks EKS (`get_addon_version`) for its default build of the cluster's version.
 ADDON_VERSIONS = {
     "vpc-cni": "v1.21.1-eksbuild.1",
     "kube-proxy": "v1.35.0-eksbuild.2",
