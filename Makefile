@@ -7,6 +7,9 @@ SHELL := /usr/bin/env bash
 # caller's shell must not pick the target of a deploy.
 STACK := $(if $(filter command line,$(origin STACK)),$(STACK),)
 AGAINST := $(if $(filter command line,$(origin AGAINST)),$(AGAINST),)
+PHASE := $(if $(filter command line,$(origin PHASE)),$(PHASE),all)
+IMAGE_TAG := $(if $(filter command line,$(origin IMAGE_TAG)),$(IMAGE_TAG),)
+IMAGE_DIGEST := $(if $(filter command line,$(origin IMAGE_DIGEST)),$(IMAGE_DIGEST),)
 STACKS := $(sort $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)))
 TOOLS_STAMP := .tools/.stamp
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
@@ -53,8 +56,8 @@ stack-given:
 	@test -n "$(STACK)" || { echo "make $(MAKECMDGOALS): name a stack: STACK=<stack>, one of: $(STACKS)." >&2; exit 2; }
 	@case " $(STACKS) " in *" $(STACK) "*) ;; *) echo "make $(MAKECMDGOALS): no stack '$(STACK)' (no Pulumi.$(STACK).yaml); the stacks are: $(STACKS)." >&2; exit 2;; esac
 
-deploy: stack-given $(TOOLS_STAMP) ## STACK=<stack>: pulumi up for that stack (needs the Pulumi CLI and AWS credentials)
-	@bash tools/deploy/pulumi-up.sh "$(STACK)"
+deploy: stack-given $(TOOLS_STAMP) ## STACK=<stack> [PHASE=cloud] [IMAGE_TAG= IMAGE_DIGEST=]: preflight, then pulumi up --policy-pack policies
+	@$(UV) python -m tools.deploy "$(STACK)" --phase "$(PHASE)" $(if $(IMAGE_TAG),--image-tag "$(IMAGE_TAG)") $(if $(IMAGE_DIGEST),--image-digest "$(IMAGE_DIGEST)") $(if $(CI),--yes)
 
 plan: stack-given $(TOOLS_STAMP) ## STACK=<stack> [AGAINST=<stack>]: offline review bundle in build/plan/<stack>/
 	@$(UV) python -m tools.plan "$(STACK)" $(if $(AGAINST),--against "$(AGAINST)")

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.binaries import REPO_ROOT, require_binary
+from tools.kit.programs import REPO_ROOT, require_program
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 STACKS = sorted(p.stem.removeprefix("Pulumi.") for p in REPO_ROOT.glob("Pulumi.*.yaml"))
@@ -27,7 +27,7 @@ def _runs(job: dict[str, Any]) -> str:
 
 
 def test_actionlint_accepts_every_workflow(tmp_path: Path) -> None:
-    actionlint = require_binary("actionlint")
+    actionlint = require_program("actionlint")
     result = subprocess.run(
         [actionlint, "-color=false", *sorted(str(p) for p in WORKFLOWS.glob("*.yml"))],
         capture_output=True,
@@ -41,7 +41,7 @@ def test_actionlint_accepts_every_workflow(tmp_path: Path) -> None:
 
 def test_actionlint_would_catch_a_broken_workflow(tmp_path: Path) -> None:
     """The lint can fail: an undefined job output and an unknown runner label are caught."""
-    actionlint = require_binary("actionlint")
+    actionlint = require_program("actionlint")
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
     broken.write_text(

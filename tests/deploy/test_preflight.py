@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tools.deploy.preflight import ADMIN_ACTIONS, PreflightError, Result, Which
-from tools.deploy.run import REPO_ROOT, preflight
+from tools.deploy.run import preflight
+from tools.kit.programs import REPO_ROOT
 
 ACCOUNT = "406812953771"
 SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/ci"

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infra.config import StackConfigError, parse_stack_config
-from infra.offline import stack_config_values
 from infra.program import PHASE_VARIABLE
 from tools.deploy.preflight import (
     PreflightError,
@@ -30,8 +29,9 @@ from tools.deploy.preflight import (
     require_phase,
     require_programs,
 )
+from tools.kit.programs import REPO_ROOT
+from tools.plan.offline import stack_config_values
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_PACK = "policies"
 
 

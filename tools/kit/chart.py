@@ -23,8 +23,9 @@ from tools.kit.programs import REPO_ROOT, require_program
 CHART_NAME = "langgraph-agent"
 CHART_DIR = REPO_ROOT / "charts" / CHART_NAME
 CRD_SCHEMAS = REPO_ROOT / "charts" / "crd-schemas"
-# The Kubernetes version renders are made for and validated against (the cluster's, see
-# infra/cluster.py); kubernetes-validate ships its schemas.
+# The Kubernetes version the chart's fixtures are rendered for and validated against;
+# `make plan` uses each stack's own cluster version instead (kubernetes-validate ships the
+# schemas of each minor version).
 KUBERNETES_VERSION = "1.35.0"
 
 Manifest = dict[str, Any]
@@ -48,6 +49,7 @@ class Rendered:
     text: str
     release: str = "agent"
     schema_errors: list[str] = field(default_factory=list)
+    kubernetes_version: str = KUBERNETES_VERSION
 
     def all(self, kind: str) -> list[Manifest]:
         return [m for m in self.manifests if m["kind"] == kind]
@@ -84,6 +86,7 @@ def render(
     release: str = "agent",
     namespace: str = "agent",
     upgrade: bool = False,
+    kubernetes_version: str = KUBERNETES_VERSION,
 ) -> Rendered:
     """`helm template` with the values files, then `values` (as a last values file); as an
     install unless `upgrade`."""
@@ -94,7 +97,7 @@ def render(
         "--namespace",
         namespace,
         "--kube-version",
-        KUBERNETES_VERSION,
+        kubernetes_version,
     ]
     if upgrade:
         args.append("--is-upgrade")
@@ -109,7 +112,12 @@ def render(
     if result.returncode != 0:
         raise RenderError(result.stderr.strip())
     manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-    return Rendered(manifests=manifests, text=result.stdout, release=release)
+    return Rendered(
+        manifests=manifests,
+        text=result.stdout,
+        release=release,
+        kubernetes_version=kubernetes_version,
+    )
 
 
 @cache
@@ -135,12 +143,12 @@ def validate(rendered: Rendered) -> list[str]:
             ]
             continue
         try:
-            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+            kubernetes_validate.validate(manifest, rendered.kubernetes_version, strict=True)
         except kubernetes_validate.ValidationError as error:
             errors.append(f"{name}: {error.message} at {list(error.path)}")
         except kubernetes_validate.SchemaNotFoundError:
             errors.append(
-                f"{name}: no Kubernetes {KUBERNETES_VERSION} schema for "
+                f"{name}: no Kubernetes {rendered.kubernetes_version} schema for "
                 f"{manifest['apiVersion']} {manifest['kind']} and none in {CRD_SCHEMAS.name}/"
             )
     rendered.schema_errors = errors

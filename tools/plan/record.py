@@ -58,6 +58,10 @@ def render_release(run: OfflineRun) -> tuple[dict[str, Any], Rendered]:
     (`schema_errors`)."""
     values = run.service_release_values()
     release, namespace = run.service_release_target()
-    rendered = render(values=values, release=release, namespace=namespace)
+    # The schemas of the Kubernetes version the stack's cluster runs.
+    version = f"{run.one('aws:eks/cluster:Cluster').inputs['version']}.0"
+    rendered = render(
+        values=values, release=release, namespace=namespace, kubernetes_version=version
+    )
     validate(rendered)
     return values, rendered

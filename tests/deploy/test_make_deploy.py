@@ -1,0 +1,116 @@
+"""`make deploy STACK=<stack>` end to end through make and `python -m tools.deploy`: one clear
+sentence when something is missing, and with everything in place `pulumi up` with the policy
+pack and the phase.
+
+Neither the Pulumi CLI nor the AWS CLI can be installed on this machine (no registry ships
+them), so stand-in scripts on PATH answer as they would and record their arguments;
+everything else (make, the real runner, its preflight, the real stack files) is what
+`make deploy` runs. The preflight's every answer is covered in test_preflight.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tools.kit.programs import REPO_ROOT
+
+ACCOUNT = "406812953771"
+SIMULATION = json.dumps(
+    {
+        "EvaluationResults": [
+            {"EvalActionName": "eks:CreateCluster", "EvalDecision": "allowed"},
+        ]
+    }
+)
+# The AWS CLI as an administrator of the account would answer the preflight.
+AWS = f"""#!/bin/sh
+case "$1 $2" in
+  "sts get-caller-identity")
+    echo '{{"Account": "{ACCOUNT}", "Arn": "arn:aws:sts::{ACCOUNT}:assumed-role/deployer/me"}}' ;;
+  "iam get-role") echo '{{"Role": {{"Arn": "arn:aws:iam::{ACCOUNT}:role/deployer"}}}}' ;;
+  "iam simulate-principal-policy") echo '{SIMULATION}' ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+"""
+# Records what it was asked and in which phase; `stack output` finds no deployed stack.
+PULUMI = """#!/bin/sh
+if [ "$1" = stack ]; then echo "error: no stack outputs" >&2; exit 255; fi
+echo "$AGENT_PLATFORM_PHASE $*" > "$(dirname "$0")/invoked"
+"""
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, script in (("aws", AWS), ("pulumi", PULUMI)):
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+def _make(*argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("STACK", "AGAINST", "PHASE", "MAKEFLAGS", "CI")
+    }
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO_ROOT), *argv],
+        capture_output=True,
+        text=True,
+        env={**env, **extra},
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("verb", ["deploy", "plan"])
+def test_make_without_a_stack_names_the_stacks(verb: str) -> None:
+    result = _make(verb)
+    assert result.returncode == 2
+    assert f"make {verb}: name a stack: STACK=<stack>, one of: dev prod staging." in result.stderr
+
+
+@pytest.mark.parametrize("verb", ["deploy", "plan"])
+def test_make_with_an_unknown_stack_says_so(verb: str) -> None:
+    result = _make(verb, "STACK=qa")
+    assert result.returncode == 2
+    assert f"make {verb}: no stack 'qa' (no Pulumi.qa.yaml)" in result.stderr
+
+
+def test_a_stack_in_the_shells_environment_is_not_a_choice() -> None:
+    """STACK only counts on the command line: an exported STACK never picks a deploy target."""
+    result = _make("deploy", STACK="prod")
+    assert result.returncode == 2
+    assert "name a stack" in result.stderr
+
+
+def test_a_cloud_phase_deploy_runs_pulumi_up_with_the_pack(stand_ins: Path) -> None:
+    result = _make("deploy", "STACK=dev", "PHASE=cloud", PATH=f"{stand_ins}:{os.environ['PATH']}")
+    assert result.returncode == 0, result.stderr
+    invoked = (stand_ins / "invoked").read_text().split()
+    assert invoked == ["cloud", "up", "--stack", "dev", "--policy-pack", "policies"]
+
+
+def test_without_the_aws_cli_the_deploy_says_so(stand_ins: Path, tmp_path: Path) -> None:
+    (stand_ins / "aws").unlink()
+    uv = shutil.which("uv")
+    assert uv is not None
+    (stand_ins / "uv").symlink_to(uv)  # uv alone: its directory may hold an `aws` too
+    path = f"{stand_ins}:/usr/bin:/bin"
+    assert shutil.which("aws", path=path) is None
+    result = _make("deploy", "STACK=dev", "PHASE=cloud", PATH=path)
+    assert result.returncode != 0
+    (sentence,) = [
+        line for line in result.stderr.splitlines() if line.strip() and not line.startswith("make:")
+    ]
+    assert "the AWS CLI v2 is not installed" in sentence
+    assert "aws eks get-token" in sentence
+    assert not (stand_ins / "invoked").exists()
