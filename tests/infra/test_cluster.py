@@ -11,6 +11,7 @@ import pytest
 from infra.cluster import CONTROL_PLANE_LOGS
 from infra.config import StackConfig
 from tests.infra.support import by_name, document
+from tools.kit.chart import KUBERNETES_VERSION
 from tools.plan.mocks import ACCOUNT_ID, ADDON_VERSIONS, DEPLOYER_ROLE
 from tools.plan.offline import OfflineRun, run_offline, stack_config_values
 
@@ -53,6 +54,8 @@ def test_the_version_upgrades_at_the_end_of_standard_support(run: OfflineRun) ->
     cluster = run.one(CLUSTER).inputs
     assert cluster["version"] == "1.35"
     assert cluster["upgradePolicy"] == {"supportType": "STANDARD"}
+    # The chart's fixtures are validated against the schemas of the version the stacks run.
+    assert f"{cluster['version']}.0" == KUBERNETES_VERSION
 
 
 def test_secrets_are_envelope_encrypted_with_a_rotated_key(run: OfflineRun) -> None:

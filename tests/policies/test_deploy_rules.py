@@ -315,3 +315,10 @@ def test_imdsv1_is_refused(type_: str) -> None:
     assert check(ec2.IMDSV2_REQUIRED, resource_args(type_, required)) == []
     disabled = {"metadataOptions": {"httpEndpoint": "disabled"}}
     assert check(ec2.IMDSV2_REQUIRED, resource_args(type_, disabled)) == []
+
+
+def test_the_program_and_the_pack_know_the_same_documentation_accounts() -> None:
+    """Kept twice (the pack imports nothing of the program); this keeps them one fact."""
+    from infra.config import DOCUMENTATION_ACCOUNTS
+
+    assert eks.DOCUMENTATION_ACCOUNTS == DOCUMENTATION_ACCOUNTS
