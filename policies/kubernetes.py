@@ -32,6 +32,14 @@ from policies.props import as_number, is_true, lookup
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 LATEST = "latest"
+# Charts whose project stopped fixing them, with where that was announced.
+RETIRED_CHARTS = {
+    "ingress-nginx": (
+        "retired in March 2026: no releases or security fixes since "
+        "(https://kubernetes.io/blog/2025/11/11/ingress-nginx-retirement/); move the edge to "
+        "a Gateway API implementation behind the AWS Load Balancer Controller"
+    ),
+}
 
 
 def chart_name(chart: Any) -> str | None:
@@ -163,6 +171,14 @@ def _image_by_digest(args: ResourceValidationArgs, report: ReportViolation) -> N
         )
 
 
+def _retired_chart(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != RELEASE:
+        return
+    name = chart_name(lookup(args.props, "chart"))
+    if name in RETIRED_CHARTS:
+        report(f"'{args.name}' installs {name}, {RETIRED_CHARTS[name]}.", None)
+
+
 _RELEASE_SETTINGS = ("serviceChart",)
 _PRODUCTION_SETTINGS = (*_RELEASE_SETTINGS, "productionStacks")
 
@@ -217,6 +233,15 @@ IMAGE_BY_DIGEST = ResourceValidationPolicy(
     config_schema=config_schema(*_RELEASE_SETTINGS, "digestStacks"),
 )
 
+# Advisory while the stacks still run ingress-nginx (issue 15, H4: the move to a Gateway API
+# edge); mandatory once they do not.
+NO_RETIRED_CHART = ResourceValidationPolicy(
+    name="kubernetes-no-retired-chart",
+    description="No Helm release installs a chart whose project was retired.",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_retired_chart,
+)
+
 POLICIES = [
     PRODUCTION_REPLICAS,
     PRODUCTION_DISRUPTION_BUDGET,
@@ -225,4 +250,5 @@ POLICIES = [
     IMAGE_NOT_LATEST,
     IMAGE_NOT_LATEST_IN_DEV,
     IMAGE_BY_DIGEST,
+    NO_RETIRED_CHART,
 ]

@@ -57,6 +57,7 @@ def changed(path: str, value: Any) -> dict[str, Any]:
 def test_enforcement_levels() -> None:
     levels = {policy.name: policy.enforcement_level for policy in kubernetes.POLICIES}
     assert levels.pop("kubernetes-image-not-latest-in-dev") is EnforcementLevel.ADVISORY
+    assert levels.pop("kubernetes-no-retired-chart") is EnforcementLevel.ADVISORY
     assert set(levels.values()) == {EnforcementLevel.MANDATORY}
 
 
@@ -196,3 +197,19 @@ def test_a_release_without_values_fails_the_rules_that_need_them() -> None:
     args = resource_args(kubernetes.RELEASE, {"chart": CHART}, name="agent-service")
     for policy in (*PRODUCTION_POLICIES, kubernetes.RESOURCES_SET):
         assert len(check(policy, args)) == 1, policy.name
+
+
+def test_a_retired_chart_is_flagged_with_where_it_was_announced() -> None:
+    props = {
+        "chart": "ingress-nginx",
+        "repositoryOpts": {"repo": "https://kubernetes.github.io/ingress-nginx"},
+    }
+    (problem,) = check(
+        kubernetes.NO_RETIRED_CHART, resource_args(kubernetes.RELEASE, props, name="edge")
+    )
+    assert "'edge' installs ingress-nginx, retired in March 2026" in problem
+    assert "kubernetes.io/blog/2025/11/11/ingress-nginx-retirement" in problem
+    assert (
+        check(kubernetes.NO_RETIRED_CHART, resource_args(kubernetes.RELEASE, {"chart": "flagger"}))
+        == []
+    )

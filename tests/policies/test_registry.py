@@ -47,6 +47,8 @@ EXPECTED_LEVELS = {
     "kms-key-rotation": EnforcementLevel.MANDATORY,
     "kubernetes-image-by-digest": EnforcementLevel.MANDATORY,
     "stateful-resources-protected": EnforcementLevel.MANDATORY,
+    # Advisory until the edge moves off ingress-nginx (issue 15, H4).
+    "kubernetes-no-retired-chart": EnforcementLevel.ADVISORY,
 }
 STACK_POLICIES = {
     "s3-public-access-block",
