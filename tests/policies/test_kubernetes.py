@@ -11,7 +11,7 @@ from pulumi_policy import EnforcementLevel
 from policies import kubernetes
 from tests.policies.support import check, resource_args
 
-CHART = "/work/main/charts/langgraph-agent"
+CHART = "/srv/agent-platform/charts/langgraph-agent"
 PROD_VALUES: dict[str, Any] = {
     "image": {
         "repository": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/agent",
