@@ -20,9 +20,9 @@ from infra.network import plan_subnets
 from infra.program import PHASES, REPOSITORY
 
 # What the first `pulumi up` creates, one action per service: a principal allowed all of
-# them administers the account for this purpose (the simulation answers for the principal's
-# identity policies, boundaries and SCPs: https://docs.aws.amazon.com/IAM/latest/APIReference/
-# API_SimulatePrincipalPolicy.html).
+# them administers the account for this purpose (the simulation evaluates the principal's
+# identity-based policies and permissions boundary: https://docs.aws.amazon.com/IAM/latest/
+# APIReference/API_SimulatePrincipalPolicy.html).
 ADMIN_ACTIONS = (
     "ec2:CreateVpc",
     "eks:CreateCluster",
