@@ -15,7 +15,7 @@ TOOLS_STAMP := .tools/.stamp
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 UV := uv run --locked --quiet
 
-.PHONY: help tools lint typecheck test test-fast generate up down deploy plan dr-drill bench smoke clean stack-given
+.PHONY: help tools lint typecheck test test-fast generate up down deploy plan dr-drill bench smoke clean stack-given image
 
 help: ## List the entry points
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +71,9 @@ bench: $(TOOLS_STAMP) ## Benchmark against langgraph dev, same graphs, one run (
 smoke: $(TOOLS_STAMP) ## testinfra smoke suite against the local environment (make up first)
 	@test -f .local/env || { echo "make smoke: .local/env not found: run make up first." >&2; exit 2; }
 	SMOKE_ENV_FILE=.local/env $(UV) pytest tests/smoke --hosts=local:// -p no:cacheprovider
+
+image: $(TOOLS_STAMP) ## Build the service image with podman: build/image/{agent-service.tar,sbom.cdx.json}
+	@$(UV) python -m tools.image
 
 clean: ## Remove build output (keeps .tools and .local)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -45,10 +45,11 @@ def test_checkov_dockerfile_checks_pass() -> None:
 
 def test_final_stage_is_non_root_without_build_tools() -> None:
     final = _stages()[-1]
-    assert final.startswith("python:3.11-slim")
+    # The same Debian base as the build stage, passed as the BASE argument (docs/image.md).
+    assert final.startswith("${BASE} AS runtime")
     assert "USER 10001:10001" in final
     assert "--uid 10001 --gid 10001" in final
-    assert "postgresql-client" in final
+    assert "postgresql-client-17" in final
     for tool in ("build-essential", "gcc", "uv ", "/uv", "pip install"):
         assert tool not in final, tool
     assert 'ENTRYPOINT ["agent-service"]' in final
@@ -71,4 +72,4 @@ def test_the_image_carries_the_ca_bundle_database_urls_verify_against() -> None:
 
     default = DatabaseConfig.model_fields["ssl_root_cert"].default
     dockerfile = (REPO_ROOT / "app" / "Dockerfile").read_text()
-    assert f"COPY --from=build /rds-global-bundle.pem {default}" in dockerfile
+    assert f"COPY --from=build /tmp/certs/rds-global-bundle.pem {default}" in dockerfile

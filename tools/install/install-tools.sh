@@ -22,7 +22,10 @@ checkov_version="3.2.500"
 # Lints the GitHub Actions workflows (tests/ci); built from the Go module proxy.
 actionlint_version="v1.7.12"
 
-debian_packages=(postgresql redis-server)
+# podman builds and runs the service image (make image, tests/image) with runc (crun 1.8 fails on
+# some VMs' cgroup layouts), debootstrap makes its Debian base where no registry answers, uidmap
+# gives podman its user-namespace helpers.
+debian_packages=(postgresql redis-server podman runc debootstrap uidmap)
 
 log() { printf 'tools: %s\n' "$*"; }
 die() { printf 'tools: error: %s\n' "$*" >&2; exit 1; }

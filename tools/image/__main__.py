@@ -1,0 +1,41 @@
+"""`python -m tools.image` (make image): build, save and report the service image."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tools.image.build import SIZE_BUDGET_MB, build
+from tools.image.podman import PodmanError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make image", description=__doc__)
+    parser.add_argument(
+        "--base",
+        default=os.environ.get("IMAGE_BASE") or None,
+        help="base image reference (default: the registry's debian slim, else a local bootstrap)",
+    )
+    parser.add_argument(
+        "--refresh-base", action="store_true", help="bootstrap the Debian base again"
+    )
+    args = parser.parse_args(argv)
+    try:
+        report = build(base=args.base, refresh_base=args.refresh_base)
+    except PodmanError as error:
+        print(f"make image: {error}", file=sys.stderr)
+        return 1
+    print(f"image:   {report.ref}")
+    print(f"id:      {report.id}")
+    print(f"digest:  {report.digest}")
+    print(f"size:    {report.size_mb:.0f} MB (budget {SIZE_BUDGET_MB} MB)")
+    print(f"base:    {report.base}")
+    print(f"build:   {report.build_seconds:.0f} s")
+    print(f"tarball: {report.tarball}")
+    print(f"sbom:    {report.sbom}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
