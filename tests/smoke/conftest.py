@@ -1,6 +1,7 @@
 """Where the smoke suite looks: SMOKE_ENV_FILE (the local environment's `.local/env`, or a file
 describing a pod: SMOKE_SECRETS_DIR, SMOKE_PORT), and the testinfra host given by --hosts
-(`local://` by default; `kubectl://<pod>?namespace=<ns>` for a deployment)."""
+(`local://` by default; `kubectl://<pod>?namespace=<ns>` for a deployment; `podman://<container>`
+for a container of the image, as tests/image runs it)."""
 
 from __future__ import annotations
 
@@ -29,20 +30,20 @@ class Target:
 
 
 def _pod_logs(backend: Any) -> str:
-    pod, namespace = backend.name, getattr(backend, "namespace", None) or "default"
-    result = subprocess.run(
-        ["kubectl", "logs", pod, "-n", namespace, "--all-containers"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
+    if backend.NAME == "podman":
+        logs = ["podman", "logs", backend.name]
+    else:
+        namespace = getattr(backend, "namespace", None) or "default"
+        logs = ["kubectl", "logs", backend.name, "-n", namespace, "--all-containers"]
+    result = subprocess.run(logs, capture_output=True, text=True, check=True)
+    return result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
 def target(host: Any) -> Target:
     env = read_env_file(Path(os.environ["SMOKE_ENV_FILE"]))
-    in_pod = host.backend.NAME == "kubectl"
+    # A podman container of the image is what a pod runs: same user, read-only root, /tmp volume.
+    in_pod = host.backend.NAME in ("kubectl", "podman")
     port = int(env.get("SMOKE_PORT") or env.get("AGENT_URL", "http://x:8000").rsplit(":", 1)[1])
     secrets_dir = env.get("SMOKE_SECRETS_DIR") or env.get(
         "SECRETS_DIR", "/run/secrets/agent-service"
