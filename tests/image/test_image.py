@@ -219,6 +219,9 @@ def test_the_smoke_suite_passes_inside_the_container(
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    # Every smoke test ran (none skipped on this backend).
+    assert re.search(r"\b\d+ passed", result.stdout), result.stdout[-2000:]
+    assert "skipped" not in result.stdout, result.stdout[-2000:]
 
 
 def test_sigterm_exit_status_is_the_documented_one(
