@@ -12,9 +12,11 @@ unchanged with the base as its BASE argument.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tools.image.podman import Podman, PodmanError, program
@@ -26,6 +28,10 @@ REGISTRY_BASE = f"docker.io/library/debian:{RELEASE}-slim"
 BOOTSTRAP_BASE = f"localhost/agent-platform/debian-bootstrap:{RELEASE}"
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 PULL_TIMEOUT = 120.0
+# A bootstrapped base is made again when older than this, so the image picks up Debian's
+# security updates to the base packages (the registry's slim image is rebuilt on its own
+# schedule; pin and bump its digest instead).
+BOOTSTRAP_MAX_AGE = timedelta(days=7)
 
 SLIM_EXCLUDES = """\
 # Written by tools/image/base.py, after debuerreotype's slim variant.
@@ -77,7 +83,7 @@ def ensure_base(podman: Podman, *, explicit: str | None = None, refresh: bool = 
         return explicit
     if podman.exists(REGISTRY_BASE):
         return REGISTRY_BASE
-    if not refresh and podman.exists(BOOTSTRAP_BASE):
+    if not refresh and podman.exists(BOOTSTRAP_BASE) and _age(podman) < BOOTSTRAP_MAX_AGE:
         return BOOTSTRAP_BASE
     try:
         pulled = podman.run("pull", "--quiet", REGISTRY_BASE, check=False, timeout=PULL_TIMEOUT)
@@ -88,6 +94,12 @@ def ensure_base(podman: Podman, *, explicit: str | None = None, refresh: bool = 
     print(f"image: {REGISTRY_BASE} unreachable; bootstrapping Debian {RELEASE} from {MIRROR}")
     bootstrap(podman)
     return BOOTSTRAP_BASE
+
+
+def _age(podman: Podman) -> timedelta:
+    # podman prints nanoseconds; fromisoformat takes at most microseconds.
+    created = re.sub(r"(\.\d{6})\d*", r"\1", str(podman.inspect(BOOTSTRAP_BASE)["Created"]))
+    return datetime.now(UTC) - datetime.fromisoformat(created.replace("Z", "+00:00"))
 
 
 def bootstrap(podman: Podman) -> None:
