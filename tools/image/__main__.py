@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 
 from tools.image.build import SIZE_BUDGET_MB, build
@@ -25,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
         report = build(base=args.base, refresh_base=args.refresh_base)
     except PodmanError as error:
         print(f"make image: {error}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as error:
+        print(
+            f"make image: {' '.join(map(str, error.cmd))} failed ({error.returncode})",
+            file=sys.stderr,
+        )
         return 1
     print(f"image:   {report.ref}")
     print(f"id:      {report.id}")
