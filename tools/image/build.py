@@ -116,6 +116,18 @@ def build(*, base: str | None = None, refresh_base: bool = False, save: bool = T
     return report
 
 
+def build_stage(pm: Podman, base: str) -> str:
+    """The Dockerfile's build stage as an image (python3.13 and uv; its layers are the main
+    build's, so it takes seconds after `build`): where the test suite runs on the image's Python."""
+    ref = f"{REPOSITORY}-build:{revision()}"
+    args = ["build", "--format", "docker", "--pull=never", "--network", "host"]
+    args += ["--build-arg", f"BASE={base}", "--target", "build", "--file", str(DOCKERFILE)]
+    if (HOST_CA_DIR / "ca-certificates.crt").is_file():
+        args += ["--volume", f"{HOST_CA_DIR}:/mnt:ro"]
+    pm.run(*args, "--tag", ref, str(REPO_ROOT))
+    return ref
+
+
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
