@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.ports import free_port
 from tools.image.build import ImageReport, build, podman
 from tools.image.podman import Podman
+from tools.kit.ports import free_port
 
 KEY = "image-test-key-0123456789abcdef"
 SECRETS_IN_CONTAINER = "/run/secrets/agent-service"

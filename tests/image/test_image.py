@@ -22,12 +22,13 @@ from cryptography import x509
 from langgraph_sdk import get_sync_client
 
 from infra.config import parse_stack_config
-from infra.offline import stack_config_values
 from tests.image.conftest import KEY, SECRETS_IN_CONTAINER, Container, launch, run_once
 from tests.infra.support import STACKS
-from tests.support.servers import PostgresServer
-from tools.image.build import REPO_ROOT, SIZE_BUDGET_MB, ImageReport
+from tools.image.build import SIZE_BUDGET_MB, ImageReport
 from tools.image.podman import Podman
+from tools.kit.programs import REPO_ROOT
+from tools.kit.servers import PostgresServer
+from tools.plan.offline import stack_config_values
 
 # The first test builds the image (session fixture): from an empty image store that includes the
 # Debian bootstrap, about 4 minutes on 2 shared cores, hence more than the suite's 300 s.
@@ -245,18 +246,22 @@ def test_sigterm_exit_status_is_the_documented_one(
 def test_sigterm_lets_the_in_flight_run_finish(
     pm: Podman, image: ImageReport, tmp_path: Path
 ) -> None:
-    # The tests' echo graph (its `delay` keeps a run in flight) served by the image's python and
-    # uvicorn runner as PID 1: the tests directory is mounted read-only, the image unchanged.
+    # The tests' echo graph (its `delay` keeps a run in flight) served by the kit's launcher (the
+    # service's own uvicorn runner) on the image's python as PID 1: tests/ and tools/ are mounted
+    # read-only, the image is unchanged.
     container = launch(
         pm,
         image,
         tmp_path,
         "-m",
-        "tests.app.server.launcher",
+        "tools.kit.launcher",
+        "tests.app.server.graphs:echo_graph_source",
         env={"PYTHONPATH": "/opt/agent-tests", "WORKERS": "2"},
         extra=(
             "--volume",
             f"{REPO_ROOT / 'tests'}:/opt/agent-tests/tests:ro",
+            "--volume",
+            f"{REPO_ROOT / 'tools'}:/opt/agent-tests/tools:ro",
             "--entrypoint",
             "python",
         ),

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tools.image.build import HOST_CA_DIR, REPO_ROOT, ImageReport, build_stage
+from tools.image.build import HOST_CA_DIR, ImageReport, build_stage
 from tools.image.podman import Podman
+from tools.kit.programs import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 # Inside the container: a copy of the tree (the mount is read-only), the locked groups synced into
-# /tmp, then the tests that need no program from `make tools` (helm, checkov, servers).
+# /tmp, then the fast tests of the Python that can run on 3.13: the service (app/, what the image
+# runs), the Pulumi program and the policy pack; less the one that needs checkov from `make tools`.
 SCRIPT = """
 set -e
 mkdir /tmp/src
@@ -27,8 +29,7 @@ if [ -s /mnt/ca-certificates.crt ]; then export SSL_CERT_FILE=/mnt/ca-certificat
 UV_PROJECT_ENVIRONMENT=/tmp/venv /opt/uv/bin/uv sync --locked --quiet --no-default-groups \\
   --group service --group dev --group infra --group policy
 exec /tmp/venv/bin/python -m pytest -q -p no:cacheprovider -x \\
-  -m "not integration and not slow and not helm" tests \\
-  --ignore=tests/smoke --ignore=tests/image --ignore=tests/foundation \\
+  -m "not integration and not slow and not helm" tests/app tests/infra tests/policies \\
   --deselect tests/app/test_dockerfile.py::test_checkov_dockerfile_checks_pass
 """
 

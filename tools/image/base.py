@@ -19,7 +19,8 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tools.image.podman import Podman, PodmanError, program
+from tools.image.podman import Podman, PodmanError
+from tools.kit.programs import require_program
 
 RELEASE = "trixie"
 # The registry's base. Pin it by digest (`@sha256:...`) where the registry is reachable; on this
@@ -103,9 +104,7 @@ def _age(podman: Podman) -> timedelta:
 
 
 def bootstrap(podman: Podman) -> None:
-    debootstrap = shutil.which("debootstrap")
-    if debootstrap is None:
-        raise PodmanError("debootstrap not found: run `make tools`")
+    debootstrap = require_program("debootstrap")
     if os.geteuid() != 0:
         raise PodmanError("the Debian bootstrap needs root (debootstrap); or set IMAGE_BASE")
     with tempfile.TemporaryDirectory(prefix="debian-bootstrap-") as work:
@@ -117,7 +116,7 @@ def bootstrap(podman: Podman) -> None:
         )
         _slim(rootfs)
         tar = subprocess.Popen(  # noqa: S603 - tar from PATH, fixed arguments
-            [program("tar"), "-C", str(rootfs), "--numeric-owner", "-c", "."],
+            [require_program("tar"), "-C", str(rootfs), "--numeric-owner", "-c", "."],
             stdout=subprocess.PIPE,
         )
         imported = subprocess.run(  # noqa: S603 - podman, fixed arguments

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from tools.image.base import ensure_base
-from tools.image.podman import Podman, PodmanError, containers_conf, program
+from tools.image.podman import Podman, PodmanError, containers_conf
+from tools.kit.programs import REPO_ROOT, require_program
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 OUT = REPO_ROOT / "build" / "image"
 DOCKERFILE = REPO_ROOT / "app" / "Dockerfile"
 REPOSITORY = "localhost/agent-platform/agent-service"
@@ -46,7 +46,7 @@ def podman() -> Podman:
 
 
 def revision() -> str:
-    git = program("git")
+    git = require_program("git")
     result = subprocess.run(  # noqa: S603 - git from PATH, fixed arguments
         [git, "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
         capture_output=True,
@@ -137,7 +137,7 @@ def write_sbom(pm: Podman, ref: str, path: Path) -> None:
     hashes), kept to those installed in the image, plus the image's Debian packages."""
     exported = subprocess.run(  # noqa: S603 - uv from PATH, fixed arguments
         [
-            program("uv"),
+            require_program("uv"),
             "export",
             "--format",
             "cyclonedx1.5",

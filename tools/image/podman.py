@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from tools.kit.programs import MissingProgram, require_program
 
 PID_MAX = Path("/proc/sys/kernel/pid_max")
 
@@ -42,16 +43,12 @@ def containers_conf(path: Path) -> Path:
     return path
 
 
-def program(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise PodmanError(f"{name} not found on PATH: run `make tools`")
-    return found
-
-
 class Podman:
     def __init__(self, conf: Path) -> None:
-        self.binary = program("podman")
+        try:
+            self.binary = require_program("podman")
+        except MissingProgram as missing:
+            raise PodmanError(str(missing)) from missing
         self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
 
     def argv(self, *args: str) -> list[str]:
