@@ -26,8 +26,9 @@ tar -C /repo --exclude=./.venv --exclude=./.tools --exclude=./build --exclude=./
   | tar -C /tmp/src -xf -
 cd /tmp/src
 if [ -s /mnt/ca-certificates.crt ]; then export SSL_CERT_FILE=/mnt/ca-certificates.crt; fi
-UV_PROJECT_ENVIRONMENT=/tmp/venv /opt/uv/bin/uv sync --locked --quiet --no-default-groups \\
-  --group service --group dev --group infra --group policy
+# No bytecode compilation (the build stage's default): it took 116 s of the 134 s sync.
+UV_COMPILE_BYTECODE=0 UV_PROJECT_ENVIRONMENT=/tmp/venv /opt/uv/bin/uv sync --locked --quiet \\
+  --no-default-groups --group service --group dev --group infra --group policy
 exec /tmp/venv/bin/python -m pytest -q -p no:cacheprovider -x \\
   -m "not integration and not slow and not helm" tests/app tests/infra tests/policies \\
   --deselect tests/app/test_dockerfile.py::test_checkov_dockerfile_checks_pass
