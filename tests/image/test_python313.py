@@ -26,7 +26,7 @@ tar -C /repo --exclude=./.venv --exclude=./.tools --exclude=./build --exclude=./
   | tar -C /tmp/src -xf -
 cd /tmp/src
 if [ -s /mnt/ca-certificates.crt ]; then export SSL_CERT_FILE=/mnt/ca-certificates.crt; fi
-# No bytecode compilation (the build stage's default): it took 116 s of the 134 s sync.
+# No bytecode compilation (the build stage's default): measured 116 s with it, 18 s without.
 UV_COMPILE_BYTECODE=0 UV_PROJECT_ENVIRONMENT=/tmp/venv /opt/uv/bin/uv sync --locked --quiet \\
   --no-default-groups --group service --group dev --group infra --group policy
 exec /tmp/venv/bin/python -m pytest -q -p no:cacheprovider -x \\
