@@ -268,17 +268,21 @@ def test_sigterm_lets_the_in_flight_run_finish(
     )
     try:
         container.wait_ready()
+        headers = {"X-API-Key": KEY}
+        thread_id = httpx.post(f"{container.url}/threads", json={}, headers=headers).json()[
+            "thread_id"
+        ]
         answer: dict[str, Any] = {}
 
         def run() -> None:
             response = httpx.post(
-                f"{container.url}/runs/wait",
+                f"{container.url}/threads/{thread_id}/runs/wait",
                 json={
                     "assistant_id": "echo_agent",
                     "input": {"messages": [{"role": "user", "content": "drain me"}]},
                     "config": {"configurable": {"delay": 4}},
                 },
-                headers={"X-API-Key": KEY},
+                headers=headers,
                 timeout=60,
             )
             answer["status"] = response.status_code
@@ -286,7 +290,14 @@ def test_sigterm_lets_the_in_flight_run_finish(
 
         waiter = threading.Thread(target=run)
         waiter.start()
-        time.sleep(1.5)
+        # SIGTERM only once the run is in flight (its thread is busy), however slow the machine.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            thread = httpx.get(f"{container.url}/threads/{thread_id}", headers=headers).json()
+            if thread["status"] == "busy":
+                break
+            time.sleep(0.1)
+        assert thread["status"] == "busy", thread
         assert container.terminate() == EXIT_STATUS_ON_SIGTERM, container.logs()[-3000:]
         waiter.join(30)
         assert answer.get("status") == 200, (answer, container.logs()[-3000:])
