@@ -90,6 +90,7 @@ def build(*, base: str | None = None, refresh_base: bool = False, save: bool = T
     if (HOST_CA_DIR / "ca-certificates.crt").is_file():
         args += ["--volume", f"{HOST_CA_DIR}:/mnt:ro"]
     pm.run(*args, str(REPO_ROOT), quiet=False)
+    drop_old_tags(pm, REPOSITORY, keep={ref, f"{REPOSITORY}:latest"})
     seconds = time.monotonic() - started
     info = pm.inspect(ref)
     size = int(info["Size"])
@@ -125,7 +126,18 @@ def build_stage(pm: Podman, base: str) -> str:
     if (HOST_CA_DIR / "ca-certificates.crt").is_file():
         args += ["--volume", f"{HOST_CA_DIR}:/mnt:ro"]
     pm.run(*args, "--tag", ref, str(REPO_ROOT))
+    drop_old_tags(pm, f"{REPOSITORY}-build", keep={ref})
     return ref
+
+
+def drop_old_tags(pm: Podman, repository: str, keep: set[str]) -> None:
+    """Untag the earlier revisions: every source change adds a new venv layer (~150 MB) to the
+    store, which persists across clones. Layers the build cache still uses stay."""
+    listed = pm.run("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                    f"reference={repository}")  # fmt: skip
+    old = {line for line in listed.stdout.split() if line.rsplit(":", 1)[0] == repository} - keep
+    if old:
+        pm.run("rmi", *sorted(old), check=False)
 
 
 def _normalise(name: str) -> str:
