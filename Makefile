@@ -15,7 +15,8 @@ TOOLS_STAMP := .tools/.stamp
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 UV := uv run --locked --quiet
 
-.PHONY: help tools lint typecheck test test-fast generate up down deploy plan dr-drill bench smoke clean stack-given image
+.PHONY: help tools lint typecheck test test-fast generate up down deploy plan dr-drill bench smoke clean stack-given image \
+	cluster cluster-down cluster-build
 
 help: ## List the entry points
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +37,7 @@ lint: $(TOOLS_STAMP) ## ruff (lint + format check)
 typecheck: $(TOOLS_STAMP) ## mypy --strict over the Python code
 	$(UV) mypy
 
-test: lint typecheck ## The whole suite: lint, type check, pytest
+test: lint typecheck cluster-build ## The whole suite: lint, type check, pytest
 	$(UV) pytest
 
 test-fast: $(TOOLS_STAMP) ## pytest without the tests that start servers
@@ -74,6 +75,15 @@ smoke: $(TOOLS_STAMP) ## testinfra smoke suite against the local environment (ma
 
 image: $(TOOLS_STAMP) ## Build the service image with podman: build/image/{agent-service.tar,sbom.cdx.json}
 	@$(UV) python -m tools.image
+
+cluster-build: $(TOOLS_STAMP) ## Build the test cluster's binaries once per version (Go 1.26; ~/.cache/agent-platform)
+	@$(UV) python -m tools.cluster build
+
+cluster: cluster-build ## Loopback Kubernetes control plane + kwok nodes + Flagger; kubeconfig in .local/cluster/
+	@$(UV) python -m tools.cluster up
+
+cluster-down: ## Stop the cluster started by make cluster (its data stays in .local/cluster/)
+	@$(UV) python -m tools.cluster down
 
 clean: ## Remove build output (keeps .tools and .local)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -24,8 +24,9 @@ actionlint_version="v1.7.12"
 
 # podman builds and runs the service image (make image, tests/image) with runc (crun 1.8 fails on
 # some VMs' cgroup layouts), debootstrap makes its Debian base where no registry answers, uidmap
-# gives podman its user-namespace helpers.
-debian_packages=(postgresql redis-server podman runc debootstrap uidmap)
+# gives podman its user-namespace helpers; etcd-server is the test cluster's datastore (make
+# cluster, tests/cluster).
+debian_packages=(postgresql redis-server podman runc debootstrap uidmap etcd-server)
 
 log() { printf 'tools: %s\n' "$*"; }
 die() { printf 'tools: error: %s\n' "$*" >&2; exit 1; }

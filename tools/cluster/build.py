@@ -1,0 +1,305 @@
+"""Build the cluster's binaries from their Go modules and gather the CRD manifests.
+
+Everything is built once per pinned version into a machine-level cache
+(~/.cache/agent-platform/cluster/<key>/, or $AGENT_PLATFORM_CLUSTER_CACHE) and linked into
+.tools/cluster/, so a fresh clone on a machine that built it before starts warm. Go keeps its
+own module and build caches (GOMODCACHE, GOCACHE) where `go env` says, also machine-level.
+
+No third-party source is written into the repository: each binary is built from a small
+wrapper module generated under .tools/cluster/src/ that requires the upstream module and
+copies its `replace` lines (Kubernetes' staging modules become their published v0.X.Y).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.cluster import versions
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOOLS_DIR = REPO_ROOT / ".tools" / "cluster"
+BIN_DIR = TOOLS_DIR / "bin"
+CRD_DIR = TOOLS_DIR / "crds"
+
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    """One upstream module and the main packages built from it."""
+
+    name: str
+    module: str
+    version: str
+    packages: tuple[str, ...]
+    ldflags: str = ""
+
+
+def machine_cache() -> Path:
+    override = os.environ.get("AGENT_PLATFORM_CLUSTER_CACHE")
+    base = Path(override) if override else Path.home() / ".cache" / "agent-platform" / "cluster"
+    return base / versions.cache_key()
+
+
+def _kube_ldflags() -> str:
+    # helm compares the chart's kubeVersion with the server's; an unstamped build reports
+    # v0.0.0-master and every install would fail the constraint.
+    major, minor = versions.KUBERNETES.removeprefix("v").split(".")[:2]
+    pkg = "k8s.io/component-base/version"
+    return (
+        f"-s -w -X {pkg}.gitVersion={versions.KUBERNETES} -X {pkg}.gitMajor={major}"
+        f" -X {pkg}.gitMinor={minor} -X {pkg}.gitTreeState=clean"
+    )
+
+
+BUILDS = (
+    GoBuild(
+        name="kubernetes",
+        module="k8s.io/kubernetes",
+        version=versions.KUBERNETES,
+        packages=tuple(f"k8s.io/kubernetes/cmd/{b}" for b in KUBE_BINARIES),
+        ldflags=_kube_ldflags(),
+    ),
+    GoBuild(
+        name="kwok",
+        module="sigs.k8s.io/kwok",
+        version=versions.KWOK,
+        packages=("sigs.k8s.io/kwok/cmd/kwok",),
+        ldflags="-s -w",
+    ),
+    GoBuild(
+        name="flagger",
+        module="github.com/fluxcd/flagger",
+        version=versions.FLAGGER,
+        packages=("github.com/fluxcd/flagger/cmd/flagger",),
+        ldflags="-s -w",
+    ),
+)
+
+# (module, version, files inside the module zip) for the CRDs the chart's objects need.
+CRD_SOURCES = (
+    ("github.com/fluxcd/flagger", versions.FLAGGER, ("artifacts/flagger/crd.yaml",)),
+    (
+        "github.com/prometheus-operator/prometheus-operator",
+        versions.PROMETHEUS_OPERATOR,
+        (
+            "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+            "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+        ),
+    ),
+    (
+        "github.com/external-secrets/external-secrets",
+        versions.EXTERNAL_SECRETS,
+        (
+            "config/crds/bases/external-secrets.io_externalsecrets.yaml",
+            "config/crds/bases/external-secrets.io_secretstores.yaml",
+            "config/crds/bases/external-secrets.io_clustersecretstores.yaml",
+        ),
+    ),
+)
+
+
+def go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["GOEXPERIMENT"] = versions.GOEXPERIMENT
+    # Never let go.mod's `toolchain` line download another Go: the pinned behaviour is 1.26's.
+    env["GOTOOLCHAIN"] = "local"
+    env["GOFLAGS"] = "-mod=mod -buildvcs=false"
+    env["CGO_ENABLED"] = "0"
+    return env
+
+
+def _go(args: list[str], cwd: Path) -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise SystemExit("make cluster: the Go toolchain (go 1.26) is not on PATH")
+    proc = subprocess.run(  # noqa: S603 - the go toolchain, our own arguments
+        [go, *args], cwd=cwd, env=go_env(), capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"make cluster: go {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def module_dir(module: str, version: str) -> Path:
+    """Download one module (into Go's own module cache) and return its directory."""
+    out = _go(["mod", "download", "-json", f"{module}@{version}"], cwd=TOOLS_DIR)
+    info = json.loads(out)
+    return Path(info["Dir"])
+
+
+_REPLACE = re.compile(r"^\s*(?:replace\s+)?([^\s()]+)(?:\s+(v\S+))?\s+=>\s+(\S+)(?:\s+(v\S+))?\s*$")
+
+
+def wrapper_gomod(build: GoBuild) -> str:
+    """go.mod of a module that only requires `build.module`, with its replace lines.
+
+    `replace` only applies in the main module, so upstream's own lines are copied; relative
+    ones (Kubernetes' ./staging/src/k8s.io/<name>) point at the published staging modules.
+    """
+    upstream = (module_dir(build.module, build.version) / "go.mod").read_text()
+    replaces: list[str] = []
+    in_block = False
+    for raw in upstream.splitlines():
+        line = raw.split("//", 1)[0].rstrip()
+        if line.strip().startswith("replace ("):
+            in_block = True
+            continue
+        if in_block and line.strip() == ")":
+            in_block = False
+            continue
+        if not (in_block or line.strip().startswith("replace ")):
+            continue
+        match = _REPLACE.match(line)
+        if match is None:
+            continue
+        old, old_version, new, new_version = match.groups()
+        if new.startswith("./") or new.startswith("../"):
+            new, new_version = old, versions.staging_version(build.version)
+        left = f"{old} {old_version}" if old_version else old
+        right = f"{new} {new_version}" if new_version else new
+        replaces.append(f"\t{left} => {right}")
+    go_line = re.search(r"^go (\S+)", upstream, re.MULTILINE)
+    body = [
+        f"module agentplatform.local/clusterbuild/{build.name}",
+        "",
+        f"go {go_line.group(1) if go_line else '1.26'}",
+        "",
+        f"require {build.module} {build.version}",
+    ]
+    if replaces:
+        body += ["", "replace (", *replaces, ")"]
+    return "\n".join(body) + "\n"
+
+
+def _log(msg: str) -> None:
+    print(f"cluster: {msg}", file=sys.stderr, flush=True)
+
+
+def build_one(build: GoBuild, out_dir: Path) -> None:
+    src = TOOLS_DIR / "src" / build.name
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "go.mod").write_text(wrapper_gomod(build))
+    # A stub main package keeps `go build` happy in an otherwise empty module.
+    (src / "doc.go").write_text(
+        f"// Package {build.name} only pins {build.module}.\npackage clusterbuild\n"
+    )
+    started = time.monotonic()
+    _log(
+        f"building {build.module}@{build.version} "
+        f"({', '.join(p.rsplit('/', 1)[1] for p in build.packages)})"
+    )
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    _go(
+        [
+            "build",
+            "-p",
+            "2",
+            "-trimpath",
+            "-ldflags",
+            build.ldflags,
+            "-o",
+            str(tmp) + "/",
+            *build.packages,
+        ],
+        cwd=src,
+    )
+    for exe in tmp.iterdir():
+        os.replace(exe, out_dir / exe.name)
+    tmp.rmdir()
+    _log(f"built {build.name} in {time.monotonic() - started:.0f}s")
+
+
+# kwok's own Stage manifests: nodes become Ready and keep a lease; pods become Ready, pods of
+# Jobs complete (so Helm hooks finish), and deleted pods go away.
+KWOK_STAGES = (
+    "kustomize/stage/node/fast/node-initialize.yaml",
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "kustomize/stage/pod/fast/pod-ready.yaml",
+    "kustomize/stage/pod/fast/pod-complete.yaml",
+    "kustomize/stage/pod/fast/pod-delete.yaml",
+)
+
+
+def gather_manifests(out_dir: Path) -> None:
+    """CRDs as <project>_<file>.crd.yaml, and kwok's stages as one kwok-stages.yaml."""
+    for module, version, files in CRD_SOURCES:
+        root = module_dir(module, version)
+        for rel in files:
+            target = out_dir / f"{module.rsplit('/', 1)[1]}_{Path(rel).stem}.crd.yaml"
+            shutil.copyfile(root / rel, target)
+    kwok = module_dir("sigs.k8s.io/kwok", versions.KWOK)
+    stages = [(kwok / rel).read_text().strip() for rel in KWOK_STAGES]
+    (out_dir / "kwok-stages.yaml").write_text("\n---\n".join(stages) + "\n")
+
+
+def find_program(name: str) -> str:
+    """The pinned tool in .tools/bin (make tools), else the one on PATH (etcd: Debian's)."""
+    pinned = REPO_ROOT / ".tools" / "bin" / name
+    if pinned.is_file() and os.access(pinned, os.X_OK):
+        return str(pinned)
+    found = shutil.which(name)
+    if found is None:
+        hint = "apt-get install etcd-server" if name == "etcd" else "make tools"
+        raise SystemExit(f"cluster: {name} not found ({hint})")
+    return found
+
+
+class NotBuilt(RuntimeError):
+    """The binaries for the pinned versions are not in the machine cache."""
+
+
+def missing() -> list[str]:
+    cache = machine_cache()
+    out = [
+        p.rsplit("/", 1)[1]
+        for build in BUILDS
+        for p in build.packages
+        if not (cache / "bin" / p.rsplit("/", 1)[1]).is_file()
+    ]
+    if not (cache / "crds" / ".complete").is_file():
+        out.append("CRD manifests")
+    return out
+
+
+def ensure_built(*, build_missing: bool = True) -> Path:
+    """Build what is missing in the machine cache and link it into .tools/cluster/."""
+    cache = machine_cache()
+    bin_cache, crd_cache = cache / "bin", cache / "crds"
+    absent = missing()
+    if absent and not build_missing:
+        raise NotBuilt(f"not built yet: {', '.join(absent)}; run: make cluster-build")
+    bin_cache.mkdir(parents=True, exist_ok=True)
+    TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    for build in BUILDS:
+        names = [p.rsplit("/", 1)[1] for p in build.packages]
+        if not all((bin_cache / n).is_file() for n in names):
+            build_one(build, bin_cache)
+    if not (crd_cache / ".complete").is_file():
+        crd_cache.mkdir(parents=True, exist_ok=True)
+        gather_manifests(crd_cache)
+        (crd_cache / ".complete").touch()
+    for link, target in ((BIN_DIR, bin_cache), (CRD_DIR, crd_cache)):
+        if link.is_symlink() and link.resolve() == target.resolve():
+            continue
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.is_dir():
+            shutil.rmtree(link)
+        link.symlink_to(target)
+    return cache
+
+
+if __name__ == "__main__":
+    t0 = time.monotonic()
+    ensure_built()
+    _log(f"binaries ready in {time.monotonic() - t0:.0f}s")
