@@ -183,6 +183,11 @@ LOOPBACK_ONLY = {
     "http_proxy": "http://127.0.0.1:9",
     "https_proxy": "http://127.0.0.1:9",
     "no_proxy": "127.0.0.1,localhost",
+    # client-go >= 0.34 opens its informers with a streaming list (WatchListClient), which
+    # needs etcd's RequestWatchProgress (etcd >= 3.4.31/3.5.8); Debian's etcd 3.4.23 lacks it,
+    # the apiserver refuses the stream and kwok's informers kept restarting (pods deleted long
+    # after their deadline). The classic list-then-watch works with any etcd.
+    "KUBE_FEATURE_WatchListClient": "false",
 }
 
 
@@ -309,6 +314,7 @@ def _apiserver_argv(cluster: Cluster, binaries: Path) -> list[str]:
         # PodSecurity is on by default; listed so that a future default change cannot drop it.
         "--enable-admission-plugins=NodeRestriction,PodSecurity",
         "--profiling=false",
+        "--feature-gates=WatchList=false",
         "--v=1",
     ]
 

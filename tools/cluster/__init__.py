@@ -1,0 +1,1 @@
+"""make cluster: a loopback Kubernetes control plane for the chart tests."""
