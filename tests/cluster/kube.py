@@ -130,6 +130,25 @@ class Kube:
                 )
             time.sleep(0.3)
 
+    def materialise_external_secrets(self, namespace: str) -> list[str]:
+        """Create the Secret each ExternalSecret names, as the External Secrets operator would
+        (no operator runs here): its target name, one key per `data[].secretKey`, test-only
+        values. Flagger copies the target's Secrets into `-primary` and stops without them."""
+        made = []
+        for item in self.get("externalsecrets.external-secrets.io", namespace=namespace)["items"]:
+            spec = item["spec"]
+            name = (spec.get("target") or {}).get("name") or item["metadata"]["name"]
+            keys = [d["secretKey"] for d in spec.get("data") or []]
+            secret = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": namespace},
+                "stringData": {key: "test-only-not-a-secret" for key in keys},
+            }
+            self.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(secret))
+            made.append(name)
+        return made
+
     def ready_endpoints(self, service: str, namespace: str) -> int:
         """Ready addresses behind a Service, from its EndpointSlices."""
         slices = json.loads(

@@ -45,8 +45,20 @@ class GoBuild:
 
 def machine_cache() -> Path:
     override = os.environ.get("AGENT_PLATFORM_CLUSTER_CACHE")
-    base = Path(override) if override else Path.home() / ".cache" / "agent-platform" / "cluster"
-    return base / versions.cache_key()
+    return Path(override) if override else Path.home() / ".cache" / "agent-platform" / "cluster"
+
+
+def build_dir(build: GoBuild) -> Path:
+    """One directory per module and version, so that changing one pin rebuilds only it."""
+    return machine_cache() / f"{build.name}-{build.version}-{versions.GOEXPERIMENT}"
+
+
+def manifests_dir() -> Path:
+    return machine_cache() / f"manifests-{versions.manifests_key()}"
+
+
+def _exe(package: str) -> str:
+    return package.rsplit("/", 1)[1]
 
 
 def _kube_ldflags() -> str:
@@ -259,36 +271,41 @@ class NotBuilt(RuntimeError):
 
 
 def missing() -> list[str]:
-    cache = machine_cache()
     out = [
-        p.rsplit("/", 1)[1]
+        _exe(p)
         for build in BUILDS
         for p in build.packages
-        if not (cache / "bin" / p.rsplit("/", 1)[1]).is_file()
+        if not (build_dir(build) / _exe(p)).is_file()
     ]
-    if not (cache / "crds" / ".complete").is_file():
+    if not (manifests_dir() / ".complete").is_file():
         out.append("CRD manifests")
     return out
 
 
 def ensure_built(*, build_missing: bool = True) -> Path:
-    """Build what is missing in the machine cache and link it into .tools/cluster/."""
-    cache = machine_cache()
-    bin_cache, crd_cache = cache / "bin", cache / "crds"
+    """Build what is missing in the machine cache and link it into .tools/cluster/{bin,crds};
+    returns .tools/cluster."""
     absent = missing()
     if absent and not build_missing:
         raise NotBuilt(f"not built yet: {', '.join(absent)}; run: make cluster-build")
-    bin_cache.mkdir(parents=True, exist_ok=True)
     TOOLS_DIR.mkdir(parents=True, exist_ok=True)
     for build in BUILDS:
-        names = [p.rsplit("/", 1)[1] for p in build.packages]
-        if not all((bin_cache / n).is_file() for n in names):
-            build_one(build, bin_cache)
-    if not (crd_cache / ".complete").is_file():
-        crd_cache.mkdir(parents=True, exist_ok=True)
-        gather_manifests(crd_cache)
-        (crd_cache / ".complete").touch()
-    for link, target in ((BIN_DIR, bin_cache), (CRD_DIR, crd_cache)):
+        out = build_dir(build)
+        if not all((out / _exe(p)).is_file() for p in build.packages):
+            out.mkdir(parents=True, exist_ok=True)
+            build_one(build, out)
+    crds = manifests_dir()
+    if not (crds / ".complete").is_file():
+        crds.mkdir(parents=True, exist_ok=True)
+        gather_manifests(crds)
+        (crds / ".complete").touch()
+    if BIN_DIR.is_symlink() or BIN_DIR.is_file():
+        BIN_DIR.unlink()
+    BIN_DIR.mkdir(exist_ok=True)
+    links = {_exe(p): build_dir(b) / _exe(p) for b in BUILDS for p in b.packages}
+    links[CRD_DIR.name] = crds
+    for name, target in links.items():
+        link = TOOLS_DIR / name if name == CRD_DIR.name else BIN_DIR / name
         if link.is_symlink() and link.resolve() == target.resolve():
             continue
         if link.is_symlink() or link.is_file():
@@ -296,7 +313,7 @@ def ensure_built(*, build_missing: bool = True) -> Path:
         elif link.is_dir():
             shutil.rmtree(link)
         link.symlink_to(target)
-    return cache
+    return TOOLS_DIR
 
 
 if __name__ == "__main__":

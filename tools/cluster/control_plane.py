@@ -191,7 +191,7 @@ LOOPBACK_ONLY = {
 }
 
 
-def _start(cluster: Cluster, name: str, argv: list[str]) -> None:
+def _start(cluster: Cluster, name: str, argv: list[str], *, detach: bool) -> None:
     cluster.logs.mkdir(parents=True, exist_ok=True)
     with (cluster.logs / f"{name}.log").open("ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - our own binaries, fixed arguments
@@ -201,7 +201,9 @@ def _start(cluster: Cluster, name: str, argv: list[str]) -> None:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=cluster.state_dir,
-            start_new_session=True,
+            # `make cluster` outlives its command; a test session's cluster stays in the
+            # session's process group, so killing the test run kills the cluster with it.
+            start_new_session=detach,
         )
     cluster.pids[name] = proc.pid
     cluster.save()
@@ -407,7 +409,9 @@ def _choose_ports(cluster: Cluster) -> None:
             cluster.ports[name] = _free_port()
 
 
-def up(state_dir: Path, *, metrics_server: str = "http://127.0.0.1:9") -> Cluster:
+def up(
+    state_dir: Path, *, metrics_server: str = "http://127.0.0.1:9", detach: bool = True
+) -> Cluster:
     """Start the cluster recorded in `state_dir` unless it is running (idempotent).
 
     `metrics_server` is the Prometheus Flagger asks during an analysis; the default is the
@@ -428,7 +432,7 @@ def up(state_dir: Path, *, metrics_server: str = "http://127.0.0.1:9") -> Cluste
         _write_kubeconfig(cluster, name, path)
 
     etcd_tls = _tls(cluster, "apiserver-etcd-client")
-    _start(cluster, "etcd", _etcd_argv(cluster))
+    _start(cluster, "etcd", _etcd_argv(cluster), detach=detach)
     _wait(
         cluster,
         "etcd",
@@ -436,14 +440,14 @@ def up(state_dir: Path, *, metrics_server: str = "http://127.0.0.1:9") -> Cluste
         30,
     )
     admin_tls = _tls(cluster, "admin")
-    _start(cluster, "apiserver", _apiserver_argv(cluster, binaries))
+    _start(cluster, "apiserver", _apiserver_argv(cluster, binaries), detach=detach)
     _wait(cluster, "apiserver", lambda: _ok(_get(f"{cluster.server}/readyz", admin_tls)), 90)
     for name in ("controller-manager", "scheduler"):
-        _start(cluster, name, _component_argv(cluster, binaries, name))
+        _start(cluster, name, _component_argv(cluster, binaries, name), detach=detach)
     apply_crds(cluster, sorted(crds.glob("*.crd.yaml")))
     _kubectl(cluster, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(fake_nodes()))
-    _start(cluster, "kwok", _kwok_argv(cluster, binaries, crds))
-    _start(cluster, "flagger", _flagger_argv(cluster, binaries, metrics_server))
+    _start(cluster, "kwok", _kwok_argv(cluster, binaries, crds), detach=detach)
+    _start(cluster, "flagger", _flagger_argv(cluster, binaries, metrics_server), detach=detach)
     for name in ("controller-manager", "scheduler"):
         _wait(
             cluster,

@@ -6,8 +6,11 @@ from __future__ import annotations
 KUBERNETES = "v1.36.3"
 # Simulated nodes: kwok marks pods Running/Ready without a container runtime.
 KWOK = "v0.8.0"
-# The newest flagger tag the Go module proxy serves as a module.
-FLAGGER = "v1.36.1"
+# Production installs the Flagger chart 1.42.0 (infra/addons.py), i.e. Flagger v1.42.0, which
+# the module proxy here refuses (403 "not available"); v1.41.0 is the nearest release below.
+# Not older: Flagger <= 1.36 is built on k8s.io/api 0.27, whose copy of the pod spec drops the
+# chart's `preStop: sleep` handler, and the -primary Deployment is then refused by the server.
+FLAGGER = "v1.41.0"
 # CRD manifests only (never built): ServiceMonitor/PrometheusRule and ExternalSecret.
 PROMETHEUS_OPERATOR = "v0.85.0"
 EXTERNAL_SECRETS = "v1.3.2"
@@ -23,9 +26,6 @@ def staging_version(kubernetes: str = KUBERNETES) -> str:
     return "v0." + kubernetes.removeprefix("v").split(".", 1)[1]
 
 
-def cache_key() -> str:
-    """Directory name for a machine-level cache of the built binaries and CRDs."""
-    return (
-        f"k8s-{KUBERNETES}_kwok-{KWOK}_flagger-{FLAGGER}"
-        f"_po-{PROMETHEUS_OPERATOR}_eso-{EXTERNAL_SECRETS}"
-    )
+def manifests_key() -> str:
+    """Cache key of the gathered manifests (CRDs and kwok's stages)."""
+    return f"flagger-{FLAGGER}_po-{PROMETHEUS_OPERATOR}_eso-{EXTERNAL_SECRETS}_kwok-{KWOK}"
