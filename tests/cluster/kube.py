@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from tools.cluster.build import find_program
 from tools.cluster.control_plane import Cluster
+from tools.kit.programs import REPO_ROOT, require_program
 
-CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "langgraph-agent"
+CHART_DIR = REPO_ROOT / "charts" / "langgraph-agent"
 # Pod Security Admission labels: enforce (and warn/audit) the restricted profile.
 # https://kubernetes.io/docs/concepts/security/pod-security-admission/#pod-security-admission-labels-for-namespaces
 RESTRICTED = {
@@ -39,7 +39,7 @@ class Kube:
         self, program: str, *args: str, stdin: str | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [find_program(program), *args],
+            [require_program(program), *args],
             input=stdin,
             capture_output=True,
             text=True,
@@ -199,7 +199,7 @@ class Recorder:
         for kind in self.kinds:
             proc = subprocess.Popen(
                 [
-                    find_program("kubectl"),
+                    require_program("kubectl"),
                     "get",
                     kind,
                     "-n",

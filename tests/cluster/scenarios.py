@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from infra.plan.record import record, stacks
 from tests.cluster.kube import CHART_DIR
+from tools.plan.record import record, stacks
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def _fixture_with(name: str) -> str:
 
 def test_chart_pod_is_admitted_and_a_noncompliant_one_rejected(kube: Kube, namespace: str) -> None:
     deployment = _one(_rendered(kube, namespace, "minimal-values.yaml"), "Deployment")
-    pod = {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "chart-pod"},

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from tools.cluster import build, control_plane
+from tools.kit.programs import REPO_ROOT
 
-DEFAULT_STATE = build.REPO_ROOT / ".local" / "cluster"
+DEFAULT_STATE = REPO_ROOT / ".local" / "cluster"
 
 
 def _usage(cluster: control_plane.Cluster, seconds: float) -> str:

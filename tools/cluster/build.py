@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.cluster import versions
+from tools.kit.programs import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_DIR = REPO_ROOT / ".tools" / "cluster"
 BIN_DIR = TOOLS_DIR / "bin"
 CRD_DIR = TOOLS_DIR / "crds"
@@ -252,18 +252,6 @@ def gather_manifests(out_dir: Path) -> None:
     kwok = module_dir("sigs.k8s.io/kwok", versions.KWOK)
     stages = [(kwok / rel).read_text().strip() for rel in KWOK_STAGES]
     (out_dir / "kwok-stages.yaml").write_text("\n---\n".join(stages) + "\n")
-
-
-def find_program(name: str) -> str:
-    """The pinned tool in .tools/bin (make tools), else the one on PATH (etcd: Debian's)."""
-    pinned = REPO_ROOT / ".tools" / "bin" / name
-    if pinned.is_file() and os.access(pinned, os.X_OK):
-        return str(pinned)
-    found = shutil.which(name)
-    if found is None:
-        hint = "apt-get install etcd-server" if name == "etcd" else "make tools"
-        raise SystemExit(f"cluster: {name} not found ({hint})")
-    return found
 
 
 class NotBuilt(RuntimeError):

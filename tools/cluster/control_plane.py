@@ -26,6 +26,8 @@ from typing import Any
 import yaml
 
 from tools.cluster import build, pki
+from tools.kit.ports import free_port
+from tools.kit.programs import require_program
 
 # Components in start order; `down` stops them in reverse.
 COMPONENTS = ("etcd", "apiserver", "controller-manager", "scheduler", "kwok", "flagger")
@@ -116,13 +118,6 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _port_free(port: int) -> bool:
@@ -244,7 +239,7 @@ def _write_kubeconfig(cluster: Cluster, client: str, path: Path) -> None:
 
 
 def _kubectl(cluster: Cluster, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
-    kubectl = build.find_program("kubectl")
+    kubectl = require_program("kubectl")
     proc = subprocess.run(  # noqa: S603 - the pinned kubectl
         [kubectl, *args],
         input=stdin,
@@ -350,7 +345,7 @@ def _component_argv(cluster: Cluster, binaries: Path, name: str) -> list[str]:
 def _etcd_argv(cluster: Cluster) -> list[str]:
     p, ports = cluster.pki, cluster.ports
     return [
-        build.find_program("etcd"),
+        require_program("etcd"),
         "--name=agent-platform-test",
         f"--data-dir={cluster.state_dir / 'etcd'}",
         f"--listen-client-urls=https://127.0.0.1:{ports['etcd']}",
@@ -406,7 +401,7 @@ def _choose_ports(cluster: Cluster) -> None:
     for name in PORT_NAMES:
         port = cluster.ports.get(name)
         if port is None or not _port_free(port):
-            cluster.ports[name] = _free_port()
+            cluster.ports[name] = free_port()
 
 
 def up(
