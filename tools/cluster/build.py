@@ -152,12 +152,16 @@ _REPLACE = re.compile(r"^\s*(?:replace\s+)?([^\s()]+)(?:\s+(v\S+))?\s+=>\s+(\S+)
 
 
 def wrapper_gomod(build: GoBuild) -> str:
+    upstream = (module_dir(build.module, build.version) / "go.mod").read_text()
+    return wrapper_gomod_text(build, upstream)
+
+
+def wrapper_gomod_text(build: GoBuild, upstream: str) -> str:
     """go.mod of a module that only requires `build.module`, with its replace lines.
 
     `replace` only applies in the main module, so upstream's own lines are copied; relative
     ones (Kubernetes' ./staging/src/k8s.io/<name>) point at the published staging modules.
     """
-    upstream = (module_dir(build.module, build.version) / "go.mod").read_text()
     replaces: list[str] = []
     in_block = False
     for raw in upstream.splitlines():
@@ -175,6 +179,8 @@ def wrapper_gomod(build: GoBuild) -> str:
             continue
         old, old_version, new, new_version = match.groups()
         if new.startswith("./") or new.startswith("../"):
+            if build.module != "k8s.io/kubernetes":
+                raise SystemExit(f"cluster: {build.module} replaces {old} with a local path")
             new, new_version = old, versions.staging_version(build.version)
         left = f"{old} {old_version}" if old_version else old
         right = f"{new} {new_version}" if new_version else new

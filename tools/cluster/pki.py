@@ -51,6 +51,18 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise SystemExit(f"make cluster: openssl {args[0]} failed: {proc.stderr.strip()}")
 
 
+def _valid_for_a_day(cert: Path) -> bool:
+    openssl = shutil.which("openssl")
+    if openssl is None or not cert.is_file():
+        return False
+    proc = subprocess.run(  # noqa: S603 - openssl, our own arguments
+        [openssl, "x509", "-checkend", "86400", "-noout", "-in", str(cert)],
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
 def _key(name: str, cwd: Path) -> None:
     _openssl(
         "genpkey",
@@ -94,9 +106,14 @@ CLIENT_EXT = (
 
 
 def ensure_pki(pki: Path) -> Path:
-    """Create the PKI under `pki` unless it is complete already (idempotent)."""
+    """Create the PKI under `pki` unless it is complete and valid for another day (idempotent;
+    a `make cluster` data directory older than DAYS gets a new PKI)."""
     done = pki / ".complete"
-    if done.is_file():
+    if (
+        done.is_file()
+        and _valid_for_a_day(pki / "apiserver.crt")
+        and _valid_for_a_day(pki / "ca.crt")
+    ):
         return pki
     if pki.exists():
         shutil.rmtree(pki)
