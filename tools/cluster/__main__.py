@@ -16,10 +16,12 @@ DEFAULT_STATE = REPO_ROOT / ".local" / "cluster"
 def _usage(cluster: control_plane.Cluster, seconds: float) -> str:
     rss = cluster.rss_mib()
     memory = ", ".join(f"{k} {v:.0f}" for k, v in rss.items())
+    steps = ", ".join(f"{k} {v:.1f}" for k, v in cluster.timings.items())
     return (
         f"cluster: up in {seconds:.1f}s at {cluster.server} "
         f"(RSS MiB: {memory}; total {sum(rss.values()):.0f})\n"
-        f"  export KUBECONFIG={cluster.kubeconfig}\n"
+        + (f"  ready after (s): {steps}\n" if steps else "")
+        + f"  export KUBECONFIG={cluster.kubeconfig}\n"
         "  kubectl get nodes -L topology.kubernetes.io/zone\n"
         "  helm install agent charts/langgraph-agent \\\n"
         "    -f charts/langgraph-agent/ci/minimal-values.yaml\n"

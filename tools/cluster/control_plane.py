@@ -58,6 +58,8 @@ class Cluster:
     state_dir: Path
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    # Seconds from the start of `up` until each step was done (not saved).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def pki(self) -> Path:
@@ -153,6 +155,13 @@ def _log_tail(cluster: Cluster, name: str, lines: int = 30) -> str:
 
 
 def _wait(cluster: Cluster, name: str, check: Any, timeout: float) -> None:
+    try:
+        _wait_until(cluster, name, check, timeout)
+    finally:
+        cluster.timings[name] = time.monotonic() - cluster.timings.get("_t0", time.monotonic())
+
+
+def _wait_until(cluster: Cluster, name: str, check: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -419,7 +428,9 @@ def up(
     stop(cluster)
     cache = build.ensure_built(build_missing=False)
     binaries, crds = cache / "bin", cache / "crds"
+    cluster.timings["_t0"] = time.monotonic()
     pki.ensure_pki(cluster.pki)
+    cluster.timings["pki"] = time.monotonic() - cluster.timings["_t0"]
     _choose_ports(cluster)
     cluster.save()
     for name in ("admin", "controller-manager", "scheduler", "kwok", "flagger"):
@@ -440,6 +451,7 @@ def up(
     for name in ("controller-manager", "scheduler"):
         _start(cluster, name, _component_argv(cluster, binaries, name), detach=detach)
     apply_crds(cluster, sorted(crds.glob("*.crd.yaml")))
+    cluster.timings["crds"] = time.monotonic() - cluster.timings["_t0"]
     _kubectl(cluster, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(fake_nodes()))
     _start(cluster, "kwok", _kwok_argv(cluster, binaries, crds), detach=detach)
     _start(cluster, "flagger", _flagger_argv(cluster, binaries, metrics_server), detach=detach)
@@ -459,6 +471,7 @@ def up(
         lambda: _ok(_get(f"http://127.0.0.1:{cluster.ports['flagger']}/healthz", None)),
         60,
     )
+    cluster.timings.pop("_t0")
     return cluster
 
 

@@ -27,5 +27,5 @@ def staging_version(kubernetes: str = KUBERNETES) -> str:
 
 
 def manifests_key() -> str:
-    """Cache key of the gathered manifests (CRDs and kwok's stages)."""
+    """Cache key of the gathered manifests (CRDs and kwok's stages) by version."""
     return f"flagger-{FLAGGER}_po-{PROMETHEUS_OPERATOR}_eso-{EXTERNAL_SECRETS}_kwok-{KWOK}"
