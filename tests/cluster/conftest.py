@@ -24,7 +24,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control_plane.
         # must say how, not fail somewhere inside.
         pytest.fail(f"the cluster binaries are {error}", pytrace=False)
     state: Path = tmp_path_factory.mktemp("cluster")
-    started = control_plane.up(state, detach=False)
+    try:
+        started = control_plane.up(state, detach=False)
+    except control_plane.ClusterError:
+        control_plane.stop(control_plane.Cluster.load(state))
+        raise
     try:
         yield started
     finally:
