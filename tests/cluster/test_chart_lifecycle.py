@@ -96,6 +96,13 @@ def test_install_upgrade_rollback_uninstall(
         assert None not in zones, "every service pod is scheduled onto a node"
 
         migrates = kube.exists("job", f"{FULLNAME}-migration", namespace)
+        # The chart runs the migration hook exactly when PostgreSQL is configured; the ordering
+        # check below must not pass by finding no Job.
+        config = values.get("config") or {}
+        expected = bool(config.get("databaseUrl")) and (values.get("migration") or {}).get(
+            "enabled", True
+        )
+        assert migrates == expected, f"migration Job present: {migrates}, expected: {expected}"
         generation = deployment["metadata"]["generation"]
         with recording(kube, namespace, "jobs", "deployments") as recorder:
             kube.helm(
