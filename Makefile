@@ -73,8 +73,8 @@ smoke: $(TOOLS_STAMP) ## testinfra smoke suite against the local environment (ma
 	@test -f .local/env || { echo "make smoke: .local/env not found: run make up first." >&2; exit 2; }
 	SMOKE_ENV_FILE=.local/env $(UV) pytest tests/smoke --hosts=local:// -p no:cacheprovider
 
-image: $(TOOLS_STAMP) ## Build the service image with podman: build/image/{agent-service.tar,sbom.cdx.json}
-	@$(UV) python -m tools.image
+image: $(TOOLS_STAMP) ## [RDS_CA_BUNDLE=<path>] Build the service image with podman: build/image/{agent-service.tar,sbom.cdx.json}
+	@$(UV) python -m tools.image $(if $(RDS_CA_BUNDLE),--rds-ca-bundle "$(RDS_CA_BUNDLE)")
 
 cluster-build: $(TOOLS_STAMP) ## Build the test cluster's binaries once per version (Go 1.26; ~/.cache/agent-platform)
 	@$(UV) python -m tools.cluster build

@@ -73,3 +73,15 @@ def test_the_image_carries_the_ca_bundle_database_urls_verify_against() -> None:
     default = DatabaseConfig.model_fields["ssl_root_cert"].default
     dockerfile = (REPO_ROOT / "app" / "Dockerfile").read_text()
     assert f"COPY --from=build /tmp/certs/rds-global-bundle.pem {default}" in dockerfile
+
+
+def test_the_rds_bundle_is_checked_against_the_pin_unless_labelled_a_test_image() -> None:
+    build, runtime = _stages()
+    # Pinned is the default: only an explicit RDS_CA=unpinned skips the check (tools/image).
+    assert "ARG RDS_CA=pinned" in build
+    assert "pinned) sha256sum --check --strict rds-global-bundle.pem.sha256 ;;" in build
+    assert "exit 1" in build.split("ARG RDS_CA=pinned", 1)[1]
+    assert "build/image/rds-ca/rds-global-bundle.pem" in build
+    # The final stage carries the same argument as a label, which the release gate reads.
+    assert "ARG RDS_CA=pinned" in runtime
+    assert "LABEL io.agent-platform.rds-ca=${RDS_CA}" in runtime

@@ -78,8 +78,13 @@ def test_a_pull_request_tests_plans_and_previews_every_stack() -> None:
 
 def test_main_builds_once_and_deploys_by_digest_behind_approvals() -> None:
     jobs = _workflow("main.yml")["jobs"]
-    assert "docker build" in _runs(jobs["image"])
-    assert _runs(jobs["image"]).count("docker build") == 1
+    runs = _runs(jobs["image"])
+    assert runs.count("make image") == 1
+    assert "docker build" not in runs
+    # The release gate (tools/image/release.py) runs on the built image before any push.
+    assert runs.index("make image") < runs.index("python -m tools.image.release")
+    assert runs.index("python -m tools.image.release") < runs.index("docker push")
+    assert "docker load --input build/image/agent-service.tar" in runs
     assert jobs["image"]["outputs"]["digest"] == "${{ steps.push.outputs.digest }}"
     staging, prod = jobs["deploy-staging"], jobs["deploy-prod"]
     for job, stack in ((staging, "staging"), (prod, "prod")):

@@ -7,14 +7,20 @@ PostgreSQL and the service both listen on loopback only."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tools.image.build import ImageReport, build, podman
 from tools.image.podman import Podman
@@ -39,10 +45,40 @@ def pm() -> Podman:
     return podman()
 
 
+def throwaway_ca(path: Path) -> Path:
+    """A self-signed CA certificate that is no Amazon RDS root: what the test image carries
+    where AWS's bundle cannot be downloaded (this kind of machine)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "agent-platform image test CA (not Amazon RDS)")]
+    )
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
 @pytest.fixture(scope="session")
-def image() -> ImageReport:
+def image(tmp_path_factory: pytest.TempPathFactory) -> ImageReport:
+    """Built with AWS's bundle when RDS_CA_BUNDLE names a copy (checked against the pin, as
+    `make image` does); else with a throw-away CA, explicitly unpinned: the image is labelled
+    as a test image and kept under its own repository (docs/image.md)."""
     # save=False: the tarball and SBOM are make image's outputs; the test needs the image only.
-    return build(save=False)
+    given = os.environ.get("RDS_CA_BUNDLE")
+    if given:
+        return build(save=False, rds_ca_bundle=Path(given))
+    bundle = throwaway_ca(tmp_path_factory.mktemp("rds-ca") / "test-ca.pem")
+    return build(save=False, rds_ca_bundle=bundle, rds_ca_unpinned=True)
 
 
 @dataclass

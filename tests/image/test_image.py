@@ -21,11 +21,12 @@ import pytest
 from cryptography import x509
 from langgraph_sdk import get_sync_client
 
-from infra.config import parse_stack_config
+from infra.config import DatabaseConfig, parse_stack_config
 from tests.image.conftest import KEY, SECRETS_IN_CONTAINER, Container, launch, run_once
 from tests.infra.support import STACKS
-from tools.image.build import SIZE_BUDGET_MB, ImageReport
+from tools.image.build import REPOSITORY, SIZE_BUDGET_MB, UNPINNED_REPOSITORY, ImageReport
 from tools.image.podman import Podman
+from tools.image.rds_ca import LABEL, LABEL_SHA256, PINNED, STAGED, pinned_sha256
 from tools.kit.programs import REPO_ROOT
 from tools.kit.servers import PostgresServer
 from tools.plan.offline import stack_config_values
@@ -34,7 +35,7 @@ from tools.plan.offline import stack_config_values
 # Debian bootstrap, about 4 minutes on 2 shared cores, hence more than the suite's 300 s.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
-CERTS = REPO_ROOT / "app" / "certs"
+BUNDLE_IN_IMAGE = str(DatabaseConfig.model_fields["ssl_root_cert"].default)
 # What the service does on SIGTERM as the container's PID 1, after its graceful shutdown
 # (docs/service-interface.md): uvicorn re-raises SIGTERM, and the kernel drops a signal sent by a
 # process to its own PID-1 namespace init when no handler is installed (signal(7) / pid_namespaces
@@ -91,17 +92,58 @@ def test_non_root_without_compilers_apt_lists_or_build_mounts(
     assert found["foreign_pyc"] == []
 
 
-def test_the_rds_bundle_in_the_image_is_the_pinned_one(pm: Podman, image: ImageReport) -> None:
-    in_image = run_once(pm, image, "sha256sum", "/etc/ssl/certs/rds-global-bundle.pem").split()[0]
-    pinned = (CERTS / "rds-global-bundle.pem.sha256").read_text().split()[0]
-    bundle = (CERTS / "rds-global-bundle.pem").read_bytes()
-    assert in_image == pinned == hashlib.sha256(bundle).hexdigest()
+def test_the_image_carries_exactly_the_rds_bundle_it_was_built_with(
+    pm: Podman, image: ImageReport
+) -> None:
+    carried = run_once(pm, image, "sha256sum", BUNDLE_IN_IMAGE).split()[0]
+    assert carried == image.rds_ca_sha256
+    assert hashlib.sha256(STAGED.read_bytes()).hexdigest() == image.rds_ca_sha256
+    labels = pm.inspect(image.ref)["Config"]["Labels"]
+    assert labels[LABEL] == image.rds_ca
+    assert labels[LABEL_SHA256] == image.rds_ca_sha256
+    if image.rds_ca == PINNED:
+        assert image.rds_ca_sha256 == pinned_sha256()
+        assert image.ref.startswith(f"{REPOSITORY}:")
+    else:
+        # A test image: never under the release repository, never the pinned bundle.
+        assert image.ref.startswith(f"{UNPINNED_REPOSITORY}:")
+        assert image.rds_ca_sha256 != pinned_sha256()
+
+
+def test_the_pinned_bundle_has_a_root_for_every_stacks_region(
+    pm: Podman, image: ImageReport
+) -> None:
+    if image.rds_ca != PINNED:
+        pytest.skip(
+            "built with the tests' throw-away CA (AWS's bundle is not reachable here; set "
+            "RDS_CA_BUNDLE to a copy to run this): it holds no Amazon RDS root by design"
+        )
+    bundle = run_once(pm, image, "cat", BUNDLE_IN_IMAGE).encode()
     names = {cert.subject.rfc4514_string() for cert in x509.load_pem_x509_certificates(bundle)}
     for stack in STACKS:
         config = parse_stack_config(stack, stack_config_values(stack)[0])
         regions = {config.region, config.backups.replica_region} - {None}
         for region in regions:
             assert any(f"CN=Amazon RDS {region} Root CA RSA2048 G1" in n for n in names), region
+
+
+def test_the_release_gate_refuses_a_test_image_and_passes_a_pinned_one(
+    pm: Podman, image: ImageReport
+) -> None:
+    gate = subprocess.run(
+        [sys.executable, "-m", "tools.image.release", image.ref],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if image.rds_ca == PINNED:
+        assert gate.returncode == 0, gate.stderr
+    else:
+        assert gate.returncode == 1, gate.stdout + gate.stderr
+        assert f"{LABEL}=unpinned" in gate.stderr
+        assert "Traceback" not in gate.stderr
 
 
 def test_pg_dump_is_new_enough_for_every_stacks_rds(pm: Podman, image: ImageReport) -> None:

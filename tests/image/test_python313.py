@@ -43,7 +43,7 @@ def _uv_cache() -> Path:
 
 
 def test_the_fast_suite_passes_on_the_images_python(pm: Podman, image: ImageReport) -> None:
-    ref = build_stage(pm, image.base)
+    ref = build_stage(pm, image)
     cache = _uv_cache()
     cache.mkdir(parents=True, exist_ok=True)
     argv = ["run", "--rm", "--network", "host", "--health-cmd", "none"]

@@ -12,11 +12,15 @@ from typing import Any
 
 from tools.image.base import ensure_base
 from tools.image.podman import Podman, PodmanError, containers_conf
+from tools.image.rds_ca import LABEL_SHA256, UNPINNED, Bundle, stage
 from tools.kit.programs import REPO_ROOT, require_program
 
 OUT = REPO_ROOT / "build" / "image"
 DOCKERFILE = REPO_ROOT / "app" / "Dockerfile"
 REPOSITORY = "localhost/agent-platform/agent-service"
+# Images with an unpinned RDS CA bundle (tests' throw-away CA) get their own repository: never
+# mistaken for, nor untagging, the release image of the same revision.
+UNPINNED_REPOSITORY = f"{REPOSITORY}-unpinned-rds-ca"
 # Uncompressed size, as `podman image inspect` reports it (10^6 bytes). The image is Debian's
 # minimal base (~90 MB), python3.13 + postgresql-client-17 (~97 MB) and the locked venv (~150 MB).
 SIZE_BUDGET_MB = 350
@@ -32,6 +36,8 @@ class ImageReport:
     digest: str
     size_bytes: int
     base: str
+    rds_ca: str
+    rds_ca_sha256: str
     tarball: str
     sbom: str
     build_seconds: float
@@ -60,11 +66,21 @@ def revision() -> str:
     return f"{rev}-dirty" if dirty else rev
 
 
-def build(*, base: str | None = None, refresh_base: bool = False, save: bool = True) -> ImageReport:
+def build(
+    *,
+    base: str | None = None,
+    refresh_base: bool = False,
+    save: bool = True,
+    rds_ca_bundle: Path | None = None,
+    rds_ca_unpinned: bool = False,
+) -> ImageReport:
+    # The bundle first: a wrong or unreachable one stops the build before podman starts.
+    bundle = stage(rds_ca_bundle, unpinned=rds_ca_unpinned)
     pm = podman()
     chosen = ensure_base(pm, explicit=base, refresh=refresh_base)
     rev = revision()
-    ref = f"{REPOSITORY}:{rev}"
+    repository = UNPINNED_REPOSITORY if bundle.kind == UNPINNED else REPOSITORY
+    ref = f"{repository}:{rev}"
     started = time.monotonic()
     args = [
         "build",
@@ -74,23 +90,26 @@ def build(*, base: str | None = None, refresh_base: bool = False, save: bool = T
         "--pull=never",
         "--network",
         "host",
+        *_rds_ca_args(bundle),
         "--build-arg",
         f"BASE={chosen}",
         "--label",
         f"org.opencontainers.image.revision={rev}",
         "--label",
         f"org.opencontainers.image.base.name={chosen}",
+        "--label",
+        f"{LABEL_SHA256}={bundle.sha256}",
         "--file",
         str(DOCKERFILE),
         "--tag",
         ref,
         "--tag",
-        f"{REPOSITORY}:latest",
+        f"{repository}:latest",
     ]
     if (HOST_CA_DIR / "ca-certificates.crt").is_file():
         args += ["--volume", f"{HOST_CA_DIR}:/mnt:ro"]
     pm.run(*args, str(REPO_ROOT), quiet=False)
-    drop_old_tags(pm, REPOSITORY, keep={ref, f"{REPOSITORY}:latest"})
+    drop_old_tags(pm, repository, keep={ref, f"{repository}:latest"})
     seconds = time.monotonic() - started
     info = pm.inspect(ref)
     size = int(info["Size"])
@@ -109,6 +128,8 @@ def build(*, base: str | None = None, refresh_base: bool = False, save: bool = T
         digest=str(info.get("Digest") or ""),
         size_bytes=size,
         base=chosen,
+        rds_ca=bundle.kind,
+        rds_ca_sha256=bundle.sha256,
         tarball=str(tarball.relative_to(REPO_ROOT)),
         sbom=str(sbom.relative_to(REPO_ROOT)),
         build_seconds=round(seconds, 1),
@@ -117,11 +138,20 @@ def build(*, base: str | None = None, refresh_base: bool = False, save: bool = T
     return report
 
 
-def build_stage(pm: Podman, base: str) -> str:
+def _rds_ca_args(bundle: Bundle) -> list[str]:
+    # The Dockerfile checks the staged bundle against the pin unless RDS_CA=unpinned, and labels
+    # the image with RDS_CA (LABEL), which the release gate reads.
+    return ["--build-arg", f"RDS_CA={bundle.kind}"]
+
+
+def build_stage(pm: Podman, image: ImageReport) -> str:
     """The Dockerfile's build stage as an image (python3.13 and uv; its layers are the main
-    build's, so it takes seconds after `build`): where the test suite runs on the image's Python."""
+    build's, so it takes seconds after `build`): where the test suite runs on the image's Python.
+    Built with the bundle `build` staged for `image`."""
+    base = image.base
     ref = f"{REPOSITORY}-build:{revision()}"
     args = ["build", "--format", "docker", "--pull=never", "--network", "host"]
+    args += ["--build-arg", f"RDS_CA={image.rds_ca}"]
     args += ["--build-arg", f"BASE={base}", "--target", "build", "--file", str(DOCKERFILE)]
     if (HOST_CA_DIR / "ca-certificates.crt").is_file():
         args += ["--volume", f"{HOST_CA_DIR}:/mnt:ro"]
