@@ -50,6 +50,10 @@ PROTECTED_OBJECT_ACTIONS = (
 REPLICA_OBJECT_ACTIONS = ("s3:DeleteObject",)
 
 
+def role_arn(account: Account, name: str) -> str:
+    return f"arn:{account.partition}:iam::{account.account_id}:role/{name}"
+
+
 def protection_statements(
     bucket_arn: pulumi.Input[str], break_glass_role_arn: str, *, replica: bool
 ) -> list[dict[str, Any]]:
@@ -266,9 +270,11 @@ class Backups(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[versioning]),
         )
         statements = tls_only_statements(bucket.arn)
-        if config.break_glass_role_arn is not None:
+        if config.break_glass_role_name is not None:
             statements += protection_statements(
-                bucket.arn, config.break_glass_role_arn, replica=args.is_replica
+                bucket.arn,
+                role_arn(args.account, config.break_glass_role_name),
+                replica=args.is_replica,
             )
         aws.s3.BucketPolicy(
             name,
@@ -374,7 +380,8 @@ class Backups(pulumi.ComponentResource):
         only from the break-glass role, with MFA (the operators of the region-loss runbook);
         it cannot delete or change anything."""
         region = args.config.replica_region
-        break_glass = args.config.break_glass_role_arn
+        assert args.config.break_glass_role_name is not None  # required with a replica region
+        break_glass = role_arn(args.account, args.config.break_glass_role_name)
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-dr-restore",

@@ -213,22 +213,19 @@ class PointInTimeRestoreConfig(Section):
     serve: bool = False
 
 
-_ARN_REGION = r"^arn:aws[a-z-]*:{service}:[a-z]{{2}}(-[a-z]+)+-\d:\d{{12}}:"
-AUTOMATED_BACKUPS_ARN = _ARN_REGION.format(service="rds") + r"auto-backup:ab-[a-z0-9]+$"
-SERVICE_SECRET_ARN = _ARN_REGION.format(service="secretsmanager") + r"secret:[\w/+=.@-]+$"
-KEY_ARN = _ARN_REGION.format(service="kms") + r"key/[a-f0-9-]+$"
-
-
 class RecoveryConfig(Section):
     """A DR stack: the platform rebuilt in this region from another region's copies
-    (docs/runbooks/region-loss.md). Every value is printed by that runbook's commands."""
+    (docs/runbooks/region-loss.md). Every value is printed by that runbook's commands; the
+    ARNs are built from them with the deploying account and this stack's region."""
 
-    # The replicated automated backups of the lost region's instance, in this region; the
-    # database is restored from them to their latest restorable time.
-    automated_backups_arn: Annotated[str, Field(pattern=AUTOMATED_BACKUPS_ARN)]
-    # The replica of the service secret (API keys) in this region, and the key encrypting it.
-    service_secret_arn: Annotated[str, Field(pattern=SERVICE_SECRET_ARN)]
-    service_secret_key_arn: Annotated[str, Field(pattern=KEY_ARN)]
+    # The replicated automated backups of the lost region's instance, in this region
+    # (`ab-...`, the end of their DBInstanceAutomatedBackupsArn); the database is restored
+    # from them to their latest restorable time.
+    automated_backups_id: Annotated[str, Field(pattern=r"^ab-[a-z0-9]+$")]
+    # The replica of the service secret (API keys) in this region: its name with Secrets
+    # Manager's six-character suffix, and the ID of the key encrypting it.
+    service_secret_name: Annotated[str, Field(pattern=r"^[\w/+=.@-]+-[A-Za-z0-9]{6}$")]
+    service_secret_key_id: Annotated[str, Field(pattern=r"^(mrk-)?[a-f0-9-]{32,36}$")]
     # The repository ECR replication filled in this region (same name as in the lost region).
     repository_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$")]
 
@@ -292,17 +289,17 @@ class BackupsConfig(Section):
     # Object Lock (COMPLIANCE) default retention of each copy in the replica bucket; at least
     # expireAfterDays, so a copy outlives its original. Unset: expireAfterDays.
     replica_lock_days: Annotated[int, Field(ge=1, le=3650)] | None = None
-    # The one principal that may delete backup versions or change the buckets' lifecycle,
-    # replication, lock, versioning or policy (assumed with MFA, see
-    # docs/runbooks/backup-deletion.md). Required with a replica region.
-    break_glass_role_arn: RoleArn | None = None
+    # The one role (its name in the deploying account) that may delete backup versions or
+    # change the buckets' lifecycle, replication, lock, versioning or policy (assumed with
+    # MFA, see docs/runbooks/backup-deletion.md). Required with a replica region.
+    break_glass_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,64}$")] | None = None
 
     @model_validator(mode="after")
     def _replica_is_protected(self) -> BackupsConfig:
         if self.replica_lock_days is not None and self.replica_lock_days < self.expire_after_days:
             raise ValueError("replicaLockDays must be at least expireAfterDays")
-        if self.replica_region is not None and self.break_glass_role_arn is None:
-            raise ValueError("replicaRegion needs breakGlassRoleArn (who may delete backups)")
+        if self.replica_region is not None and self.break_glass_role_name is None:
+            raise ValueError("replicaRegion needs breakGlassRoleName (who may delete backups)")
         return self
 
     @property

@@ -202,7 +202,12 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             protect=protect,
             replica_provider=replica_provider,
             replica_account=replica_account,
-            restore_from_automated_backups_arn=recovery.automated_backups_arn if recovery else None,
+            restore_from_automated_backups_arn=(
+                f"arn:{account.partition}:rds:{config.region}:{account.account_id}:"
+                f"auto-backup:{recovery.automated_backups_id}"
+                if recovery
+                else None
+            ),
         ),
         on_aws,
     )
@@ -263,7 +268,10 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             replica_provider=replica_provider,
             replica_account=replica_account,
             existing_secret=ReadableSecret(
-                recovery.service_secret_arn, recovery.service_secret_key_arn
+                f"arn:{account.partition}:secretsmanager:{config.region}:{account.account_id}:"
+                f"secret:{recovery.service_secret_name}",
+                f"arn:{account.partition}:kms:{config.region}:{account.account_id}:"
+                f"key/{recovery.service_secret_key_id}",
             )
             if recovery
             else None,

@@ -125,7 +125,9 @@ def test_the_dr_stack_is_built_from_the_copies_only() -> None:
     # The database: the replicated automated backups at their latest restorable time.
     db = by_name(run, INSTANCE)["agent-prod-db"]
     restore = db.inputs["restoreToPointInTime"]
-    assert restore["sourceDbInstanceAutomatedBackupsArn"] == recovery["automatedBackupsArn"]
+    assert restore["sourceDbInstanceAutomatedBackupsArn"] == (
+        f"arn:aws:rds:{DR_REGION}:{ACCOUNT_ID}:auto-backup:{recovery['automatedBackupsId']}"
+    )
     assert restore["useLatestRestorableTime"] is True
     assert "username" not in db.inputs
     # Images from the ECR replica: no repository of its own, the replica's address.
@@ -134,12 +136,16 @@ def test_the_dr_stack_is_built_from_the_copies_only() -> None:
         f"{ACCOUNT_ID}.dkr.ecr.{DR_REGION}.amazonaws.com/{recovery['repositoryName']}"
     )
     # The API keys from the Secrets Manager replica: read, not created.
-    assert run.outputs["serviceSecretArn"] == recovery["serviceSecretArn"]
+    secret_arn = (
+        f"arn:aws:secretsmanager:{DR_REGION}:{ACCOUNT_ID}:secret:{recovery['serviceSecretName']}"
+    )
+    key_arn = f"arn:aws:kms:{DR_REGION}:{ACCOUNT_ID}:key/{recovery['serviceSecretKeyId']}"
+    assert run.outputs["serviceSecretArn"] == secret_arn
     assert "agent-prod-service-secret" not in by_name(run, "aws:secretsmanager/secret:Secret")
     role_policies = run.of_type("aws:iam/rolePolicy:RolePolicy")
     (service,) = [p for p in role_policies if p.name.endswith("-service")]
     text = service.inputs["policy"]
-    assert recovery["serviceSecretArn"] in text
-    assert recovery["serviceSecretKeyArn"] in text
+    assert secret_arn in text
+    assert key_arn in text
     # Nothing is copied onward from the DR stack (its region is the last one standing).
     assert not run.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")

@@ -6,6 +6,7 @@ import json
 
 from infra.config import StackConfig
 from tests.infra.support import as_list, document
+from tools.plan.mocks import ACCOUNT_ID
 from tools.plan.offline import OfflineRun, RecordedResource
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -158,7 +159,7 @@ def test_the_replica_cannot_be_deleted_in_prod(run: OfflineRun, stack: str) -> N
         for action in as_list(statement["Action"])
     }
     assert "s3:ReplicateDelete" not in actions
-    break_glass = "arn:aws:iam::111122223333:role/backup-break-glass"
+    break_glass = f"arn:aws:iam::{ACCOUNT_ID}:role/backup-break-glass"
     for bucket, extra in ((_primary_bucket(run, stack), set()), (replica, {"s3:DeleteObject"})):
         policy = _attached(run, "aws:s3/bucketPolicy:BucketPolicy", bucket)
         statements = {s["Sid"]: s for s in document(policy, "policy")["Statement"]}
