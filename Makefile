@@ -63,8 +63,9 @@ deploy: stack-given $(TOOLS_STAMP) ## STACK=<stack> [PHASE=cloud] [IMAGE_TAG= IM
 plan: stack-given $(TOOLS_STAMP) ## STACK=<stack> [AGAINST=<stack>]: offline review bundle in build/plan/<stack>/
 	@$(UV) python -m tools.plan "$(STACK)" $(if $(AGAINST),--against "$(AGAINST)")
 
-dr-drill: $(TOOLS_STAMP) ## Backup, restore and verify against the local environment (make up first)
-	@$(UV) python -m tools.drill --env-file .local/env
+SCENARIO ?= dump
+dr-drill: $(TOOLS_STAMP) ## [SCENARIO=dump|pitr|region-loss] Restore and verify against the local environment (make up first)
+	@$(UV) python -m tools.drill --scenario "$(SCENARIO)" --env-file .local/env
 
 bench: $(TOOLS_STAMP) ## Benchmark against langgraph dev, same graphs, one run (about 15 min)
 	@$(UV) python -m tools.bench

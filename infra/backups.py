@@ -2,7 +2,18 @@
 
 With a replica region configured (prod), every dump is also copied to a bucket in that
 region, encrypted there with a key of that region, so a regional outage does not take the
-backups with it.
+backups with it. That copy cannot be deleted, by a mistake or a compromised role:
+- the replica bucket has Object Lock in COMPLIANCE mode with a default retention of at least
+  the dumps' expiry: no one, the root user included, deletes a locked version before its
+  retention ends (docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html);
+- delete markers are not replicated ("By default ... Amazon S3 adds a delete marker in the
+  source bucket only. This action helps protect data in the destination buckets from
+  accidental or malicious deletions", .../userguide/delete-marker-replication.html) and
+  version deletions never are (.../replication-what-is-isnt-replicated.html);
+- both buckets' policies deny deleting versions and changing lifecycle, replication, lock,
+  versioning or the policy itself to everyone but the break-glass role.
+A DR restore role may read the replica and decrypt it with the replica region's key
+(docs/runbooks/region-loss.md).
 """
 
 from __future__ import annotations
@@ -17,6 +28,57 @@ from infra.config import BackupsConfig
 from infra.iam import Account, allow, policy_document, service_trust_policy
 from infra.kms import encryption_key
 from infra.tags import Tags
+
+# What only the break-glass role may do to a backup bucket or its objects.
+PROTECTED_BUCKET_ACTIONS = (
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketPolicy",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutReplicationConfiguration",
+    "s3:DeleteReplicationConfiguration",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketObjectLockConfiguration",
+)
+PROTECTED_OBJECT_ACTIONS = (
+    "s3:DeleteObjectVersion",
+    "s3:BypassGovernanceRetention",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+)
+# In the replica also the delete marker: nothing but replication writes there.
+REPLICA_OBJECT_ACTIONS = ("s3:DeleteObject",)
+
+
+def role_arn(account: Account, name: str) -> str:
+    return f"arn:{account.partition}:iam::{account.account_id}:role/{name}"
+
+
+def protection_statements(
+    bucket_arn: pulumi.Input[str], break_glass_role_arn: str, *, replica: bool
+) -> list[dict[str, Any]]:
+    """Deny the destructive actions to every principal but the break-glass role."""
+    objects = pulumi.Output.from_input(bucket_arn).apply(lambda arn: f"{arn}/*")
+    unless = {"ArnNotEquals": {"aws:PrincipalArn": break_glass_role_arn}}
+    object_actions = [*PROTECTED_OBJECT_ACTIONS, *(REPLICA_OBJECT_ACTIONS if replica else ())]
+    return [
+        {
+            "Sid": "OnlyBreakGlassChangesProtection",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": list(PROTECTED_BUCKET_ACTIONS),
+            "Resource": [bucket_arn],
+            "Condition": unless,
+        },
+        {
+            "Sid": "OnlyBreakGlassDeletesBackups",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": object_actions,
+            "Resource": [objects],
+            "Condition": unless,
+        },
+    ]
 
 
 def tls_only_statements(bucket_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
@@ -51,6 +113,8 @@ class BackupsArgs:
     replica_provider: pulumi.ProviderResource | None = None
     # prod/staging: the buckets and their keys survive `pulumi destroy`.
     protect: bool = False
+    # The bucket receives replicas: Object Lock on, delete markers denied too.
+    is_replica: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,17 +139,23 @@ class Backups(pulumi.ComponentResource):
             raise ValueError("a replica region needs its provider, and only then")
         primary = self._bucket(f"{name}-backups", args, provider=None)
         self.replica_bucket_name: pulumi.Output[str] | None = None
+        self.replica_key_arn: pulumi.Output[str] | None = None
+        self.restore_role_arn: pulumi.Output[str] | None = None
         if args.replica_provider is not None and args.config.replica_region is not None:
             replica_account = Account(
                 args.account.account_id, args.account.partition, args.config.replica_region
             )
             replica = self._bucket(
                 f"{name}-backups-replica",
-                BackupsArgs(args.config, replica_account, args.tags, protect=args.protect),
+                BackupsArgs(
+                    args.config, replica_account, args.tags, protect=args.protect, is_replica=True
+                ),
                 provider=args.replica_provider,
             )
             self._replicate(name, args, primary, replica)
             self.replica_bucket_name = replica.bucket.bucket
+            self.replica_key_arn = replica.key.arn
+            self.restore_role_arn = self._restore_role(name, args, replica)
 
         self.bucket_name = primary.bucket.bucket
         self.bucket_arn = primary.bucket.arn
@@ -97,6 +167,8 @@ class Backups(pulumi.ComponentResource):
                 "bucketName": self.bucket_name,
                 "prefix": self.prefix,
                 "replicaBucketName": self.replica_bucket_name,
+                "replicaKeyArn": self.replica_key_arn,
+                "restoreRoleArn": self.restore_role_arn,
             }
         )
 
@@ -118,6 +190,8 @@ class Backups(pulumi.ComponentResource):
             name,
             bucket_prefix=f"{name}-",
             force_destroy=False,
+            # Object Lock can only be turned on when a bucket is created.
+            object_lock_enabled=True if args.is_replica else None,
             tags=tags.named(name),
             opts=pulumi.ResourceOptions(parent=self, provider=provider, protect=args.protect),
         )
@@ -157,14 +231,24 @@ class Backups(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        aws.s3.BucketPolicy(
-            name,
-            bucket=bucket.id,
-            policy=policy_document(tls_only_statements(bucket.arn)),
-            # A policy put before the block is in place could be judged public.
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[block]),
-        )
-        aws.s3.BucketLifecycleConfiguration(
+        protected: list[pulumi.Resource] = []
+        if args.is_replica:
+            protected.append(
+                aws.s3.BucketObjectLockConfiguration(
+                    name,
+                    bucket=bucket.id,
+                    object_lock_enabled="Enabled",
+                    rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                        default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                            mode="COMPLIANCE", days=config.lock_days
+                        )
+                    ),
+                    opts=pulumi.ResourceOptions(
+                        parent=self, provider=provider, depends_on=[versioning]
+                    ),
+                )
+            )
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
             name,
             bucket=bucket.id,
             rules=[
@@ -184,6 +268,23 @@ class Backups(pulumi.ComponentResource):
                 )
             ],
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[versioning]),
+        )
+        statements = tls_only_statements(bucket.arn)
+        if config.break_glass_role_name is not None:
+            statements += protection_statements(
+                bucket.arn,
+                role_arn(args.account, config.break_glass_role_name),
+                replica=args.is_replica,
+            )
+        aws.s3.BucketPolicy(
+            name,
+            bucket=bucket.id,
+            policy=policy_document(statements),
+            # A policy put before the block is in place could be judged public; once in place
+            # it denies changing lifecycle and lock to all but break glass, so those go first.
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=provider, depends_on=[block, lifecycle, *protected]
+            ),
         )
         return _Bucket(bucket=bucket, key=key, versioning=versioning)
 
@@ -221,7 +322,8 @@ class Backups(pulumi.ComponentResource):
                     ),
                     allow(
                         "WriteReplicas",
-                        ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                        # No s3:ReplicateDelete: deletions never reach the replica.
+                        ["s3:ReplicateObject", "s3:ReplicateTags"],
                         [target_objects],
                     ),
                     allow(
@@ -249,8 +351,9 @@ class Backups(pulumi.ComponentResource):
                     id="replicate-dumps",
                     status="Enabled",
                     filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
+                    # A delete in the primary region must not hide the copy (module docstring).
                     delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(
-                        status="Enabled"
+                        status="Disabled"
                     ),
                     source_selection_criteria=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaArgs(
                         sse_kms_encrypted_objects=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaSseKmsEncryptedObjectsArgs(
@@ -270,3 +373,53 @@ class Backups(pulumi.ComponentResource):
                 parent=self, depends_on=[source.versioning, target.versioning]
             ),
         )
+
+    def _restore_role(self, name: str, args: BackupsArgs, replica: _Bucket) -> pulumi.Output[str]:
+        """Who restores in the DR region: reads the replica's versions and decrypts them with
+        the replica region's key (the key policy lets IAM delegate, infra/kms.py). Assumed
+        only from the break-glass role, with MFA (the operators of the region-loss runbook);
+        it cannot delete or change anything."""
+        region = args.config.replica_region
+        assert args.config.break_glass_role_name is not None  # required with a replica region
+        break_glass = role_arn(args.account, args.config.break_glass_role_name)
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-dr-restore",
+            description=f"Restores {name}'s database from the replica bucket in {region}",
+            assume_role_policy=policy_document(
+                [
+                    {
+                        "Sid": "BreakGlassWithMfa",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": break_glass},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+                    }
+                ]
+            ),
+            tags=args.tags.named(f"{name}-dr-restore"),
+            opts=child,
+        )
+        objects = replica.bucket.arn.apply(lambda arn: f"{arn}/*")
+        aws.iam.RolePolicy(
+            f"{name}-dr-restore",
+            role=role.id,
+            policy=policy_document(
+                [
+                    allow(
+                        "ListReplica",
+                        ["s3:ListBucket", "s3:ListBucketVersions"],
+                        [replica.bucket.arn],
+                    ),
+                    allow("ReadReplica", ["s3:GetObject", "s3:GetObjectVersion"], [objects]),
+                    allow(
+                        "DecryptReplica",
+                        ["kms:Decrypt"],
+                        [replica.key.arn],
+                        {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+                    ),
+                ]
+            ),
+            opts=child,
+        )
+        return role.arn

@@ -201,6 +201,35 @@ class ClusterConfig(Section):
         return groups
 
 
+class PointInTimeRestoreConfig(Section):
+    """A second instance restored to `restoreTime` next to the primary (docs/runbooks/pitr.md).
+    RDS restores "to any point in time before the ... LatestRestorableTime" within the backup
+    retention (RestoreDBInstanceToPointInTime, docs.aws.amazon.com/AmazonRDS/latest/APIReference/
+    API_RestoreDBInstanceToPointInTime.html)."""
+
+    # UTC, to the second, as RDS takes it.
+    restore_time: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]
+    # true: the release uses the restored instance (its endpoint and its master secret).
+    serve: bool = False
+
+
+class RecoveryConfig(Section):
+    """A DR stack: the platform rebuilt in this region from another region's copies
+    (docs/runbooks/region-loss.md). Every value is printed by that runbook's commands; the
+    ARNs are built from them with the deploying account and this stack's region."""
+
+    # The replicated automated backups of the lost region's instance, in this region
+    # (`ab-...`, the end of their DBInstanceAutomatedBackupsArn); the database is restored
+    # from them to their latest restorable time.
+    automated_backups_id: Annotated[str, Field(pattern=r"^ab-[a-z0-9]+$")]
+    # The replica of the service secret (API keys) in this region: its name with Secrets
+    # Manager's six-character suffix, and the ID of the key encrypting it.
+    service_secret_name: Annotated[str, Field(pattern=r"^[\w/+=.@-]+-[A-Za-z0-9]{6}$")]
+    service_secret_key_id: Annotated[str, Field(pattern=r"^(mrk-)?[a-f0-9-]{32,36}$")]
+    # The repository ECR replication filled in this region (same name as in the lost region).
+    repository_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$")]
+
+
 class DatabaseConfig(Section):
     instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")]
     # A major version ("16") or a minor one ("16.4"); AWS applies minor upgrades itself.
@@ -212,6 +241,10 @@ class DatabaseConfig(Section):
     backup_retention_days: Annotated[int, Field(ge=1, le=35)]
     performance_insights_retention_days: Literal[7, 31, 93, 186, 372, 731] = 7
     log_retention_days: LogRetentionDays = 30
+    # Copy automated backups (snapshots and transaction logs: point-in-time restore there) to
+    # backups.replicaRegion (InstanceAutomatedBackupsReplication).
+    replicate_backups: bool = False
+    point_in_time_restore: PointInTimeRestoreConfig | None = None
     # The CA bundle in the image that `sslmode=verify-full` checks the server against.
     ssl_root_cert: Annotated[str, Field(pattern=r"^/")] = "/etc/ssl/certs/rds-global-bundle.pem"
 
@@ -253,6 +286,25 @@ class BackupsConfig(Section):
     noncurrent_expire_after_days: Annotated[int, Field(ge=1, le=3650)] = 7
     # A second region receiving a copy of every dump; unset: no replication.
     replica_region: Region | None = None
+    # Object Lock (COMPLIANCE) default retention of each copy in the replica bucket; at least
+    # expireAfterDays, so a copy outlives its original. Unset: expireAfterDays.
+    replica_lock_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    # The one role (its name in the deploying account) that may delete backup versions or
+    # change the buckets' lifecycle, replication, lock, versioning or policy (assumed with
+    # MFA, see docs/runbooks/backup-deletion.md). Required with a replica region.
+    break_glass_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _replica_is_protected(self) -> BackupsConfig:
+        if self.replica_lock_days is not None and self.replica_lock_days < self.expire_after_days:
+            raise ValueError("replicaLockDays must be at least expireAfterDays")
+        if self.replica_region is not None and self.break_glass_role_name is None:
+            raise ValueError("replicaRegion needs breakGlassRoleName (who may delete backups)")
+        return self
+
+    @property
+    def lock_days(self) -> int:
+        return self.replica_lock_days or self.expire_after_days
 
 
 class ImageConfig(Section):
@@ -380,6 +432,18 @@ class StackConfig(Section):
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
     release: ReleaseConfig
     platform_addons: PlatformAddonsConfig = Field(default_factory=PlatformAddonsConfig)
+    recovery: RecoveryConfig | None = None
+
+    @model_validator(mode="after")
+    def _dr_parts_fit(self) -> StackConfig:
+        if self.database.replicate_backups and self.backups.replica_region is None:
+            raise ValueError(
+                f"{NAMESPACE}:database.replicateBackups needs {NAMESPACE}:backups.replicaRegion "
+                "(the region the copies go to)"
+            )
+        if self.backups.replica_region == self.region:
+            raise ValueError(f"{NAMESPACE}:backups.replicaRegion must differ from aws:region")
+        return self
 
     @model_validator(mode="after")
     def _release_has_its_addons(self) -> StackConfig:

@@ -49,6 +49,11 @@ class DatabaseArgs:
     tags: Tags
     # prod/staging: `pulumi destroy` (or a replacing change) stops at the data.
     protect: bool = False
+    # The DR region (backups.replicaRegion): where automated backups are replicated to.
+    replica_provider: pulumi.ProviderResource | None = None
+    replica_account: Account | None = None
+    # A DR stack: the primary is restored from these replicated automated backups.
+    restore_from_automated_backups_arn: str | None = None
 
 
 class Database(pulumi.ComponentResource):
@@ -140,9 +145,18 @@ class Database(pulumi.ComponentResource):
             keepers={"identifier": identifier},
             opts=child,
         )
+        recovering = args.restore_from_automated_backups_arn is not None
         primary = aws.rds.Instance(
             f"{name}-db",
             identifier=identifier,
+            # A DR stack's primary: the replicated backups at their latest restorable time
+            # (InstanceRestoreToPointInTime.source_db_instance_automated_backups_arn).
+            restore_to_point_in_time=aws.rds.InstanceRestoreToPointInTimeArgs(
+                source_db_instance_automated_backups_arn=args.restore_from_automated_backups_arn,
+                use_latest_restorable_time=True,
+            )
+            if recovering
+            else None,
             engine="postgres",
             engine_version=config.engine_version,
             instance_class=config.instance_class,
@@ -151,8 +165,9 @@ class Database(pulumi.ComponentResource):
             max_allocated_storage=config.max_allocated_storage_gb,
             storage_encrypted=True,
             kms_key_id=key.arn,
-            db_name=DATABASE_NAME,
-            username=MASTER_USERNAME,
+            # A restored instance takes both from its source.
+            db_name=None if recovering else DATABASE_NAME,
+            username=None if recovering else MASTER_USERNAME,
             manage_master_user_password=True,
             master_user_secret_kms_key_id=key.arn,
             port=PORT,
@@ -192,12 +207,22 @@ class Database(pulumi.ComponentResource):
                 protect=args.protect,
             ),
         )
-        self.address = primary.address
+        served = primary
+        self.restored_identifier: pulumi.Output[str] | None = None
+        if config.point_in_time_restore is not None:
+            restored = self._restored(name, config, primary, key, subnets, group, parameters, tags)
+            self.restored_identifier = restored.identifier
+            if config.point_in_time_restore.serve:
+                served = restored
+        if config.replicate_backups:
+            self._replicate_backups(name, args, primary)
+
+        self.address = served.address
         self.port = PORT
         self.database_name = DATABASE_NAME
         self.username = MASTER_USERNAME
-        self.identifier = primary.identifier
-        self.master_secret_arn = primary.master_user_secrets.apply(
+        self.identifier = served.identifier
+        self.master_secret_arn = served.master_user_secrets.apply(
             lambda secrets: secrets[0].secret_arn or ""
         )
         self.key_arn = key.arn
@@ -205,5 +230,81 @@ class Database(pulumi.ComponentResource):
             {
                 "address": self.address,
                 "masterSecretArn": self.master_secret_arn,
+                "restoredIdentifier": self.restored_identifier,
             }
+        )
+
+    def _restored(
+        self,
+        name: str,
+        config: DatabaseConfig,
+        primary: aws.rds.Instance,
+        key: aws.kms.Key,
+        subnets: aws.rds.SubnetGroup,
+        group: aws.ec2.SecurityGroup,
+        parameters: aws.rds.ParameterGroup,
+        tags: Tags,
+    ) -> aws.rds.Instance:
+        """The primary as it was at `restoreTime`, next to it: same network, TLS parameters
+        and key; its own RDS-managed master secret (the source's may have been rotated since
+        the restore time). Removing the setting deletes it after a final snapshot."""
+        assert config.point_in_time_restore is not None
+        restore = config.point_in_time_restore
+        stamp = restore.restore_time.replace("-", "").replace(":", "").lower()
+        return aws.rds.Instance(
+            f"{name}-db-pitr",
+            identifier=f"{name}-db-pitr",
+            restore_to_point_in_time=aws.rds.InstanceRestoreToPointInTimeArgs(
+                source_db_instance_identifier=primary.identifier,
+                restore_time=restore.restore_time,
+            ),
+            instance_class=config.instance_class,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=key.arn,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[group.id],
+            publicly_accessible=False,
+            parameter_group_name=parameters.name,
+            ca_cert_identifier=CA_CERT_IDENTIFIER,
+            multi_az=config.multi_az if restore.serve else False,
+            deletion_protection=config.deletion_protection if restore.serve else False,
+            backup_retention_period=config.backup_retention_days,
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=False,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{name}-db-pitr-{stamp}-final",
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=key.arn,
+            performance_insights_retention_period=config.performance_insights_retention_days,
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=False,
+            apply_immediately=True,
+            tags=tags.named(f"{name}-db-pitr", role="point-in-time-restore"),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["engineVersion"]),
+        )
+
+    def _replicate_backups(self, name: str, args: DatabaseArgs, primary: aws.rds.Instance) -> None:
+        """Snapshots and transaction logs copied to the DR region, encrypted there with a key
+        of that region; "This resource has to be created in the destination region" (pulumi
+        registry, rds.InstanceAutomatedBackupsReplication; docs.aws.amazon.com/AmazonRDS/
+        latest/UserGuide/USER_ReplicateBackups.html)."""
+        if args.replica_provider is None or args.replica_account is None:
+            raise ValueError("replicateBackups needs the replica region's provider and account")
+        key = encryption_key(
+            f"{name}-db-dr",
+            description=f"Replicated automated backups of {name}'s database",
+            account=args.replica_account,
+            tags=args.tags.named(f"{name}-db-dr"),
+            parent=self,
+            provider=args.replica_provider,
+        )
+        aws.rds.InstanceAutomatedBackupsReplication(
+            f"{name}-db-backups-dr",
+            source_db_instance_arn=primary.arn,
+            kms_key_id=key.arn,
+            retention_period=args.config.backup_retention_days,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.replica_provider),
         )

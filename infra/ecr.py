@@ -51,6 +51,12 @@ class RegistryArgs:
     tags: Tags
     # prod/staging: the released images survive `pulumi destroy`.
     protect: bool = False
+    # Images replicated to this region too (registry replication; the destination repository
+    # is created by ECR with the same name: docs.aws.amazon.com/AmazonECR/latest/userguide/
+    # replication.html).
+    replica_region: str | None = None
+    # A DR stack: the repository replication filled; it is used, not created.
+    replicated: bool = False
 
 
 class Registry(pulumi.ComponentResource):
@@ -62,6 +68,38 @@ class Registry(pulumi.ComponentResource):
     ) -> None:
         super().__init__("agent-platform:registry:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        account = args.account
+        if args.replicated:
+            # Region-loss: no new repository; the copy's address is fixed by ECR.
+            host = f"{account.account_id}.dkr.ecr.{account.region}.amazonaws.com"
+            self.repository_url = pulumi.Output.from_input(f"{host}/{args.repository_name}")
+            self.repository_arn = pulumi.Output.from_input(
+                f"arn:{account.partition}:ecr:{account.region}:{account.account_id}:"
+                f"repository/{args.repository_name}"
+            )
+            self.register_outputs({"repositoryUrl": self.repository_url})
+            return
+        if args.replica_region is not None:
+            aws.ecr.ReplicationConfiguration(
+                f"{name}-ecr-replication",
+                replication_configuration=aws.ecr.ReplicationConfigurationReplicationConfigurationArgs(
+                    rules=[
+                        aws.ecr.ReplicationConfigurationReplicationConfigurationRuleArgs(
+                            destinations=[
+                                aws.ecr.ReplicationConfigurationReplicationConfigurationRuleDestinationArgs(
+                                    region=args.replica_region, registry_id=account.account_id
+                                )
+                            ],
+                            repository_filters=[
+                                aws.ecr.ReplicationConfigurationReplicationConfigurationRuleRepositoryFilterArgs(
+                                    filter=args.repository_name, filter_type="PREFIX_MATCH"
+                                )
+                            ],
+                        )
+                    ]
+                ),
+                opts=child,
+            )
         key = encryption_key(
             f"{name}-ecr",
             description=f"Images in the {args.repository_name} repository",

@@ -47,6 +47,13 @@ class IdentityArgs:
     backup_prefix: str
     account: Account
     tags: Tags
+    # The DR region: the service secret (API keys) is replicated there, encrypted with a key
+    # of that region (Secrets Manager replica: "the replicas are copies of the source secret",
+    # docs.aws.amazon.com/secretsmanager/latest/userguide/replicate-secrets.html).
+    replica_provider: pulumi.ProviderResource | None = None
+    replica_account: Account | None = None
+    # A DR stack: the replica secret in this region is the service secret; none is created.
+    existing_secret: ReadableSecret | None = None
 
 
 class Identity(pulumi.ComponentResource):
@@ -61,42 +68,12 @@ class Identity(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags, account = args.tags, args.account
 
-        key = encryption_key(
-            f"{name}-service-secret",
-            description=f"The service's API credentials in {name}",
-            account=account,
-            tags=tags.named(f"{name}-service-secret"),
-            parent=self,
+        own, secret_version = (
+            (args.existing_secret, None)
+            if args.existing_secret is not None
+            else self._service_secret(name, args)
         )
-        secret = aws.secretsmanager.Secret(
-            f"{name}-service-secret",
-            name_prefix=f"{name}/service-",
-            description=(
-                f"API keys of the {name} service ({API_KEYS_PROPERTY}) and, for a hosted model, "
-                f"the provider's key ({MODEL_API_KEY_PROPERTY})"
-            ),
-            kms_key_id=key.arn,
-            recovery_window_in_days=7,
-            tags=tags.named(f"{name}-service-secret"),
-            opts=child,
-        )
-        initial_key = random.RandomPassword(
-            f"{name}-initial-api-key", length=48, special=False, opts=child
-        )
-        secret_version = aws.secretsmanager.SecretVersion(
-            f"{name}-service-secret",
-            secret_id=secret.id,
-            # Derived from the generated key, so a Pulumi secret as well.
-            secret_string=initial_key.result.apply(
-                lambda value: json.dumps(
-                    {API_KEYS_PROPERTY: json.dumps({INITIAL_PRINCIPAL: value})}
-                )
-            ),
-            # Operators add keys and the model key out of band; do not reset them.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
-        )
-
-        readable = [*args.service_secrets, ReadableSecret(arn=secret.arn, key_arn=key.arn)]
+        readable = [*args.service_secrets, own]
         secrets_via = f"secretsmanager.{account.region}.amazonaws.com"
         service_role = aws.iam.Role(
             f"{name}-service",
@@ -178,13 +155,14 @@ class Identity(pulumi.ComponentResource):
 
         self.service_role_arn = service_role.arn
         self.backup_role_arn = backup_role.arn
-        self.service_secret_arn = secret.arn
+        self.service_secret_arn = pulumi.Output.from_input(own.arn)
         # What the release's pods need in place before they start: their roles' permissions
-        # and a first version of the secret External Secrets syncs.
+        # and a first version of the secret External Secrets syncs (a DR stack's replica
+        # already has its versions).
         self.release_prerequisites: list[pulumi.Resource] = [
             service_policy,
             backup_policy,
-            secret_version,
+            *([secret_version] if secret_version is not None else []),
         ]
         self.register_outputs(
             {
@@ -193,3 +171,62 @@ class Identity(pulumi.ComponentResource):
                 "serviceSecretArn": self.service_secret_arn,
             }
         )
+
+    def _service_secret(
+        self, name: str, args: IdentityArgs
+    ) -> tuple[ReadableSecret, aws.secretsmanager.SecretVersion]:
+        """The service's own secret (API keys, model key), with its initial API key."""
+        child = pulumi.ResourceOptions(parent=self)
+        tags, account = args.tags, args.account
+        key = encryption_key(
+            f"{name}-service-secret",
+            description=f"The service's API credentials in {name}",
+            account=account,
+            tags=tags.named(f"{name}-service-secret"),
+            parent=self,
+        )
+        replicas = None
+        if args.replica_provider is not None and args.replica_account is not None:
+            replica_key = encryption_key(
+                f"{name}-service-secret-dr",
+                description=f"The replica of the {name} service's API credentials",
+                account=args.replica_account,
+                tags=tags.named(f"{name}-service-secret-dr"),
+                parent=self,
+                provider=args.replica_provider,
+            )
+            replicas = [
+                aws.secretsmanager.SecretReplicaArgs(
+                    region=args.replica_account.region, kms_key_id=replica_key.arn
+                )
+            ]
+        secret = aws.secretsmanager.Secret(
+            f"{name}-service-secret",
+            name_prefix=f"{name}/service-",
+            description=(
+                f"API keys of the {name} service ({API_KEYS_PROPERTY}) and, for a hosted model, "
+                f"the provider's key ({MODEL_API_KEY_PROPERTY})"
+            ),
+            kms_key_id=key.arn,
+            replicas=replicas,
+            recovery_window_in_days=7,
+            tags=tags.named(f"{name}-service-secret"),
+            opts=child,
+        )
+        initial_key = random.RandomPassword(
+            f"{name}-initial-api-key", length=48, special=False, opts=child
+        )
+        secret_version = aws.secretsmanager.SecretVersion(
+            f"{name}-service-secret",
+            secret_id=secret.id,
+            # Derived from the generated key, so a Pulumi secret as well.
+            secret_string=initial_key.result.apply(
+                lambda value: json.dumps(
+                    {API_KEYS_PROPERTY: json.dumps({INITIAL_PRINCIPAL: value})}
+                )
+            ),
+            # Operators add keys and the model key out of band; do not reset them.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
+        )
+
+        return ReadableSecret(arn=secret.arn, key_arn=key.arn), secret_version

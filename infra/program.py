@@ -180,6 +180,16 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         ),
         on_aws,
     )
+    # The DR region (backups.replicaRegion): dumps, automated backups, images and the service
+    # secret are copied there (docs/runbooks/region-loss.md).
+    replica_region = config.backups.replica_region
+    replica_provider = (
+        _aws_provider("aws-backup-replica", replica_region, tags) if replica_region else None
+    )
+    replica_account = (
+        Account(account.account_id, account.partition, replica_region) if replica_region else None
+    )
+    recovery = config.recovery
     database = Database(
         name,
         DatabaseArgs(
@@ -190,6 +200,14 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             account=account,
             tags=tags,
             protect=protect,
+            replica_provider=replica_provider,
+            replica_account=replica_account,
+            restore_from_automated_backups_arn=(
+                f"arn:{account.partition}:rds:{config.region}:{account.account_id}:"
+                f"auto-backup:{recovery.automated_backups_id}"
+                if recovery
+                else None
+            ),
         ),
         on_aws,
     )
@@ -209,17 +227,15 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
     registry = Registry(
         name,
         RegistryArgs(
-            repository_name=f"{name}/{REPOSITORY}",
+            repository_name=recovery.repository_name if recovery else f"{name}/{REPOSITORY}",
             config=config.registry,
             account=account,
             tags=tags,
             protect=protect,
+            replica_region=replica_region,
+            replicated=recovery is not None,
         ),
         on_aws,
-    )
-    replica_region = config.backups.replica_region
-    replica_provider = (
-        _aws_provider("aws-backup-replica", replica_region, tags) if replica_region else None
     )
     backups = Backups(
         name,
@@ -249,6 +265,16 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             backup_prefix=backups.prefix,
             account=account,
             tags=tags,
+            replica_provider=replica_provider,
+            replica_account=replica_account,
+            existing_secret=ReadableSecret(
+                f"arn:{account.partition}:secretsmanager:{config.region}:{account.account_id}:"
+                f"secret:{recovery.service_secret_name}",
+                f"arn:{account.partition}:kms:{config.region}:{account.account_id}:"
+                f"key/{recovery.service_secret_key_id}",
+            )
+            if recovery
+            else None,
         ),
         on_aws,
     )
@@ -268,6 +294,10 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         "backupRoleArn": identity.backup_role_arn,
         "serviceSecretArn": identity.service_secret_arn,
         "deployPhase": pulumi.Output.from_input(phase),
+        "replicaBucket": pulumi.Output.from_input(backups.replica_bucket_name),
+        "drRestoreRoleArn": pulumi.Output.from_input(backups.restore_role_arn),
+        "restoredDatabase": pulumi.Output.from_input(database.restored_identifier),
+        "databaseIdentifier": database.identifier,
     }
     if phase == "cloud":
         return outputs

@@ -8,6 +8,7 @@ from typing import Final
 from pulumi_policy import EnforcementLevel, Policy
 
 from policies import (
+    backups,
     ec2,
     ecr,
     eks,
@@ -31,6 +32,7 @@ ALL_POLICIES: list[Policy] = [
     *rds.POLICIES,
     *elasticache.POLICIES,
     *s3.POLICIES,
+    *backups.POLICIES,
     *ecr.POLICIES,
     *eks.POLICIES,
     *ec2.POLICIES,

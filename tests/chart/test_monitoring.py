@@ -18,6 +18,8 @@ pytestmark = pytest.mark.helm
 EXTERNAL_METRICS = {
     "kube_pod_container_status_restarts_total",  # kube-state-metrics
     "flagger_canary_status",  # Flagger
+    "kube_cronjob_status_last_successful_time",  # kube-state-metrics
+    "kube_job_status_failed",  # kube-state-metrics
 }
 POD_MATCHERS = {("namespace", "=", NAMESPACE), ("pod", "=~", f"{FULLNAME}-.*")}
 
@@ -103,7 +105,24 @@ def test_alerts_cover_errors_latency_restarts_and_canary_failure(canary: Rendere
         "AgentServiceSlowRuns",
         "AgentServicePodRestarting",
         "AgentServiceCanaryFailed",
+        "AgentServiceBackupTooOld",
+        "AgentServiceBackupFailed",
     }
+    # The backup CronJob: its last success within 26 h, no failed Job.
+    too_old = alerts["AgentServiceBackupTooOld"]["expr"]
+    assert _selectors(too_old) == [
+        (
+            "kube_cronjob_status_last_successful_time",
+            {("namespace", "=", NAMESPACE), ("cronjob", "=", f"{FULLNAME}-backup")},
+        )
+    ]
+    assert too_old.rstrip().endswith(f"> {26 * 3600}")
+    assert _selectors(alerts["AgentServiceBackupFailed"]["expr"]) == [
+        (
+            "kube_job_status_failed",
+            {("namespace", "=", NAMESPACE), ("job_name", "=~", f"{FULLNAME}-backup-.*")},
+        )
+    ]
     errors = _selectors(alerts["AgentServiceHighErrorRate"]["expr"])
     runs = "agent_service_graph_executions_total"
     assert errors == [

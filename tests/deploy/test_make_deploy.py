@@ -75,7 +75,8 @@ def _make(*argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
 def test_make_without_a_stack_names_the_stacks(verb: str) -> None:
     result = _make(verb)
     assert result.returncode == 2
-    assert f"make {verb}: name a stack: STACK=<stack>, one of: dev prod staging." in result.stderr
+    stacks = "dev prod prod-dr staging"
+    assert f"make {verb}: name a stack: STACK=<stack>, one of: {stacks}." in result.stderr
 
 
 @pytest.mark.parametrize("verb", ["deploy", "plan"])

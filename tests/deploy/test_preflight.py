@@ -217,4 +217,6 @@ def test_a_cloud_run_never_deletes_a_deployed_kubernetes_part() -> None:
 
 def test_an_unknown_stack_lists_the_stacks() -> None:
     message = _stopped(FakeAws(), "qa")
-    assert message == "make deploy: no stack file Pulumi.qa.yaml; the stacks: dev, prod, staging."
+    assert message == (
+        "make deploy: no stack file Pulumi.qa.yaml; the stacks: dev, prod, prod-dr, staging."
+    )

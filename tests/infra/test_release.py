@@ -206,6 +206,11 @@ def test_stack_outputs(run: OfflineRun, stack: str) -> None:
         "deployPhase",
         "releaseImage",
         "releaseStatus",
+        # What the DR runbooks read (pitr.md, region-loss.md).
+        "databaseIdentifier",
+        "restoredDatabase",
+        "replicaBucket",
+        "drRestoreRoleArn",
     }
     assert run.outputs["deployPhase"] == "all"
     assert run.outputs["releaseImage"].startswith(f"{run.outputs['repositoryUrl']}@sha256:")

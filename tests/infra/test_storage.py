@@ -6,6 +6,7 @@ import json
 
 from infra.config import StackConfig
 from tests.infra.support import as_list, document
+from tools.plan.mocks import ACCOUNT_ID
 from tools.plan.offline import OfflineRun, RecordedResource
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -125,3 +126,72 @@ def test_cross_region_replication_only_in_prod(run: OfflineRun, stack: str) -> N
     _check_protected(run, replica)
     versionings = {v.urn for v in run.of_type("aws:s3/bucketVersioning:BucketVersioning")}
     assert versionings <= set(replication.depends_on)
+
+
+def test_the_replica_cannot_be_deleted_in_prod(run: OfflineRun, stack: str) -> None:
+    """Object Lock (COMPLIANCE, >= the dumps' expiry) on the replica, no delete markers or
+    deletions replicated, and only the break-glass role may delete versions or loosen the
+    protection, in both buckets."""
+    if stack != "prod":
+        assert (
+            run.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration") == []
+        )
+        return
+    (replica,) = [b for b in run.of_type(BUCKET) if b.name.endswith("-replica")]
+    assert replica.inputs["objectLockEnabled"] is True
+    lock = _attached(
+        run, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration", replica
+    )
+    retention = lock.inputs["rule"]["defaultRetention"]
+    assert retention["mode"] == "COMPLIANCE"
+    assert retention["days"] >= 30
+    (replication,) = run.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    (rule,) = replication.inputs["rules"]
+    assert rule["deleteMarkerReplication"] == {"status": "Disabled"}
+    (role_policy,) = [
+        p
+        for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.name.endswith("-backups-replication")
+    ]
+    actions = {
+        action
+        for statement in document(role_policy, "policy")["Statement"]
+        for action in as_list(statement["Action"])
+    }
+    assert "s3:ReplicateDelete" not in actions
+    break_glass = f"arn:aws:iam::{ACCOUNT_ID}:role/backup-break-glass"
+    for bucket, extra in ((_primary_bucket(run, stack), set()), (replica, {"s3:DeleteObject"})):
+        policy = _attached(run, "aws:s3/bucketPolicy:BucketPolicy", bucket)
+        statements = {s["Sid"]: s for s in document(policy, "policy")["Statement"]}
+        deletes = statements["OnlyBreakGlassDeletesBackups"]
+        changes = statements["OnlyBreakGlassChangesProtection"]
+        for statement in (deletes, changes):
+            assert statement["Effect"] == "Deny"
+            assert statement["Principal"] == "*"
+            assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": break_glass}}
+        assert {"s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"} | extra <= set(
+            as_list(deletes["Action"])
+        )
+        assert ("s3:DeleteObject" in as_list(deletes["Action"])) == bool(extra)
+        assert {
+            "s3:PutLifecycleConfiguration",
+            "s3:PutReplicationConfiguration",
+            "s3:PutBucketPolicy",
+        } <= set(as_list(changes["Action"]))
+
+
+def test_a_dr_restore_role_reads_the_replica_and_its_key(run: OfflineRun, stack: str) -> None:
+    roles = [r for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-dr-restore")]
+    if stack != "prod":
+        assert roles == []
+        return
+    (replica,) = [b for b in run.of_type(BUCKET) if b.name.endswith("-replica")]
+    (policy,) = [
+        p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-dr-restore")
+    ]
+    statements = {s["Sid"]: s for s in document(policy, "policy")["Statement"]}
+    assert as_list(statements["ReadReplica"]["Resource"]) == [f"{replica.outputs['arn']}/*"]
+    (key_arn,) = as_list(statements["DecryptReplica"]["Resource"])
+    assert key_arn.startswith("arn:aws:kms:eu-central-1:")
+    every = {a for s in statements.values() for a in as_list(s["Action"])}
+    assert not any(action.startswith(("s3:Delete", "s3:Put")) for action in every)

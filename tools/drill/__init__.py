@@ -9,6 +9,9 @@
 It reports RPO (age of the newest restorable backup when the restore starts) and RTO (start of
 the restore to the instance's /ready 200). `python -m tools.drill` (make dr-drill) runs it against
 the local environment (`.local/env`, see `target`); the core takes the endpoints as a `Target`.
+That is the `dump` scenario; `pitr` (point-in-time recovery from the WAL archive) and
+`region-loss` (from the Object-Locked replica, in an independent environment) are the others,
+each naming the runbook it rehearses.
 """
 
 from tools.drill.dataset import Snapshot, differences, snapshot, write_dataset

@@ -34,9 +34,15 @@ def drop_database(admin_url: str, password: str | None, name: str) -> None:
 
 
 @contextmanager
-def service_on(service_env: Mapping[str, str], database_url: str, log_path: Path) -> Iterator[str]:
-    """`agent-service serve` on `database_url` and a free loopback port; yields its URL once
-    /ready answers 200, stops it on exit."""
+def service_on(
+    service_env: Mapping[str, str],
+    database_url: str,
+    log_path: Path,
+    *,
+    redis_url: str | None = None,
+) -> Iterator[str]:
+    """`agent-service serve` on `database_url` (and `redis_url`, else an in-process cache) and
+    a free loopback port; yields its URL once /ready answers 200, stops it on exit."""
     port = free_port()
     env = {
         **service_env,
@@ -48,6 +54,8 @@ def service_on(service_env: Mapping[str, str], database_url: str, log_path: Path
     # Its own in-process cache and metrics: nothing shared with the source instance.
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.pop("REDIS_URL", None)
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
     command = [sys.executable, "-m", "agent_service.cli", "serve"]
     url = f"http://127.0.0.1:{port}"
     try:

@@ -15,6 +15,8 @@ from tools.drill.dataset import Snapshot, differences, snapshot, write_dataset
 from tools.drill.instance import drop_database, service_on, with_database
 from tools.drill.target import Target
 
+RUNBOOK = "docs/runbooks/restore.md"
+
 
 def run_drill(target: Target, work_dir: Path, *, keep: bool = False) -> dict[str, Any]:
     """The whole drill; the report's `drill` is "ok" or "mismatch"."""
@@ -54,6 +56,8 @@ def restore_and_verify(
     mismatches = differences(expected, actual)
     return {
         "drill": "ok" if not mismatches else "mismatch",
+        "scenario": "dump",
+        "runbook": RUNBOOK,
         "users": len(threads),
         "threads": len(expected.threads),
         "checkpoints": expected.checkpoints,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from agent_service.dr.errors import DrError
 
-from tools.local.envfile import OPTIONAL_KEYS, SERVICE_KEYS, read_env_file
+from tools.kit.walarchive import WalArchive
+from tools.local.envfile import OPTIONAL_KEYS, PITR_KEYS, SERVICE_KEYS, read_env_file
 
 DRILL_PRINCIPAL_PREFIX = "drill-"
 
@@ -76,3 +77,24 @@ def local_target(env_file: Path) -> Target:
         database_password=password,
         service_env=service_env,
     )
+
+
+def local_pitr(env_file: Path) -> tuple[str, WalArchive]:
+    """The superuser connection and WAL archive of the environment in `env_file` (what the
+    pitr scenario needs beyond `local_target`)."""
+    values = read_env_file(env_file)
+    missing = [key for key in PITR_KEYS if not values.get(key)]
+    if missing:
+        raise DrError(
+            f"{env_file} lacks {', '.join(missing)}: the environment does not archive its WAL; "
+            "restart it with this version's `make up` (`make down && make up`)"
+        )
+    archive = WalArchive(
+        endpoint_url=values["S3_ENDPOINT_URL"],
+        region=values["AWS_REGION"],
+        bucket=values["BACKUP_BUCKET"],
+        access_key_id=values["AWS_ACCESS_KEY_ID"],
+        secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
+        prefix=values["WAL_ARCHIVE_PREFIX"],
+    )
+    return values["PG_ADMIN_URL"], archive

@@ -8,6 +8,7 @@ which the failure tests need.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +32,8 @@ class PostgresServer:
 
     port: int = field(default_factory=free_port)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pg-test-")))
+    # Extra `-c name=value` server settings (WAL archiving, recovery).
+    settings: dict[str, str] = field(default_factory=dict)
     _uid: int | None = None
     _gid: int | None = None
 
@@ -40,6 +43,10 @@ class PostgresServer:
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def socket_url(self, database: str = "postgres") -> str:
+        """Over the Unix socket: works whatever the cluster's pg_hba demands over TCP."""
+        return f"postgresql://postgres@/{database}?host={self.root}&port={self.port}"
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # noqa: S603 - PostgreSQL's own programs
@@ -52,10 +59,26 @@ class PostgresServer:
             env={**os.environ, "LC_ALL": "C"},
         )
 
-    def init(self) -> PostgresServer:
-        self._uid, self._gid = postgres_owner() or (None, None)
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        """The OS user the cluster runs as (None: ourselves)."""
+        return postgres_owner()
+
+    def adopt(self) -> PostgresServer:
+        """Hand `root` and everything in it (a data directory restored from a base backup)
+        to the cluster's OS user; the data directory gets the mode PostgreSQL demands."""
+        self._uid, self._gid = self.owner or (None, None)
+        if self.data_dir.exists():
+            self.data_dir.chmod(0o700)
         if self._uid is not None:
-            os.chown(self.root, self._uid, self._gid or -1)
+            for parent, dirs, files in os.walk(self.root):
+                os.chown(parent, self._uid, self._gid or -1)
+                for name in dirs + files:
+                    os.chown(os.path.join(parent, name), self._uid, self._gid or -1)
+        return self
+
+    def init(self) -> PostgresServer:
+        self.adopt()
         self._run(
             [
                 require_program("initdb"),
@@ -76,6 +99,9 @@ class PostgresServer:
             "-c fsync=off -c full_page_writes=off "
             "-c max_connections=200"
         )
+        # pg_ctl hands -o to a shell: each setting is one quoted word.
+        for name, value in self.settings.items():
+            opts += " -c " + shlex.quote(f"{name}={value}")
         self._run(
             [
                 require_program("pg_ctl"),
@@ -131,10 +157,20 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> RedisServer:
+    def start(self, timeout: float = 10.0, password: str | None = None) -> RedisServer:
+        """`password`: required of clients, given in a mode-600 config file (not in the
+        process listing)."""
+        config: list[str] = []
+        if password is not None:
+            path = self.root / "redis.conf"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"requirepass {password}\n")
+            config = [str(path)]
         self.process = subprocess.Popen(  # noqa: S603 - the installed redis-server
             [
                 require_program("redis-server"),
+                *config,
                 "--bind",
                 "127.0.0.1",
                 "--port",

@@ -21,6 +21,9 @@ SERVICE_KEYS = (
     "SECRETS_DIR",
     "PG_BIN_DIR",
 )
+# Point-in-time recovery (the drill's pitr scenario): a superuser connection to the cluster
+# over its Unix socket, and the prefix its WAL is archived under in BACKUP_BUCKET.
+PITR_KEYS = ("PG_ADMIN_URL", "WAL_ARCHIVE_PREFIX")
 # The service runs without these (no REDIS_URL: its cache stays in-process).
 OPTIONAL_KEYS = frozenset({"REDIS_URL"})
 

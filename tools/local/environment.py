@@ -16,7 +16,7 @@ from tools.kit.programs import REPO_ROOT, postgres_bin_dir
 from tools.local.envfile import SERVICE_KEYS, write_env_file
 from tools.local.layout import Layout, Ports
 from tools.local.secrets import ensure_credentials
-from tools.local.services import agent_env, port_open
+from tools.local.services import admin_url, agent_env, port_open, wal_archive
 
 UP_TIMEOUT = 240.0
 
@@ -68,6 +68,8 @@ def _write_env(layout: Layout, ports: Ports, api_key: str) -> None:
             "AGENT_URL": f"http://127.0.0.1:{ports.agent}",
             "AGENT_API_KEY": api_key,
             **{key: service[key] for key in SERVICE_KEYS},
+            "PG_ADMIN_URL": admin_url(layout, ports),
+            "WAL_ARCHIVE_PREFIX": wal_archive(ports).prefix,
             "AGENT_LOG": str(layout.log("agent")),
             "AGENT_USER": agent.get("user", ""),
             "LOCAL_STATE_DIR": str(layout.root),

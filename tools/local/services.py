@@ -26,6 +26,7 @@ from tools.kit.programs import (
     postgres_owner,
     require_program,
 )
+from tools.kit.walarchive import WAL_PREFIX, WalArchive
 from tools.local.layout import Layout, Ports
 from tools.local.secrets import Credentials, write_private
 
@@ -97,6 +98,33 @@ def agent_env(layout: Layout, ports: Ports) -> dict[str, str]:
         "SQLITE_PATH": str(layout.run / "unused.sqlite"),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def wal_archive(ports: Ports) -> WalArchive:
+    """Where the local cluster archives its WAL: the backup bucket of the local S3 server."""
+    return WalArchive(
+        endpoint_url=f"http://127.0.0.1:{ports.s3}",
+        region=REGION,
+        bucket=BUCKET,
+        access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
+        secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+        prefix=WAL_PREFIX,
+    )
+
+
+def admin_url(layout: Layout, ports: Ports) -> str:
+    """The superuser over the Unix socket (trusted locally; never over TCP)."""
+    return f"postgresql://postgres@/postgres?host={layout.pg_socket_dir}&port={ports.postgres}"
+
+
+def archive_options(layout: Layout, ports: Ports, owner: tuple[int, int] | None) -> list[str]:
+    """`-c` options: continuous WAL archiving to the local S3 server (the pitr drill)."""
+    archive = wal_archive(ports)
+    netrc = archive.write_netrc(layout.pg_data.parent / "s3.netrc", owner)
+    options: list[str] = []
+    for name, value in archive.server_settings(netrc).items():
+        options += ["-c", f"{name}={value}"]
+    return options
 
 
 def _chown_tree(path: Path, owner: tuple[int, int] | None) -> None:
@@ -243,6 +271,7 @@ def plan(layout: Layout, ports: Ports, credentials: Credentials) -> list[Service
                 f"unix_socket_directories={layout.pg_socket_dir}",
                 "-c",
                 "max_connections=200",
+                *archive_options(layout, ports, owner),
             ],
             ready=lambda: postgres_accepting(layout),
             owner=owner,
@@ -290,10 +319,12 @@ __all__ = [
     "REPO_ROOT",
     "S3_KEYS",
     "Service",
+    "admin_url",
     "agent_env",
     "bootstrap_database",
     "clean_prometheus_dir",
     "create_bucket",
     "plan",
     "port_open",
+    "wal_archive",
 ]
