@@ -364,6 +364,14 @@ class PlatformAddonsConfig(Section):
     prometheus: bool = False
 
 
+class CostConfig(Section):
+    """What the stack may cost a month (the `make plan` estimate, policies/prices.yaml) and
+    whether exceeding it blocks the plan (`stack-monthly-budget` mandatory) or only warns."""
+
+    monthly_budget_usd: Annotated[float, Field(gt=0, le=1_000_000)]
+    enforce: bool = False
+
+
 class StackConfig(Section):
     """Everything the program reads from the stack, validated."""
 
@@ -380,6 +388,7 @@ class StackConfig(Section):
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
     release: ReleaseConfig
     platform_addons: PlatformAddonsConfig = Field(default_factory=PlatformAddonsConfig)
+    cost: CostConfig | None = None
 
     @model_validator(mode="after")
     def _release_has_its_addons(self) -> StackConfig:
@@ -505,6 +514,7 @@ def read_stack_config() -> StackConfig:
 __all__ = [
     "NAMESPACE",
     "REGION_KEY",
+    "CostConfig",
     "StackConfig",
     "StackConfigError",
     "parse_stack_config",

@@ -8,6 +8,7 @@ from typing import Final
 from pulumi_policy import EnforcementLevel, Policy
 
 from policies import (
+    budget,
     ec2,
     ecr,
     eks,
@@ -41,6 +42,7 @@ ALL_POLICIES: list[Policy] = [
     *kubernetes.POLICIES,
     *stack.POLICIES,
     *lifecycle.POLICIES,
+    *budget.POLICIES,
 ]
 
 POLICIES_BY_NAME: dict[str, Policy] = {policy.name: policy for policy in ALL_POLICIES}
