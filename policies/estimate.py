@@ -150,6 +150,7 @@ class _Context:
     by_id: dict[str, Billable]
     by_identifier: dict[str, Billable]
     service_chart: str
+    missing: list[Unpriced] = field(default_factory=list)
 
     @property
     def hours(self) -> float:
@@ -159,6 +160,21 @@ class _Context:
         found = self.table.price(resource.region, block, item)
         if found is None:
             raise _NotPriced(f"no price for {block}/{item} in {resource.region}")
+        return found
+
+    def part_price(self, resource: Billable, block: str, item: str, part: str) -> Price | None:
+        """The price of one part of a resource; a missing one leaves that part unpriced (and
+        reported) while the rest of the resource is still counted."""
+        found = self.table.price(resource.region, block, item)
+        if found is None:
+            self.missing.append(
+                Unpriced(
+                    resource.urn,
+                    resource.type,
+                    resource.name,
+                    f"{part}: no price for {block}/{item} in {resource.region}",
+                )
+            )
         return found
 
 
@@ -235,10 +251,8 @@ def _node_group(resource: Billable, ctx: _Context) -> list[Line]:
     # On-demand managed node groups launch the first listed type while it has capacity
     # (the "prioritized" allocation strategy), so the first type is the one priced.
     instance = ctx.price(resource, "ec2", types[0])
-    size_gb, volume_type = _root_volume(resource, ctx)
-    volume = ctx.price(resource, "ebs", volume_type)
     hours = ctx.hours
-    return [
+    lines = [
         _line(
             resource,
             f"{types[0]} nodes ({desired:g}, {minimum:g}-{maximum:g})",
@@ -246,16 +260,22 @@ def _node_group(resource: Billable, ctx: _Context) -> list[Line]:
             instance,
             minimum * hours,
             maximum * hours,
-        ),
-        _line(
-            resource,
-            f"{volume_type} root volumes, {size_gb:g} GB per node",
-            desired * size_gb,
-            volume,
-            minimum * size_gb,
-            maximum * size_gb,
-        ),
+        )
     ]
+    size_gb, volume_type = _root_volume(resource, ctx)
+    volume = ctx.part_price(resource, "ebs", volume_type, "root volumes")
+    if volume is not None:
+        lines.append(
+            _line(
+                resource,
+                f"{volume_type} root volumes, {size_gb:g} GB per node",
+                desired * size_gb,
+                volume,
+                minimum * size_gb,
+                maximum * size_gb,
+            )
+        )
+    return lines
 
 
 def _nat_gateway(resource: Billable, ctx: _Context) -> list[Line]:
@@ -381,28 +401,31 @@ def _rds_instance(resource: Billable, ctx: _Context) -> list[Line]:
     storage_props = props if _get(props, "allocatedStorage") else (source.props if source else {})
     allocated = _number(_get(storage_props, "allocatedStorage"))
     storage_type = str(_get(props, "storageType") or _get(storage_props, "storageType") or "gp2")
-    if allocated:
+    storage = ctx.part_price(
+        resource, "rds-postgresql", f"{storage_type}-storage{suffix}", "storage"
+    )
+    if allocated and storage is not None:
         ceiling = _number(_get(storage_props, "maxAllocatedStorage"), allocated) or allocated
         lines.append(
             _line(
                 resource,
                 f"{storage_type} storage {allocated:g} GB (grows to {ceiling:g})",
                 allocated,
-                ctx.price(resource, "rds-postgresql", f"{storage_type}-storage{suffix}"),
+                storage,
                 allocated,
                 max(allocated, ceiling),
             )
         )
     retention = _number(_get(props, "backupRetentionPeriod"), 0) or 0
-    if allocated and retention and source is None:
+    backups = ctx.part_price(resource, "rds-postgresql", "backup-storage", "backups")
+    if allocated and retention and source is None and backups is not None:
         change = ctx.table.assumptions.rds_backup_daily_change_fraction
-        billable = allocated * change * retention
         lines.append(
             _line(
                 resource,
                 f"backups beyond the free allowance ({retention:g} days x {change:g} a day)",
-                billable,
-                ctx.price(resource, "rds-postgresql", "backup-storage"),
+                allocated * change * retention,
+                backups,
             )
         )
     if _get(props, "manageMasterUserPassword") is True:
@@ -414,16 +437,17 @@ def _rds_instance(resource: Billable, ctx: _Context) -> list[Line]:
                 ctx.price(resource, "secretsmanager", "secret"),
             )
         )
+    insights = _number(_get(props, "performanceInsightsRetentionPeriod"), 0) or 0
+    if _get(props, "performanceInsightsEnabled") is True and insights > FREE_PI_RETENTION_DAYS:
+        ctx.missing.append(
+            Unpriced(
+                resource.urn,
+                resource.type,
+                resource.name,
+                f"Performance Insights retention of {insights:g} days (7 are free)",
+            )
+        )
     return lines
-
-
-def _rds_unpriced_items(resource: Billable) -> list[str]:
-    retention = _number(_get(resource.props, "performanceInsightsRetentionPeriod"), 0) or 0
-    if _get(resource.props, "performanceInsightsEnabled") is True and (
-        retention > FREE_PI_RETENTION_DAYS
-    ):
-        return [f"Performance Insights retention of {retention:g} days (7 are free)"]
-    return []
 
 
 def _replication_group(resource: Billable, ctx: _Context) -> list[Line]:
@@ -609,6 +633,7 @@ def estimate(
                     Unpriced(resource.urn, resource.type, resource.name, "type not in the table")
                 )
             continue
+        ctx.missing.clear()
         try:
             lines = rule(resource, ctx)
         except _NotPriced as reason:
@@ -616,14 +641,10 @@ def estimate(
                 Unpriced(resource.urn, resource.type, resource.name, str(reason))
             )
             continue
-        if not lines:
+        if not lines and not ctx.missing:
             result.free += 1
         result.lines.extend(lines)
-        if resource.type == "aws:rds/instance:Instance":
-            result.unpriced.extend(
-                Unpriced(resource.urn, resource.type, resource.name, reason)
-                for reason in _rds_unpriced_items(resource)
-            )
+        result.unpriced.extend(ctx.missing)
     result.bounds = _bounds(billable, ctx)
     return result
 

@@ -25,7 +25,7 @@ from tools.kit.checkov import scan
 from tools.kit.programs import REPO_ROOT, MissingProgram
 from tools.plan.cost import cost_difference, cost_document, estimate_run
 from tools.plan.diff import compare
-from tools.plan.graph import GraphError, dot_source, render_svg
+from tools.plan.graph import GraphError, dot_source, material_changes, render_svg
 from tools.plan.offline import OfflineRun, stack_config_values
 from tools.plan.record import UnknownStack, policy_records, record, render_release
 from tools.plan.report import plan_document, report_markdown
@@ -100,7 +100,7 @@ def build(
         dot_source(
             run,
             added=diff.only_in_base if diff else (),
-            changed=diff.changed if diff else (),
+            changed=material_changes(run, other) if other else (),
             costs=result.by_resource(),
             against=against,
         )

@@ -5,13 +5,15 @@ only this stack has and those whose inputs differ are coloured (reviewers look b
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections import defaultdict
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from tools.kit.programs import require_program
 from tools.plan.cost import NO_COMPONENT, component_of
-from tools.plan.diff import normalise
+from tools.plan.diff import flatten, normalise
 from tools.plan.offline import OfflineRun
 
 ADDED = "#b7e4c7"  # only in this stack
@@ -20,12 +22,54 @@ SAME = "#ffffff"
 DOT_TIMEOUT_S = 120
 
 
+# Tags name the environment, and references (ARNs, IDs, generated name suffixes) differ
+# between any two stacks: neither makes a resource "differ" in the picture.
+IGNORED_ROOTS = frozenset({"tags", "tagsAll", "tagSpecifications", "defaultTags"})
+_REFERENCE = re.compile(
+    r"arn:aws[\w:/.*+=,@-]*"
+    r"|\b[a-z]+-[0-9a-f]{8,17}\b"
+    r"|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
+    r"|-[0-9a-f]{6,7}\b"
+    r"|\b[0-9a-f]{32}\b"
+    r"|\.c[0-9a-f]{11}\.|\.[0-9a-f]{6}\.euw1\.",
+    re.IGNORECASE,
+)
+
+
 class GraphError(RuntimeError):
     pass
 
 
+def _comparable(value: Any, stack: str) -> Any:
+    if isinstance(value, list):
+        return [_comparable(item, stack) for item in value]
+    if isinstance(value, dict):
+        return {key: _comparable(item, stack) for key, item in value.items()}
+    value = normalise(value, stack)
+    return _REFERENCE.sub("<ref>", value) if isinstance(value, str) else value
+
+
+def _material(run: OfflineRun) -> dict[str, dict[str, Any]]:
+    return {
+        resource_key(resource.type, resource.name, run.stack): {
+            path: _comparable(value, run.stack)
+            for path, value in flatten(resource.inputs).items()
+            if path.split(".", 1)[0].split("[", 1)[0] not in IGNORED_ROOTS
+        }
+        for resource in run.resources
+    }
+
+
+def material_changes(base: OfflineRun, other: OfflineRun) -> set[str]:
+    """Keys of the resources both stacks have whose inputs differ in substance: not in tags,
+    not only in references to other resources."""
+    left, right = _material(base), _material(other)
+    return {key for key in set(left) & set(right) if left[key] != right[key]}
+
+
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string. Backslashes are left alone: a backslash-n in a label breaks the line."""
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 def resource_key(type_: str, name: str, stack: str) -> str:
