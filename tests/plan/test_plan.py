@@ -34,6 +34,7 @@ def test_a_clean_prod_plan_writes_the_bundle(prod_plan: tuple[int, Path]) -> Non
         "manifests.yaml",
         "stack.svg",
         "report.md",
+        "policy-config.json",
     }
     plan: dict[str, Any] = json.loads((bundle / "plan.json").read_text())
     assert plan["stack"] == "prod"
@@ -74,8 +75,16 @@ def test_the_bundle_carries_the_cost_and_its_difference(prod_plan: tuple[int, Pa
     assert "Top five of `dev`:" in report
     assert "### Autoscaling bounds" in report
     assert "### Assumptions" in report
+    assert "| `eu-west-1/eks/cluster-extended-support` | $0.6 per hour | 2026-11-30 |" in report
     svg = (bundle / "stack.svg").read_text()
     assert "stack prod against dev" in svg
+    # The same budget for `pulumi preview --policy-pack-config`.
+    policy_config = json.loads((bundle / "policy-config.json").read_text())
+    assert policy_config["stack-monthly-budget"] == {
+        "enforcementLevel": "advisory",
+        "monthlyBudgetUsd": cost["budget"]["monthlyUsd"],
+        "pricingDate": "2026-11-30",
+    }
 
 
 def test_against_another_stack_lists_the_differences(prod_plan: tuple[int, Path]) -> None:

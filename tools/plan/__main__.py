@@ -1,8 +1,8 @@
 """`python -m tools.plan <stack> [--against <stack>]` (what `make plan` runs).
 
-Writes build/plan/<stack>/: plan.json, values.yaml, manifests.yaml, stack.svg, report.md; exits
-1 naming every mandatory policy violation (and any manifest Kubernetes would refuse), the
-budget among them when the stack enforces it."""
+Writes build/plan/<stack>/: plan.json, values.yaml, manifests.yaml, stack.svg, report.md and the
+policy-config.json the pack ran with; exits 1 naming every mandatory policy violation (and any
+manifest Kubernetes would refuse), the budget among them when the stack enforces it."""
 
 from __future__ import annotations
 
@@ -115,6 +115,9 @@ def build(
     (target / "values.yaml").write_text(yaml.safe_dump(values, sort_keys=True))
     (target / "manifests.yaml").write_text(rendered.text)
     (target / "stack.svg").write_text(svg)
+    # What `pulumi preview --policy-pack policies --policy-pack-config <this>` needs to judge
+    # the same budget the same way.
+    (target / "policy-config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     (target / "report.md").write_text(report_markdown(document))
 
     blocking = mandatory(violations)

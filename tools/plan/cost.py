@@ -327,6 +327,24 @@ def cost_markdown(
                 )
             )
     lines += _table(rows, ("component", "resource", "item", "quantity x unit price", "monthly"))
+    lines += ["", "### Prices used", ""]
+    used: dict[str, dict[str, Any]] = {}
+    for entry in cost["resources"]:
+        for item in entry["lines"]:
+            used.setdefault(item["price"], item)
+    lines += _table(
+        [
+            (
+                f"`{key}`",
+                f"${item['unitUsd']:g} per {item['unit']}",
+                item["taken"],
+                item["source"],
+                item["evidence"] or "not verifiable offline: check",
+            )
+            for key, item in sorted(used.items())
+        ],
+        ("price", "unit price", "taken", "source", "published at"),
+    )
     lines += ["", "### Unpriced", ""]
     if cost["unpriced"]:
         lines += [
