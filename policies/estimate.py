@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -362,14 +363,60 @@ def _load_balancer_lines(
     return lines
 
 
+_STORAGE = re.compile(r"^(\d+(?:\.\d+)?)(Gi|G|Ti|T|Mi|M)?$")
+_GB_PER_UNIT = {"Gi": 1.073741824, "G": 1.0, "Ti": 1099.511627776, "T": 1000.0}
+
+
+def _storage_gb(quantity: Any) -> float | None:
+    """A Kubernetes storage quantity ("50Gi", "10G") in GB; None when not one."""
+    match = _STORAGE.match(str(quantity)) if quantity is not None else None
+    if match is None:
+        return None
+    number, unit = float(match.group(1)), match.group(2) or ""
+    if unit in ("Mi", "M", ""):
+        return number / (1024**3 if unit == "" else 1024 if unit == "Mi" else 1000)
+    return number * _GB_PER_UNIT[unit]
+
+
+def persistent_volumes(values: Any, path: str = "values") -> list[tuple[str, float]]:
+    """The volumes a chart's values claim: a `volumeClaimTemplate` (Prometheus, Alertmanager)
+    or an enabled `persistence` block with a `size`, as (where, GB), one replica each."""
+    found: list[tuple[str, float]] = []
+    if isinstance(values, Mapping):
+        template = _get(values, "volumeClaimTemplate.spec.resources.requests.storage")
+        gb = _storage_gb(template)
+        if gb:
+            found.append((f"{path}.volumeClaimTemplate", gb))
+        persistence = values.get("persistence")
+        if isinstance(persistence, Mapping) and persistence.get("enabled") is True:
+            gb = _storage_gb(persistence.get("size"))
+            if gb:
+                found.append((f"{path}.persistence", gb))
+        for key, item in values.items():
+            if key not in ("volumeClaimTemplate", "persistence"):
+                found += persistent_volumes(item, f"{path}.{key}")
+    return found
+
+
 def _helm_release(resource: Billable, ctx: _Context) -> list[Line]:
+    """A release's pods run on the node groups, already priced. What it makes AWS create is
+    priced here: the ingress controller's load balancer, and volumes its values claim (EBS
+    through the EBS CSI driver, priced as gp3)."""
+    lines: list[Line] = []
+    volumes = persistent_volumes(_get(resource.props, "values") or {})
+    if volumes:
+        price = ctx.part_price(resource, "ebs", "gp3", "persistent volumes")
+        if price is not None:
+            lines += [
+                _line(resource, f"{gb:.0f} GB volume ({where})", gb, price) for where, gb in volumes
+            ]
     chart = str(_get(resource.props, "chart") or "").rstrip("/").rsplit("/", 1)[-1]
     if chart != "ingress-nginx":
-        return []  # its pods run on the node groups, already priced
+        return lines
     service = _get(resource.props, "values.controller.service") or {}
     if _get(service, "enabled") is False or _get(service, "type") not in (None, "LoadBalancer"):
-        return []
-    return _load_balancer_lines(resource, ctx, _get(service, "annotations") or {})
+        return lines
+    return lines + _load_balancer_lines(resource, ctx, _get(service, "annotations") or {})
 
 
 def _service(resource: Billable, ctx: _Context) -> list[Line]:

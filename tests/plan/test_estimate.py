@@ -337,3 +337,27 @@ def test_the_committed_table_names_a_source_and_date_for_every_row() -> None:
     assert prices.price("eu-west-1", "eks", "cluster-extended-support").verified  # type: ignore[union-attr]
     assert not prices.price("eu-west-1", "ec2", "m6i.xlarge").verified  # type: ignore[union-attr]
     assert prices.default_region in prices.regions
+
+
+def test_volumes_a_release_claims_are_priced_as_ebs() -> None:
+    values = {
+        "prometheus": {
+            "prometheusSpec": {
+                "storageSpec": {
+                    "volumeClaimTemplate": {"spec": {"resources": {"requests": {"storage": "50G"}}}}
+                }
+            }
+        },
+        "grafana": {"persistence": {"enabled": True, "size": "10G"}},
+        "loki": {"persistence": {"enabled": False, "size": "100G"}},
+    }
+    release = res(
+        "kubernetes:helm.sh/v3:Release",
+        "monitoring",
+        {"chart": "kube-prometheus-stack", "values": values},
+    )
+    result = estimate([release], table(), as_of=DAY)
+    assert [(line.item, line.monthly) for line in result.lines] == [
+        ("50 GB volume (values.prometheus.prometheusSpec.storageSpec.volumeClaimTemplate)", 5.0),
+        ("10 GB volume (values.grafana.persistence)", 1.0),
+    ]
