@@ -249,8 +249,10 @@ def _node_group(resource: Billable, ctx: _Context) -> list[Line]:
     maximum = _number(_get(scaling, "maxSize"), desired)
     if desired is None or minimum is None or maximum is None:
         raise _NotPriced("scalingConfig.desiredSize is not known")
-    # On-demand managed node groups launch the first listed type while it has capacity
-    # (the "prioritized" allocation strategy), so the first type is the one priced.
+    # On-demand managed node groups launch the first listed type while it has capacity, so
+    # the first type is the one priced ("Managed node groups use the order of instance types
+    # passed in the API to determine which instance type to use first when fulfilling
+    # On-Demand capacity": docs.aws.amazon.com/eks/latest/userguide/managed-node-groups.html).
     instance = ctx.price(resource, "ec2", types[0])
     hours = ctx.hours
     lines = [
@@ -328,7 +330,9 @@ def _load_balancer_lines(
 ) -> list[Line]:
     """A Service of type LoadBalancer: an NLB when annotated so (in-tree `nlb` or the AWS Load
     Balancer Controller's `external`/`nlb-ip`); without the annotation the in-tree controller
-    makes a Classic Load Balancer, which the table does not price."""
+    makes a Classic Load Balancer, which the table does not price. Annotations: see
+    kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/service/annotations/.
+    An internet-facing NLB holds a public IPv4 address in each of its subnets' AZs."""
     kind = str(annotations.get(LB_TYPE_ANNOTATION, ""))
     if kind not in ("nlb", "external", "nlb-ip"):
         raise _NotPriced("a Classic Load Balancer (no aws-load-balancer-type: nlb) is not priced")
