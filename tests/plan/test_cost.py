@@ -138,6 +138,10 @@ def test_the_difference_between_two_stacks(runs: dict[str, OfflineRun]) -> None:
     assert sum(row["difference"] for row in difference["components"].values()) == pytest.approx(
         total["difference"], abs=0.1
     )
+    for key in ("low", "high"):
+        assert difference[key]["difference"] == pytest.approx(prod[key] - staging[key], abs=0.01)
+    assert difference["high"]["difference"] > difference["total"]["difference"]  # 9 nodes vs 4
+    assert [b["max"] for b in difference["bounds"]["staging"]] == [4, 4]
     by_resource = {row["resource"]: row for row in difference["resources"]}
     # prod's two extra NAT gateways exist only there: all of their cost is difference.
     extra = by_resource["aws:ec2/natGateway:NatGateway::agent-<stack>-nat-eu-west-1b"]

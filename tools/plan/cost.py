@@ -199,10 +199,18 @@ def cost_difference(
             other_stack: other["total"],
             "difference": _round(base["total"] - other["total"]),
         },
-        "range": {
-            base_stack: [base["low"], base["high"]],
-            other_stack: [other["low"], other["high"]],
+        # The same at the autoscaling minimums and maximums.
+        "low": {
+            base_stack: base["low"],
+            other_stack: other["low"],
+            "difference": _round(base["low"] - other["low"]),
         },
+        "high": {
+            base_stack: base["high"],
+            other_stack: other["high"],
+            "difference": _round(base["high"] - other["high"]),
+        },
+        "bounds": {base_stack: base["bounds"], other_stack: other["bounds"]},
         "top": {base_stack: base["top"], other_stack: other["top"]},
         "components": {
             name: {
@@ -271,6 +279,28 @@ def cost_markdown(
             f"**{_signed(total['difference'])}**.",
             "",
         ]
+        lines += _table(
+            [
+                (
+                    label,
+                    money(difference[key][base]),
+                    money(difference[key][other]),
+                    _signed(difference[key]["difference"]),
+                )
+                for label, key in (
+                    ("autoscaling minimums", "low"),
+                    ("expected", "total"),
+                    ("autoscaling maximums", "high"),
+                )
+            ],
+            ("size", base, other, "difference"),
+        )
+        lines += ["", f"Autoscaling bounds of `{other}`:", ""]
+        lines += [
+            f"- {b['kind']} `{b['name']}`: {b['min']} / {b['expected']} / {b['max']}"
+            for b in difference["bounds"][other]
+        ]
+        lines.append("")
         lines += _table(
             [
                 (name, money(row[base]), money(row[other]), _signed(row["difference"]))
