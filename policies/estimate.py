@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.eks_versions import end_of_standard_support
 from policies.pricing import Price, PriceTable
 
 # Types of these packages are provider resources; anything else is a component (no bill).
@@ -208,19 +209,29 @@ def _line(
 Rule = Callable[[Billable, _Context], list[Line]]
 
 
+def _extended_support_ends(standard_ends: datetime.date) -> datetime.date:
+    """Extended support lasts 12 months after standard support (the EKS version lifecycle,
+    docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html)."""
+    try:
+        return standard_ends.replace(year=standard_ends.year + 1)
+    except ValueError:  # 29 February
+        return standard_ends.replace(year=standard_ends.year + 1, day=28)
+
+
 def _eks_cluster(resource: Billable, ctx: _Context) -> list[Line]:
     version = str(_get(resource.props, "version") or "")
-    window = ctx.table.eks_support(version)
-    if window is None:
-        raise _NotPriced(f"EKS version {version or '(unset)'} is not in the table's eksVersions")
-    if ctx.as_of <= window.standard_support_ends:
+    standard_ends = end_of_standard_support(version)
+    if standard_ends is None:
+        raise _NotPriced(f"EKS version {version or '(unset)'} is not in policies/eks_versions.py")
+    extended_ends = _extended_support_ends(standard_ends)
+    if ctx.as_of < standard_ends:
         item = "cluster-standard-support"
-        label = f"control plane, {version} in standard support until {window.standard_support_ends}"
-    elif ctx.as_of <= window.extended_support_ends:
+        label = f"control plane, {version} in standard support until {standard_ends}"
+    elif ctx.as_of < extended_ends:
         item = "cluster-extended-support"
-        label = f"control plane, {version} in EXTENDED support since {window.standard_support_ends}"
+        label = f"control plane, {version} in EXTENDED support since {standard_ends}"
     else:
-        raise _NotPriced(f"EKS {version} is past extended support ({window.extended_support_ends})")
+        raise _NotPriced(f"EKS {version} is past extended support ({extended_ends})")
     return [_line(resource, label, ctx.hours, ctx.price(resource, "eks", item))]
 
 

@@ -51,18 +51,6 @@ class _Block(_Model):
     prices: dict[str, _Row]
 
 
-class _SupportWindow(_Model):
-    standard_support_ends: datetime.date = Field(alias="standardSupportEnds")
-    extended_support_ends: datetime.date = Field(alias="extendedSupportEnds")
-
-
-class _EksVersions(_Model):
-    source: str
-    taken: datetime.date
-    evidence: str | None = None
-    versions: dict[str, _SupportWindow]
-
-
 class _Assumptions(_Model):
     nat_gateway_data_gb_per_month: Usd = Field(alias="natGatewayDataGbPerMonth")
     interface_endpoint_data_gb_per_month: Usd = Field(alias="interfaceEndpointDataGbPerMonth")
@@ -83,7 +71,6 @@ class _Table(_Model):
     hours_per_month: Annotated[float, Field(gt=0)] = Field(alias="hoursPerMonth")
     default_region: str = Field(alias="defaultRegion")
     assumptions: _Assumptions
-    eks_versions: _EksVersions = Field(alias="eksVersions")
     free_types: list[str] = Field(alias="freeTypes")
     regions: dict[str, dict[str, _Block]]
 
@@ -108,20 +95,12 @@ class Price:
         return self.evidence is not None
 
 
-@dataclass(frozen=True)
-class SupportWindow:
-    version: str
-    standard_support_ends: datetime.date
-    extended_support_ends: datetime.date
-
-
 class PriceTable:
     def __init__(self, table: _Table) -> None:
         self._table = table
         self.hours_per_month = table.hours_per_month
         self.default_region = table.default_region
         self.assumptions = table.assumptions
-        self.eks_source = table.eks_versions.evidence or table.eks_versions.source
         self.free_types = tuple(table.free_types)
         self._prices: dict[str, Price] = {}
         for region, blocks in table.regions.items():
@@ -149,12 +128,6 @@ class PriceTable:
 
     def rows(self) -> list[Price]:
         return list(self._prices.values())
-
-    def eks_support(self, version: str) -> SupportWindow | None:
-        window = self._table.eks_versions.versions.get(version)
-        if window is None:
-            return None
-        return SupportWindow(version, window.standard_support_ends, window.extended_support_ends)
 
     def is_free(self, type_: str) -> bool:
         return any(fnmatchcase(type_, pattern) for pattern in self.free_types)

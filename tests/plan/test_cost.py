@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from infra.config import StackConfig, parse_stack_config
+from policies.eks_versions import end_of_standard_support
 from policies.pricing import load_prices
 from tools.plan.cost import component_of, cost_difference, cost_document, estimate_run
+from tools.plan.diff import compare
 from tools.plan.graph import (
     ADDED,
     CHANGED,
@@ -70,13 +72,9 @@ def test_each_stack_is_estimated_from_its_plan(runs: dict[str, OfflineRun], stac
     prefix = f"agent-{stack}"
 
     # The control plane: the version's support window on the day of the estimate.
-    window = load_prices().eks_support(settings.cluster.version)
-    assert window is not None
-    support = (
-        "cluster-standard-support"
-        if window.standard_support_ends >= DAY
-        else "cluster-extended-support"
-    )
+    standard_ends = end_of_standard_support(settings.cluster.version)
+    assert standard_ends is not None
+    support = "cluster-standard-support" if standard_ends > DAY else "cluster-extended-support"
     assert lines[(f"{prefix}-eks", f"eks/{support}")].monthly == pytest.approx(
         hourly("eks", support)
     )
@@ -163,7 +161,9 @@ def test_the_picture_names_every_component_and_marks_the_differences(
         "aws:ec2/routeTableAssociation:RouteTableAssociation::agent-<stack>-public-eu-west-1a"
         not in changed
     )
-    added = ["aws:rds/instance:Instance::agent-<stack>-db-replica"]
+    added = set(compare(prod, staging).only_in_base)
+    # prod's NAT gateways in the other two AZs, and their addresses, are only there.
+    assert "aws:ec2/natGateway:NatGateway::agent-<stack>-nat-eu-west-1b" in added
     source = dot_source(prod, added=added, changed=changed, against="staging")
     svg = render_svg(source)
     assert svg.lstrip().startswith("<?xml")
@@ -173,7 +173,7 @@ def test_the_picture_names_every_component_and_marks_the_differences(
     drawn = _keys(prod)
     assert set(clusters) == COMPONENTS
     assert {components[r.urn] for r in prod.resources if _key(r, prod) in drawn} == COMPONENTS
-    assert svg.count(f'fill="{ADDED}"') == 1  # the replica
+    assert svg.count(f'fill="{ADDED}"') == len(added & _keys(prod)) >= 4
     assert svg.count(f'fill="{CHANGED}"') == len(changed & _keys(prod))
     # Every drawn resource is in the picture by name (one SVG text per label line).
     text = html.unescape(svg)

@@ -39,13 +39,6 @@ TABLE: dict[str, Any] = {
         "logIngestGbPerMonth": {"/aws/eks/*": 10, "*": 1},
         "logNeverExpiresMonths": 12,
     },
-    "eksVersions": {
-        **ROW,
-        "versions": {
-            "1.33": {"standardSupportEnds": "2026-07-29", "extendedSupportEnds": "2027-07-29"},
-            "1.35": {"standardSupportEnds": "2027-03-27", "extendedSupportEnds": "2028-03-27"},
-        },
-    },
     "freeTypes": ["aws:iam/*", "aws:ec2/launchTemplate:LaunchTemplate", "kubernetes:*"],
     "regions": {
         "eu-west-1": {
@@ -259,12 +252,13 @@ def test_the_support_window_sets_the_control_plane_price() -> None:
         "per": "hour",
     }
     prices = parse_prices(extended)
-    before = estimate(fixed_plan("1.33"), prices, as_of=datetime.date(2026, 7, 29))
-    after = estimate(fixed_plan("1.33"), prices, as_of=datetime.date(2026, 7, 30))
+    # policies/eks_versions.py: 1.33 leaves standard support on 2026-07-29.
+    before = estimate(fixed_plan("1.33"), prices, as_of=datetime.date(2026, 7, 28))
+    after = estimate(fixed_plan("1.33"), prices, as_of=datetime.date(2026, 7, 29))
     assert by_name(before)["eks"] == pytest.approx(10.0)
     assert by_name(after)["eks"] == pytest.approx(60.0)
     assert "EXTENDED support" in next(line.item for line in after.lines if line.name == "eks")
-    gone = estimate(fixed_plan("1.33"), prices, as_of=datetime.date(2027, 8, 1))
+    gone = estimate(fixed_plan("1.33"), prices, as_of=datetime.date(2027, 7, 29))
     assert [u.reason for u in gone.unpriced] == ["EKS 1.33 is past extended support (2027-07-29)"]
 
 
@@ -282,7 +276,7 @@ def test_what_the_table_lacks_is_reported_unpriced_not_guessed() -> None:
     result = estimate(plan, table(), as_of=DAY)
     reasons = {item.name: item.reason for item in result.unpriced}
     assert reasons == {
-        "eks": "EKS version 1.29 is not in the table's eksVersions",
+        "eks": "EKS version 1.29 is not in policies/eks_versions.py",
         "model": "type not in the table",
         "gpu": "no price for ec2/p5.48xlarge in eu-west-1",
         "elsewhere": "no price for kms/customer-managed-key in ap-south-1",

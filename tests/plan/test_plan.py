@@ -75,7 +75,7 @@ def test_the_bundle_carries_the_cost_and_its_difference(prod_plan: tuple[int, Pa
     assert "Top five of `dev`:" in report
     assert "### Autoscaling bounds" in report
     assert "### Assumptions" in report
-    assert "| `eu-west-1/eks/cluster-extended-support` | $0.6 per hour | 2026-11-30 |" in report
+    assert "| `eu-west-1/eks/cluster-standard-support` | $0.1 per hour | 2026-11-30 |" in report
     svg = (bundle / "stack.svg").read_text()
     assert "stack prod against dev" in svg
     # The same budget for `pulumi preview --policy-pack-config`.
@@ -161,7 +161,7 @@ def test_an_enforced_budget_blocks_the_plan(
     assert code == 1
     errors = capsys.readouterr().err
     assert "MANDATORY stack-monthly-budget: the estimated monthly cost" in errors
-    assert "the biggest contributors: agent-dev-eks (Cluster)" in errors
+    assert "the biggest contributors: agent-dev-general (NodeGroup)" in errors
 
 
 def test_a_bad_budget_names_the_key_and_the_stack(capsys: pytest.CaptureFixture[str]) -> None:
