@@ -16,56 +16,20 @@ from typing import Any
 
 import yaml
 
-from infra.config import StackConfigError, parse_stack_config
+from infra.config import StackConfigError
 from policies.estimate import money
 from policies.evaluate import PolicyConfigError, evaluate, load_config, mandatory
 from policies.pricing import PriceTableError
 from tools.kit.chart import RenderError
 from tools.kit.checkov import scan
 from tools.kit.programs import REPO_ROOT, MissingProgram
+from tools.plan.budget import stack_budget, with_budget
 from tools.plan.cost import cost_difference, cost_document, estimate_run
 from tools.plan.diff import compare
 from tools.plan.graph import GraphError, dot_source, material_changes, render_svg
-from tools.plan.offline import OfflineRun, stack_config_values
+from tools.plan.offline import OfflineRun
 from tools.plan.record import UnknownStack, policy_records, record, render_release
 from tools.plan.report import plan_document, report_markdown
-
-BUDGET_POLICY = "stack-monthly-budget"
-
-
-def stack_budget(stack: str, overrides: Mapping[str, str] | None) -> dict[str, Any] | None:
-    """The stack file's `cost` block (validated with the rest of the stack config)."""
-    values, _ = stack_config_values(stack)
-    config = parse_stack_config(stack, {**values, **(overrides or {})})
-    if config.cost is None:
-        return None
-    return {
-        "monthlyUsd": config.cost.monthly_budget_usd,
-        "enforcement": "mandatory" if config.cost.enforce else "advisory",
-    }
-
-
-def with_budget(
-    config: Mapping[str, Any] | None, budget: Mapping[str, Any] | None, as_of: datetime.date
-) -> dict[str, Any]:
-    """The policy pack config with the stack's budget for `stack-monthly-budget`: what a
-    `--policy-pack-config` carries for `pulumi preview`. A level the given config states for
-    the policy wins over the stack file's."""
-    merged = dict(config or {})
-    if budget is None:
-        return merged
-    entry = merged.get(BUDGET_POLICY)
-    settings: dict[str, Any] = {
-        "enforcementLevel": budget["enforcement"],
-        "monthlyBudgetUsd": budget["monthlyUsd"],
-        "pricingDate": as_of.isoformat(),
-    }
-    if isinstance(entry, str):
-        settings["enforcementLevel"] = entry
-    elif isinstance(entry, Mapping):
-        settings.update(entry)
-    merged[BUDGET_POLICY] = settings
-    return merged
 
 
 def _cost_against(
