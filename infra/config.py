@@ -416,6 +416,14 @@ class PlatformAddonsConfig(Section):
     prometheus: bool = False
 
 
+class CostConfig(Section):
+    """What the stack may cost a month (the `make plan` estimate, policies/prices.yaml) and
+    whether exceeding it blocks the plan (`stack-monthly-budget` mandatory) or only warns."""
+
+    monthly_budget_usd: Annotated[float, Field(gt=0, le=1_000_000)]
+    enforce: bool = False
+
+
 class StackConfig(Section):
     """Everything the program reads from the stack, validated."""
 
@@ -433,6 +441,7 @@ class StackConfig(Section):
     release: ReleaseConfig
     platform_addons: PlatformAddonsConfig = Field(default_factory=PlatformAddonsConfig)
     recovery: RecoveryConfig | None = None
+    cost: CostConfig | None = None
 
     @model_validator(mode="after")
     def _dr_parts_fit(self) -> StackConfig:
@@ -569,6 +578,7 @@ def read_stack_config() -> StackConfig:
 __all__ = [
     "NAMESPACE",
     "REGION_KEY",
+    "CostConfig",
     "StackConfig",
     "StackConfigError",
     "parse_stack_config",

@@ -122,6 +122,20 @@ SETTINGS: dict[str, Setting] = {
             "",
         ),
         Setting(
+            "monthlyBudgetUsd",
+            "The stack's monthly budget in USD (from its stack file's cost.monthlyBudgetUsd); "
+            "unset: no budget to check.",
+            {"type": "number", "exclusiveMinimum": 0},
+            None,
+        ),
+        Setting(
+            "pricingDate",
+            "The day (YYYY-MM-DD) whose prices apply, e.g. an EKS version's support window; "
+            "unset: today.",
+            {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+            None,
+        ),
+        Setting(
             "backupBucketValue",
             "Dotted path, in the service release's values, of the backup bucket's name.",
             {"type": "string", "minLength": 1},
@@ -142,11 +156,10 @@ def config_schema(*keys: str) -> PolicyConfigSchema:
             default = list(default)
         elif isinstance(default, Mapping):
             default = dict(default)
-        properties[key] = {
-            **setting.schema,
-            "description": setting.description,
-            "default": default,
-        }
+        properties[key] = {**setting.schema, "description": setting.description}
+        # A setting without a default (None) is simply absent when not configured.
+        if default is not None:
+            properties[key]["default"] = default
     return PolicyConfigSchema(properties=properties)
 
 
@@ -172,6 +185,22 @@ def integer(config: Mapping[str, Any], key: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise PolicyConfigError(f"policy config {key!r} must be at least {minimum}, got {value}")
     return value
+
+
+def optional_number(config: Mapping[str, Any], key: str) -> float | None:
+    value = _raw(config, key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise PolicyConfigError(f"policy config {key!r} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def optional_string(config: Mapping[str, Any], key: str) -> str | None:
+    value = _raw(config, key)
+    if value is None:
+        return None
+    return string(config, key)
 
 
 def integers(config: Mapping[str, Any], key: str) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ from pulumi_policy import EnforcementLevel, Policy
 
 from policies import (
     backups,
+    budget,
     ec2,
     ecr,
     eks,
@@ -43,6 +44,7 @@ ALL_POLICIES: list[Policy] = [
     *kubernetes.POLICIES,
     *stack.POLICIES,
     *lifecycle.POLICIES,
+    *budget.POLICIES,
 ]
 
 POLICIES_BY_NAME: dict[str, Policy] = {policy.name: policy for policy in ALL_POLICIES}

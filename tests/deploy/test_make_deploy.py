@@ -97,7 +97,12 @@ def test_a_cloud_phase_deploy_runs_pulumi_up_with_the_pack(stand_ins: Path) -> N
     result = _make("deploy", "STACK=dev", "PHASE=cloud", PATH=f"{stand_ins}:{os.environ['PATH']}")
     assert result.returncode == 0, result.stderr
     invoked = (stand_ins / "invoked").read_text().split()
-    assert invoked == ["cloud", "up", "--stack", "dev", "--policy-pack", "policies"]
+    assert invoked[:6] == ["cloud", "up", "--stack", "dev", "--policy-pack", "policies"]
+    # The stack file's budget reaches the pack, as `make plan` hands it over.
+    assert invoked[6] == "--policy-pack-config"
+    config = json.loads(Path(invoked[7]).read_text())
+    assert config["stack-monthly-budget"]["enforcementLevel"] == "advisory"
+    assert config["stack-monthly-budget"]["monthlyBudgetUsd"] > 0
 
 
 def test_without_the_aws_cli_the_deploy_says_so(stand_ins: Path, tmp_path: Path) -> None:

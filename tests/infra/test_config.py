@@ -271,3 +271,28 @@ def test_no_stack_file_names_a_documentation_account(stack: str) -> None:
 
     text = (Path(__file__).resolve().parents[2] / f"Pulumi.{stack}.yaml").read_text()
     assert not [account for account in DOCUMENTATION_ACCOUNTS if account in text]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_states_a_monthly_budget(stack: str) -> None:
+    config = parse_stack_config(stack, _values(stack))
+    assert config.cost is not None
+    assert config.cost.monthly_budget_usd > 0
+    assert config.cost.enforce is False  # advisory unless a stack asks for a hard stop
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"monthlyBudgetUsd": -5}, "agent-platform:cost.monthlyBudgetUsd is invalid"),
+        ({"monthlyBudgetUsd": "lots"}, "agent-platform:cost.monthlyBudgetUsd is invalid"),
+        ({"monthlyBudgetUsd": None}, "agent-platform:cost.monthlyBudgetUsd is missing"),
+        ({"enforce": "sometimes"}, "agent-platform:cost.enforce is invalid"),
+        ({"budget": 100}, "agent-platform:cost.budget is not a known key"),
+    ],
+)
+def test_a_wrong_budget_is_named_with_key_and_file(changes: dict[str, Any], expected: str) -> None:
+    values = _with_block(_values("staging"), "agent-platform:cost", **changes)
+    message = _error("staging", values)
+    assert message.startswith("Pulumi.staging.yaml:")
+    assert expected in message

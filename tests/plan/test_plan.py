@@ -3,6 +3,7 @@ breaks a mandatory rule."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.helm]
 @pytest.fixture(scope="module")
 def prod_plan(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("plan")
-    return build("prod", out, against="dev"), out / "prod"
+    return build("prod", out, against="dev", as_of=DAY), out / "prod"
+
+
+DAY = datetime.date(2026, 11, 30)
 
 
 def test_a_clean_prod_plan_writes_the_bundle(prod_plan: tuple[int, Path]) -> None:
@@ -28,7 +32,9 @@ def test_a_clean_prod_plan_writes_the_bundle(prod_plan: tuple[int, Path]) -> Non
         "plan.json",
         "values.yaml",
         "manifests.yaml",
+        "stack.svg",
         "report.md",
+        "policy-config.json",
     }
     plan: dict[str, Any] = json.loads((bundle / "plan.json").read_text())
     assert plan["stack"] == "prod"
@@ -40,8 +46,45 @@ def test_a_clean_prod_plan_writes_the_bundle(prod_plan: tuple[int, Path]) -> Non
     )
     assert plan["checkov"]["summary"]["passed"] > 100
     report = (bundle / "report.md").read_text()
-    for section in ("## Resources by type", "## Policy violations", "## checkov findings"):
+    for section in (
+        "## Cost",
+        "## Resources by type",
+        "## Policy violations",
+        "## checkov findings",
+    ):
         assert section in report
+    # Reviewers look before they read: the picture comes first.
+    assert report.index("](stack.svg)") < report.index("## Cost")
+
+
+def test_the_bundle_carries_the_cost_and_its_difference(prod_plan: tuple[int, Path]) -> None:
+    _, bundle = prod_plan
+    plan = json.loads((bundle / "plan.json").read_text())
+    cost, against = plan["cost"], plan["costAgainst"]
+    assert cost["asOf"] == "2026-11-30"
+    assert cost["low"] <= cost["total"] < cost["high"]
+    assert cost["budget"] == {"monthlyUsd": cost["budget"]["monthlyUsd"], "enforcement": "advisory"}
+    assert len(cost["top"]) == 5
+    assert {bound["kind"] for bound in cost["bounds"]} == {"node group", "service pods (HPA)"}
+    assert against["total"]["prod"] == cost["total"]
+    assert against["total"]["difference"] == pytest.approx(
+        cost["total"] - against["total"]["dev"], abs=0.01
+    )
+    report = (bundle / "report.md").read_text()
+    assert "### Cost against `dev`" in report
+    assert "Top five of `dev`:" in report
+    assert "### Autoscaling bounds" in report
+    assert "### Assumptions" in report
+    assert "| `eu-west-1/eks/cluster-standard-support` | $0.1 per hour | 2026-11-30 |" in report
+    svg = (bundle / "stack.svg").read_text()
+    assert "stack prod against dev" in svg
+    # The same budget for `pulumi preview --policy-pack-config`.
+    policy_config = json.loads((bundle / "policy-config.json").read_text())
+    assert policy_config["stack-monthly-budget"] == {
+        "enforcementLevel": "advisory",
+        "monthlyBudgetUsd": cost["budget"]["monthlyUsd"],
+        "pricingDate": "2026-11-30",
+    }
 
 
 def test_against_another_stack_lists_the_differences(prod_plan: tuple[int, Path]) -> None:
@@ -92,6 +135,39 @@ def test_a_broken_change_fails_naming_the_rule(
     assert "MANDATORY rds-deletion-protection-in-production" in errors
     report = (tmp_path / "prod" / "report.md").read_text()
     assert report.startswith("# Plan for stack `prod`: BLOCKED")
+
+
+def _with_budget(usd: float, **extra: object) -> dict[str, str]:
+    return {"agent-platform:cost": json.dumps({"monthlyBudgetUsd": usd, **extra})}
+
+
+def test_an_over_budget_stack_is_reported_naming_its_contributors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = build("dev", tmp_path, overrides=_with_budget(100), as_of=DAY)
+    assert code == 0  # advisory: the reviewer is told, the plan is not blocked
+    plan = json.loads((tmp_path / "dev" / "plan.json").read_text())
+    found = [v for v in plan["policy"]["violations"] if v["policy"] == "stack-monthly-budget"]
+    assert [v["enforcement_level"] for v in found] == ["advisory"]
+    assert "exceeds the budget $100" in found[0]["message"]
+    assert "agent-dev-eks (Cluster)" in found[0]["message"]
+    assert "OVER budget" in (tmp_path / "dev" / "report.md").read_text()
+
+
+def test_an_enforced_budget_blocks_the_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = build("dev", tmp_path, overrides=_with_budget(100, enforce=True), as_of=DAY)
+    assert code == 1
+    errors = capsys.readouterr().err
+    assert "MANDATORY stack-monthly-budget: the estimated monthly cost" in errors
+    assert "the biggest contributors: agent-dev-general (NodeGroup)" in errors
+
+
+def test_a_bad_budget_names_the_key_and_the_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev", "--set", 'agent-platform:cost={"monthlyBudgetUsd": -1}']) == 2
+    error = capsys.readouterr().err
+    assert "Pulumi.dev.yaml: agent-platform:cost.monthlyBudgetUsd is invalid" in error
 
 
 def test_an_unknown_stack_names_the_stack_files(capsys: pytest.CaptureFixture[str]) -> None:

@@ -82,7 +82,8 @@ def test_the_cli_sees_every_policy_at_its_level(analyzer: analyzer_pb2_grpc.Anal
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "agent-platform"
     levels = {policy.name: policy.enforcementLevel for policy in info.policies}
-    assert len(levels) == len(ALL_POLICIES) == 42
+    assert len(levels) == len(ALL_POLICIES) == 43
+    assert levels["stack-monthly-budget"] == analyzer_pb2.ADVISORY
     assert levels["kubernetes-image-not-latest-in-dev"] == analyzer_pb2.ADVISORY
     assert levels["rds-backup-retention"] == analyzer_pb2.MANDATORY
     retention = next(p for p in info.policies if p.name == "rds-backup-retention")
@@ -144,3 +145,28 @@ def test_stack_policies_run_over_the_whole_stack(analyzer: analyzer_pb2_grpc.Ana
     wired = [d for d in response.diagnostics if d.policyName == "stack-backup-bucket-wired"]
     assert [d.urn for d in wired] == ["", release.urn]
     assert "no S3 bucket for database backups" in wired[0].message
+
+
+def test_the_budget_reaches_the_served_pack(analyzer: analyzer_pb2_grpc.AnalyzerStub) -> None:
+    cluster_type = "aws:eks/cluster:Cluster"
+    cluster = analyzer_pb2.AnalyzerResource(
+        type=cluster_type,
+        urn=urn(cluster_type, "agent-prod-eks"),
+        name="agent-prod-eks",
+        properties=struct({"version": "1.33"}),
+    )
+    config = analyzer_pb2.PolicyConfig(
+        enforcementLevel=analyzer_pb2.MANDATORY,
+        properties=struct({"monthlyBudgetUsd": 100, "pricingDate": "2026-11-30"}),
+    )
+    analyzer.Configure(
+        analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={"stack-monthly-budget": config})
+    )
+    try:
+        response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[cluster]))
+        found = [d for d in response.diagnostics if d.policyName == "stack-monthly-budget"]
+        assert [d.enforcementLevel for d in found] == [analyzer_pb2.MANDATORY]
+        assert "exceeds the budget $100" in found[0].message
+        assert "agent-prod-eks (Cluster) $438" in found[0].message
+    finally:
+        analyzer.Configure(analyzer_pb2.ConfigureAnalyzerRequest())

@@ -52,6 +52,8 @@ EXPECTED_LEVELS = {
     "stateful-resources-protected": EnforcementLevel.MANDATORY,
     # Advisory until the edge moves off ingress-nginx (issue 15, H4).
     "kubernetes-no-retired-chart": EnforcementLevel.ADVISORY,
+    # An estimate from assumed usage informs; a stack file makes it mandatory (cost.enforce).
+    "stack-monthly-budget": EnforcementLevel.ADVISORY,
 }
 STACK_POLICIES = {
     "s3-public-access-block",
@@ -67,6 +69,7 @@ STACK_POLICIES = {
     "eks-network-policy-enforced",
     "eks-endpoint-reachable-by-deployer",
     "eks-admin-access-entries",
+    "stack-monthly-budget",
 }
 
 

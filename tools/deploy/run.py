@@ -30,6 +30,7 @@ from tools.deploy.preflight import (
     require_programs,
 )
 from tools.kit.programs import REPO_ROOT
+from tools.plan.budget import write_policy_config
 from tools.plan.offline import stack_config_values
 
 POLICY_PACK = "policies"
@@ -113,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if real_shell(command).code != 0:
             print(f"make deploy STACK={args.stack}: `{' '.join(command)}` failed.", file=sys.stderr)
             return 1
+    # The stack's budget for stack-monthly-budget, as `make plan` judged it.
+    policy_config = write_policy_config(
+        args.stack, REPO_ROOT / "build" / "deploy" / args.stack / "policy-config.json"
+    )
+    if policy_config is not None:
+        up += ["--policy-pack-config", str(policy_config)]
     if args.yes:
         up.append("--yes")
     os.chdir(REPO_ROOT)

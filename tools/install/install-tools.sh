@@ -25,8 +25,8 @@ actionlint_version="v1.7.12"
 # podman builds and runs the service image (make image, tests/image) with runc (crun 1.8 fails on
 # some VMs' cgroup layouts), debootstrap makes its Debian base where no registry answers, uidmap
 # gives podman its user-namespace helpers; etcd-server is the test cluster's datastore (make
-# cluster, tests/cluster).
-debian_packages=(postgresql redis-server podman runc debootstrap uidmap etcd-server)
+# cluster, tests/cluster); graphviz's `dot` draws the stack picture in the `make plan` bundle.
+debian_packages=(postgresql redis-server podman runc debootstrap uidmap etcd-server graphviz)
 
 log() { printf 'tools: %s\n' "$*"; }
 die() { printf 'tools: error: %s\n' "$*" >&2; exit 1; }
@@ -99,6 +99,7 @@ install_debian_packages() {
     case "$pkg" in
       postgresql) postgres_present || missing+=("$pkg") ;;
       redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
+      graphviz) command -v dot >/dev/null 2>&1 || missing+=("$pkg") ;;
       *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
     esac
   done

@@ -37,7 +37,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _normalise(value: Any, stack: str) -> Any:
+def normalise(value: Any, stack: str) -> Any:
     if isinstance(value, str):
         return value.replace(f"-{stack}-", "-<stack>-").replace(f"-{stack}", "-<stack>")
     return value
@@ -45,8 +45,8 @@ def _normalise(value: Any, stack: str) -> Any:
 
 def _keyed(run: OfflineRun) -> dict[str, dict[str, Any]]:
     return {
-        f"{resource.type}::{_normalise(resource.name, run.stack)}": {
-            path: _normalise(value, run.stack) for path, value in flatten(resource.inputs).items()
+        f"{resource.type}::{normalise(resource.name, run.stack)}": {
+            path: normalise(value, run.stack) for path, value in flatten(resource.inputs).items()
         }
         for resource in run.resources
     }
@@ -74,10 +74,10 @@ def compare(base: OfflineRun, other: OfflineRun) -> StackDiff:
                 else []
             )
     base_values = {
-        k: _normalise(v, base.stack) for k, v in flatten(base.service_release_values()).items()
+        k: normalise(v, base.stack) for k, v in flatten(base.service_release_values()).items()
     }
     other_values = {
-        k: _normalise(v, other.stack) for k, v in flatten(other.service_release_values()).items()
+        k: normalise(v, other.stack) for k, v in flatten(other.service_release_values()).items()
     }
     result.values = _changes(base_values, other_values, base.stack, other.stack)
     return result

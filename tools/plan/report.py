@@ -9,6 +9,7 @@ from typing import Any
 from policies.evaluate import Violation
 from tools.kit.chart import Rendered
 from tools.kit.checkov import CheckovResult
+from tools.plan.cost import cost_markdown
 from tools.plan.diff import StackDiff
 from tools.plan.offline import REDACTED, OfflineRun
 
@@ -69,6 +70,12 @@ def report_markdown(document: dict[str, Any]) -> str:
         f"{checkov['summary'].get('passed', 0)} passed, "
         f"{checkov['summary'].get('failed', 0)} failed.",
         "",
+        "![The stack's resources by component, with their dependencies](stack.svg)",
+        "",
+    ]
+    if document.get("cost"):
+        lines += [*cost_markdown(stack, document["cost"], document.get("costAgainst")), ""]
+    lines += [
         "## Resources by type",
         "",
         *_table([(t, str(n)) for t, n in document["resource_counts"].items()], ("type", "count")),
