@@ -60,8 +60,21 @@ def hourly(block: str, item: str) -> float:
     return row.usd * table.hours_per_month
 
 
+# The DR stack runs in the replica region, which the price table covers only for S3 and KMS.
+DR_STACK = "prod-dr"
+
+
 def test_the_committed_stacks_are_the_ones_estimated() -> None:
-    assert tuple(stacks()) == tuple(sorted(STACKS))
+    assert tuple(stacks()) == tuple(sorted((*STACKS, DR_STACK)))
+
+
+def test_a_region_the_table_lacks_is_reported_unpriced_not_guessed() -> None:
+    result = estimate_run(record(DR_STACK), DAY)
+    assert config(DR_STACK).region == "eu-central-1"
+    unpriced = {item.name for item in result.unpriced}
+    # The cluster, its node groups and the restored database have no eu-central-1 row.
+    assert {"agent-prod-eks", "agent-prod-db"} <= unpriced, sorted(unpriced)
+    assert all(line.price.key.startswith("eu-central-1/") for line in result.lines)
 
 
 @pytest.mark.parametrize("stack", STACKS)
