@@ -115,8 +115,12 @@ def test_each_stack_is_estimated_from_its_plan(runs: dict[str, OfflineRun], stac
     assert len(gateways) == (1 if settings.network.nat_gateways == "single" else 3)
 
     assert result.low <= result.total <= result.high
-    # Only what the table knows it does not price: Performance Insights beyond the free week.
-    assert all("Performance Insights" in item.reason for item in result.unpriced)
+    # Only what the table does not price, each named: Performance Insights beyond the free
+    # week, and prod's copies to the DR region (billed per GB replicated and stored there).
+    dr_copies = {f"{prefix}-ecr-replication", f"{prefix}-db-backups-dr"}
+    assert all(
+        "Performance Insights" in item.reason or item.name in dr_copies for item in result.unpriced
+    ), [(item.name, item.reason) for item in result.unpriced]
     # The committed budget holds the committed stack.
     assert settings.cost is not None
     assert result.total <= settings.cost.monthly_budget_usd
