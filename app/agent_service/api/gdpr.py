@@ -140,17 +140,23 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
     principal = principal_of(request)
     _authorize(services, principal, user_id)
     persistence = services.persistence
-    threads = await persistence.tables.user_threads(user_id)
-    for thread in threads:
-        await persistence.checkpointer.adelete_thread(thread.thread_id)
+    thread_ids = [thread.thread_id for thread in await persistence.tables.user_threads(user_id)]
+    # Rows first: from here on no run anywhere may write to these threads
+    # (`persistence.guard`); then this process's runs on them are stopped and awaited, so
+    # nothing is written after their checkpoints are deleted.
+    thread_rows, run_rows = await persistence.tables.delete_user(user_id)
+    stopped = await services.runs.stop_threads(thread_ids)
+    for thread_id in thread_ids:
+        # An id someone created again since the rows went is theirs (and was purged then).
+        if await persistence.tables.thread_owner(thread_id) is None:
+            await persistence.checkpointer.adelete_thread(thread_id)
     deleted_items = 0
     for namespace in await _user_namespaces(persistence.store, user_id):
         for item in await _items(persistence.store, namespace):
             await persistence.store.adelete(item.namespace, item.key)
             deleted_items += 1
-    thread_rows, run_rows = await persistence.tables.delete_user(user_id)
     summary = {"threads": thread_rows, "runs": run_rows, "store_items": deleted_items}
     # The audit entry outlives the data: it records that the deletion happened, not content.
     await persistence.tables.audit(principal, "gdpr.delete", user_id, summary)
-    log.info("gdpr delete", principal=principal, subject=user_id, **summary)
+    log.info("gdpr delete", principal=principal, subject=user_id, runs_stopped=stopped, **summary)
     return {"user_id": user_id, "deleted": summary}

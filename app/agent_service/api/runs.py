@@ -15,8 +15,10 @@ from agent_service.api.errors import ApiError, not_found
 from agent_service.api.models import InvokeRequest
 from agent_service.core.serialization import to_jsonable
 from agent_service.persistence.errors import describe_unavailable, is_unavailable
+from agent_service.persistence.guard import ThreadGone
 from agent_service.runs.engine import Finished, PreparedRun, RunEngine, RunningRun
 from agent_service.runs.models import RunCreate
+from agent_service.runs.tracker import DELETED
 
 router = APIRouter(tags=["runs"])
 
@@ -55,6 +57,10 @@ def _failure(services: Services, prepared: PreparedRun, finished: Finished) -> A
     if error is not None and is_unavailable(error):
         services.database_circuit.trip()
         return ApiError(503, "database_unavailable", describe_unavailable(error), **ids)
+    if isinstance(error, ThreadGone) or (
+        finished.outcome == "cancelled" and error is not None and DELETED in error.args
+    ):
+        return ApiError(404, "not_found", f"the run stopped: {DELETED}", **ids)
     if finished.outcome == "cancelled":
         return ApiError(503, "cancelled", "the run was cancelled (server shutting down)", **ids)
     name = "Exception" if error is None else type(error).__name__

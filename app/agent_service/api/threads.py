@@ -126,8 +126,10 @@ async def delete_thread(request: Request, thread_id: str) -> Response:
         raise ApiError(
             409, "thread_busy", f"thread {thread_id!r} has a run in progress; delete it after"
         )
-    await services.persistence.checkpointer.adelete_thread(thread_id)
+    # The row first: from then on no run may write to the thread (`persistence.guard`).
     await services.persistence.tables.delete_thread(thread_id, principal)
+    await services.runs.stop_threads([thread_id])
+    await services.persistence.checkpointer.adelete_thread(thread_id)
     return Response(status_code=204)
 
 

@@ -18,7 +18,11 @@ from agent_service.persistence.records import (
     ThreadRecord,
     ThreadStatus,
 )
-from agent_service.persistence.schema import LANGGRAPH_TABLES, SERVICE_TABLES
+from agent_service.persistence.schema import (
+    CHECKPOINT_TABLES_POSTGRES,
+    LANGGRAPH_TABLES,
+    SERVICE_TABLES,
+)
 
 _THREAD_COLUMNS = "thread_id, owner, graph_id, metadata, status, created_at, updated_at"
 _RUN_COLUMNS = (
@@ -55,7 +59,7 @@ class PostgresTables:
     async def create_thread(
         self, thread_id: str, owner: str, metadata: dict[str, Any], graph_id: str | None
     ) -> ThreadRecord:
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 f"INSERT INTO agent_threads (thread_id, owner, graph_id, metadata) "  # noqa: S608
                 f"VALUES (%s, %s, %s, %s) ON CONFLICT (thread_id) DO NOTHING "
@@ -63,9 +67,24 @@ class PostgresTables:
                 (thread_id, owner, graph_id, Jsonb(metadata)),
             )
             row = await cur.fetchone()
-        if row is None:
-            raise ThreadExistsError(thread_id)
+            if row is None:
+                raise ThreadExistsError(thread_id)
+            # A new thread has no history: whatever is stored under its id is what a deleted
+            # thread of the same id left behind, and must never reach the new owner.
+            for table in CHECKPOINT_TABLES_POSTGRES:
+                await conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE thread_id = %s").format(sql.Identifier(table)),
+                    (thread_id,),
+                )
         return _thread(row)
+
+    async def thread_owner(self, thread_id: str) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT owner FROM agent_threads WHERE thread_id = %s", (thread_id,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row["owner"])
 
     async def get_thread(self, thread_id: str, owner: str) -> ThreadRecord | None:
         async with self._pool.connection() as conn:

@@ -23,7 +23,7 @@ from agent_service.persistence.records import (
     ThreadRecord,
     ThreadStatus,
 )
-from agent_service.persistence.schema import SERVICE_TABLES
+from agent_service.persistence.schema import CHECKPOINT_TABLES_SQLITE, SERVICE_TABLES
 
 _THREAD_COLUMNS = "thread_id, owner, graph_id, metadata, status, created_at, updated_at"
 _RUN_COLUMNS = (
@@ -105,17 +105,40 @@ class SqliteTables:
     ) -> ThreadRecord:
         now = _now()
         async with self._lock:
-            cur = await self._conn.execute(
-                "INSERT INTO agent_threads (thread_id, owner, graph_id, metadata, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (thread_id) DO NOTHING",
-                (thread_id, owner, graph_id, json.dumps(metadata), now, now),
-            )
-            if cur.rowcount != 1:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = await self._conn.execute(
+                    "INSERT INTO agent_threads (thread_id, owner, graph_id, metadata, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (thread_id) DO NOTHING",
+                    (thread_id, owner, graph_id, json.dumps(metadata), now, now),
+                )
+                created = cur.rowcount == 1
+                if created:
+                    # A new thread has no history: whatever is stored under its id is what a
+                    # deleted thread of the same id left behind; the new owner never sees it.
+                    for table in CHECKPOINT_TABLES_SQLITE:
+                        await self._conn.execute(
+                            f"DELETE FROM {table} WHERE thread_id = ?",  # noqa: S608
+                            (thread_id,),
+                        )
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            if not created:
                 raise ThreadExistsError(thread_id)
         record = await self.get_thread(thread_id, owner)
         assert record is not None
         return record
+
+    async def thread_owner(self, thread_id: str) -> str | None:
+        async with self._lock:
+            cur = await self._conn.execute(
+                "SELECT owner FROM agent_threads WHERE thread_id = ?", (thread_id,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row["owner"])
 
     async def get_thread(self, thread_id: str, owner: str) -> ThreadRecord | None:
         async with self._lock:

@@ -290,7 +290,7 @@ class RunEngine:
             queue=asyncio.Queue(),
         )
         running.task = asyncio.create_task(self._produce(running), name=prepared.run_id)
-        self._tracker.add(running.task)
+        self._tracker.add(running.task, prepared.thread_id)
         return running
 
     async def _produce(self, running: RunningRun) -> None:
