@@ -12,27 +12,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from langgraph.store.base import BaseStore, Item
 
-from agent_service.api.deps import Services, get_services, principal_of
-from agent_service.api.errors import ApiError
+from agent_service.api.deps import Services, get_services, principal_of, require_role
 from agent_service.core.serialization import to_jsonable
 
-router = APIRouter(tags=["gdpr"])
+# Whose data a principal may act on `_authorize` decides (own: user; anyone's: admin).
+router = APIRouter(tags=["gdpr"], dependencies=[Depends(require_role("user", "admin"))])
 log = structlog.get_logger(__name__)
 
 _PAGE = 500
 
 
 def _authorize(services: Services, principal: str, user_id: str) -> None:
-    if principal != user_id and principal not in services.settings.admin_principal_set:
-        raise ApiError(
-            403,
-            "forbidden",
-            f"principal {principal!r} may only export or delete its own data "
-            "(operators are listed in ADMIN_PRINCIPALS)",
-        )
+    if principal == user_id:
+        services.access.require(principal, "user", "admin", action="acting on one's own data")
+    else:
+        services.access.require(principal, "admin", action="acting on another user's data")
 
 
 async def _user_namespaces(store: BaseStore, user_id: str) -> list[tuple[str, ...]]:

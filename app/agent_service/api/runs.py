@@ -7,10 +7,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from agent_service.api.deps import Services, get_services, principal_of
+from agent_service.api.deps import Services, get_services, principal_of, require_role
 from agent_service.api.errors import ApiError, not_found
 from agent_service.api.models import InvokeRequest
 from agent_service.core.serialization import to_jsonable
@@ -20,7 +20,8 @@ from agent_service.runs.engine import Finished, PreparedRun, RunEngine, RunningR
 from agent_service.runs.models import RunCreate
 from agent_service.runs.tracker import DELETED
 
-router = APIRouter(tags=["runs"])
+# What a run may do beyond this (approver-only resumes, graph allow-lists) the engine decides.
+router = APIRouter(tags=["runs"], dependencies=[Depends(require_role("user", "approver"))])
 
 
 def _engine(services: Services) -> RunEngine:
@@ -29,6 +30,7 @@ def _engine(services: Services) -> RunEngine:
         graphs=services.graphs,
         catalog=services.catalog,
         tracker=services.runs,
+        access=services.access,
         timeout_seconds=services.settings.request_timeout_seconds,
     )
 

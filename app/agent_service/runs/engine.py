@@ -25,6 +25,7 @@ import structlog
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
+from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.core.request_context import annotate
 from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import Graph, Graphs
@@ -175,8 +176,10 @@ class RunEngine:
         graphs: Graphs,
         catalog: AssistantCatalog,
         tracker: RunTracker,
+        access: AccessPolicy,
         timeout_seconds: float,
     ) -> None:
+        self._access = access
         self._persistence = persistence
         self._tables = persistence.tables
         self._graphs = graphs
@@ -187,10 +190,42 @@ class RunEngine:
 
     # ----- preparing ---------------------------------------------------------------------
 
+    async def _acting_for(
+        self, principal: str, thread_id: str | None, graph_id: str, body: RunCreate
+    ) -> tuple[str, dict[str, Any]]:
+        """Who the run acts for (the thread's owner) and metadata it adds, after the access
+        rules: on a graph with approval steps a client may only `resume`, and only an
+        approver may resume; an approver may resume another principal's thread that waits."""
+        access = self._access
+        access.require_graph(principal, graph_id)
+        command = body.command
+        if graph_id not in access.approval_graphs or command is None:
+            access.require(principal, "user", action=f"running graph {graph_id!r}")
+            return principal, {}
+        if command.goto is not None or command.update is not None:
+            raise Forbidden(
+                f"graph {graph_id!r} has approval steps: a command may only resume "
+                "(command.resume); command.goto and command.update are refused"
+            )
+        access.require(principal, "approver", action=f"resuming an approval on {graph_id!r}")
+        if thread_id is None:
+            return principal, {}
+        owner = await self._tables.thread_owner(thread_id)
+        if owner is None or owner == principal:
+            return principal, {}
+        waiting = await self._tables.get_thread(thread_id, owner)
+        if waiting is None or waiting.status != "interrupted":
+            # Another principal's thread is only reachable while it waits for an approval.
+            raise ThreadNotFound(thread_id)
+        return owner, {"approved_by": principal}
+
     async def prepare(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
         graph_id = self._catalog.resolve(body.assistant_id)
         if graph_id is None:
             raise AssistantNotFound(body.assistant_id)
+        principal, extra_metadata = await self._acting_for(principal, thread_id, graph_id, body)
+        if extra_metadata:
+            body = body.model_copy(update={"metadata": {**(body.metadata or {}), **extra_metadata}})
         graph = self._graphs[graph_id]
         run_id = str(uuid.uuid4())
         stateless = thread_id is None

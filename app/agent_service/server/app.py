@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from agent_service.api import assistants, gdpr, runs, system, threads
 from agent_service.api.deps import Services
 from agent_service.api.errors import ApiError, error_response, run_error
+from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.auth.api_keys import ApiKeyAuthenticator
 from agent_service.core.ratelimit import RateLimiter
 from agent_service.core.redis_clients import async_redis, sync_redis
@@ -93,6 +94,10 @@ async def _run_error(_request: Request, exc: Exception) -> JSONResponse:
     return run_error(exc).response()
 
 
+async def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(403, "forbidden", str(exc))
+
+
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     if request.app.state.services.database_circuit.trip():
         log.warning("database unavailable", reason=type(exc).__name__)
@@ -114,6 +119,7 @@ _EXCEPTION_HANDLERS: dict[
     HTTPException: _http_error,
     ApiError: _api_error,
     RunError: _run_error,
+    Forbidden: _forbidden,
     **dict.fromkeys((*UNAVAILABLE, *NOT_MIGRATED), _unavailable),
     Exception: _internal,
 }
@@ -143,6 +149,15 @@ def create_app(
                 cache=cache,
                 model=source.model,
             )
+            access = AccessPolicy(
+                settings.principal_roles,
+                settings.principal_graphs,
+                admins=settings.admin_principal_set,
+                approval_graphs=source.approval_graphs,
+            )
+            unknown = access.unknown_graphs(graphs.keys())
+            if unknown:
+                raise ValueError(f"PRINCIPAL_GRAPHS names graphs this service lacks: {unknown}")
             auth = ApiKeyAuthenticator(settings.api_keys)
             if not auth.configured:
                 log.warning("no API keys configured (API_KEYS): every API request answers 401")
@@ -156,6 +171,7 @@ def create_app(
                 cache=cache,
                 redis=redis_client,
                 model_description=source.model_description,
+                access=access,
             )
             app.state.services = services
             log.info(
