@@ -34,6 +34,7 @@ from agent_service.server.middleware import (
     BodyLimitMiddleware,
     DatabaseGuardMiddleware,
     RequestLogMiddleware,
+    UrlLimitMiddleware,
 )
 from agent_service.settings import Settings
 
@@ -198,6 +199,7 @@ def create_app(
         open_paths.add("/metrics")
     middleware = [
         Middleware(RequestLogMiddleware),
+        Middleware(UrlLimitMiddleware, max_url_chars=settings.max_url_chars),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,

@@ -20,6 +20,8 @@ from agent_service.core.request_context import annotate, current, start_request
 log = structlog.get_logger("agent_service.request")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The request log keeps this much of a path: enough for any route, cheap to redact.
+LOGGED_PATH_CHARS = 256
 # Probes and scrapes answer often and say little: logged at debug level only.
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
@@ -61,7 +63,7 @@ class RequestLogMiddleware:
             path = scope.get("path", "")
             fields: dict[str, Any] = {
                 "method": scope.get("method"),
-                "path": path,
+                "path": path[:LOGGED_PATH_CHARS],
                 "status": status,
                 "latency_ms": round((time.perf_counter() - started) * 1000, 1),
                 **current(),
@@ -82,6 +84,28 @@ async def _send_json(send: Send, response_body: Any, status: int, headers: dict[
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+class UrlLimitMiddleware:
+    """414 for a request target (path and query) longer than MAX_URL_CHARS, before
+    authentication or routing look at it: a long URL costs nothing."""
+
+    def __init__(self, app: ASGIApp, max_url_chars: int) -> None:
+        self.app = app
+        self.max_url_chars = max_url_chars
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = len(scope.get("raw_path") or scope.get("path", "")) + len(
+                scope.get("query_string", b"")
+            )
+            if length > self.max_url_chars:
+                detail = f"request URL exceeds the limit of {self.max_url_chars} characters"
+                await _send_json(
+                    send, {"error": "uri_too_long", "detail": f"{detail} (MAX_URL_CHARS)"}, 414, {}
+                )
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:
