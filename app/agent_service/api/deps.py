@@ -32,6 +32,7 @@ class Services:
     catalog: AssistantCatalog
     auth: ApiKeyAuthenticator
     limiter: RateLimiter
+    auth_failures: RateLimiter
     cache: NodeCache
     redis: aioredis.Redis | None
     model_description: str

@@ -13,6 +13,7 @@ from agent_service.runs.errors import (
     InvalidRunConfig,
     RunError,
     ThreadBusy,
+    ThreadIdUnavailable,
     ThreadNotFound,
     ThreadStayedBusy,
 )
@@ -55,6 +56,7 @@ def not_found(kind: str, identifier: str) -> ApiError:
 RUN_ERRORS: dict[type[RunError], tuple[int, str]] = {
     AssistantNotFound: (404, "not_found"),
     ThreadNotFound: (404, "not_found"),
+    ThreadIdUnavailable: (409, "thread_id_unavailable"),
     InvalidRunConfig: (422, "validation_error"),
     GraphMismatch: (409, "graph_mismatch"),
     ThreadBusy: (409, "thread_busy"),

@@ -2,8 +2,9 @@
 
 A user here is a principal (the graphs key cross-thread memory by the principal). A principal
 may act on its own data; ADMIN_PRINCIPALS may act on anyone's. Data held: the service tables'
-threads and runs, every checkpoint of those threads, and the store items in every namespace
-that has the user id as one of its labels.
+threads and runs, every checkpoint of those threads, and the store items in the user's
+namespaces `(<kind>, <user>)`. A delete keeps `("usage", <user>)`, the daily model-call
+counts that enforce the user's budget (export shows them).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from langgraph.store.base import BaseStore, Item
 
 from agent_service.api.deps import Services, get_services, principal_of, require_role
 from agent_service.core.serialization import to_jsonable
+from agent_service.guardrails.user_limit import USAGE_NAMESPACE
 
 # Whose data a principal may act on `_authorize` decides (own: user; anyone's: admin).
 router = APIRouter(tags=["gdpr"], dependencies=[Depends(require_role("user", "admin"))])
@@ -33,11 +35,13 @@ def _authorize(services: Services, principal: str, user_id: str) -> None:
 
 
 async def _user_namespaces(store: BaseStore, user_id: str) -> list[tuple[str, ...]]:
+    """The user's namespaces: `(<kind>, <user>)`, the one shape every graph writes. Matching
+    the user id as any label made a user named "memories" everyone's owner."""
     namespaces: list[tuple[str, ...]] = []
     offset = 0
     while True:
-        page = await store.alist_namespaces(limit=_PAGE, offset=offset)
-        namespaces += [ns for ns in page if user_id in ns]
+        page = await store.alist_namespaces(suffix=(user_id,), limit=_PAGE, offset=offset)
+        namespaces += [ns for ns in page if len(ns) == 2 and ns[1] == user_id]
         if len(page) < _PAGE:
             return namespaces
         offset += _PAGE
@@ -149,6 +153,10 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
             await persistence.checkpointer.adelete_thread(thread_id)
     deleted_items = 0
     for namespace in await _user_namespaces(persistence.store, user_id):
+        if namespace[0] == USAGE_NAMESPACE:
+            # The daily model-call count is the operator's accounting, not the user's content
+            # (a number per day): deleting it would reset the user's budget.
+            continue
         for item in await _items(persistence.store, namespace):
             await persistence.store.adelete(item.namespace, item.key)
             deleted_items += 1

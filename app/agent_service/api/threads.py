@@ -16,6 +16,7 @@ from agent_service.core.request_context import annotate
 from agent_service.core.serialization import thread_state, to_jsonable
 from agent_service.graphs.source import Graph
 from agent_service.persistence.records import ThreadExistsError, ThreadQuery, ThreadRecord
+from agent_service.runs.errors import ThreadIdUnavailable
 
 router = APIRouter(tags=["threads"])
 _USER = [Depends(require_role("user"))]
@@ -124,7 +125,9 @@ async def create_thread(request: Request, body: ThreadCreate) -> dict[str, Any]:
         )
     except ThreadExistsError:
         existing = await tables.get_thread(thread_id, principal)
-        if body.if_exists == "do_nothing" and existing is not None:
+        if existing is None:
+            raise ThreadIdUnavailable(thread_id) from None
+        if body.if_exists == "do_nothing":
             return thread_json(existing)
         raise ApiError(409, "thread_exists", f"thread {thread_id!r} already exists") from None
     return thread_json(thread)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -108,7 +109,12 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _internal(_request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=exc)
+    if isinstance(exc, psycopg.Error):
+        # A database error's text and context quote the statement's values (request data):
+        # the log keeps its kind and SQLSTATE only.
+        log.error("unhandled database error", error=type(exc).__name__, sqlstate=exc.sqlstate)
+    else:
+        log.error("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal server error; see the service log")
 
 
@@ -169,6 +175,7 @@ def create_app(
                 catalog=AssistantCatalog(graphs.keys()),
                 auth=auth,
                 limiter=RateLimiter(settings.rate_limit_per_minute, redis_client),
+                auth_failures=RateLimiter(settings.auth_failures_per_minute, redis_client),
                 cache=cache,
                 redis=redis_client,
                 model_description=source.model_description,

@@ -82,3 +82,6 @@ def configure_logging(level: str = "INFO", *, redact: Redactor = redact_pii) -> 
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
+    # Python warnings (pydantic's carry the offending input) become log records too: JSON,
+    # redacted, never plain text on stderr.
+    logging.captureWarnings(True)

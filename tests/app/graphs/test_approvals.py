@@ -185,3 +185,20 @@ def test_roles_name_only_configured_principals(tmp_path: Path) -> None:
         serve_in_thread(make_settings(tmp_path, principal_graphs={"bob": ["no_such_graph"]})),
     ):
         pass
+
+
+def test_deleting_ones_data_keeps_the_days_model_call_count(service: Service) -> None:
+    def usage() -> list[Any]:
+        exported = service.http("bob").get("/users/bob/export").json()
+        return [item["value"] for item in exported["store"] if item["namespace"][0] == "usage"]
+
+    async def scenario() -> None:
+        bob = service.client("bob")
+        thread = await bob.threads.create()
+        await bob.runs.wait(thread["thread_id"], "support_agent", input=say("hello there"))
+
+    asyncio.run(scenario())
+    before = usage()
+    assert before
+    assert service.http("bob").delete("/users/bob").status_code == 200
+    assert usage() == before, "the budget survives the delete"

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from agent_service.persistence.retention import apply_retention
+from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.graphs import GRAPH_ID, say
-from tests.app.server.service import Service, serve_in_thread
+from tests.app.server.service import KEYS, Service, serve_in_thread
 from tests.support.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -98,3 +104,104 @@ def test_a_run_on_another_replica_writes_nothing_after_its_user_is_deleted(
             "SELECT count(*) FROM store WHERE prefix LIKE %s", ("%alice%",)
         ).fetchone()
         assert store == (0,)
+
+
+@pytest.fixture
+def namespace_users(tmp_path: Path) -> Iterator[Service]:
+    keys = {**KEYS, "memories": "memories-key-0123456789ab", "usage": "usage-key-0123456789abcd"}
+    with serve_in_thread(make_settings(tmp_path, api_keys=keys)) as service:
+        yield service
+
+
+def test_a_user_named_like_a_namespace_reaches_only_their_own_data(
+    namespace_users: Service,
+) -> None:
+    service = namespace_users
+    keys = {"memories": "memories-key-0123456789ab", "usage": "usage-key-0123456789abcd"}
+
+    async def remember(principal: str, text: str) -> None:
+        client = get_client(url=service.url, api_key=keys.get(principal) or KEYS[principal])
+        await client.runs.wait(None, GRAPH_ID, input=say(text))
+
+    async def scenario() -> None:
+        await remember("alice", "alice's memory")
+        await remember("bob", "bob's memory")
+        await remember("memories", "the user called memories")
+
+    asyncio.run(scenario())
+    with httpx.Client(base_url=service.url, headers={"X-API-Key": keys["memories"]}) as http:
+        exported = http.get("/users/memories/export").json()
+        assert [item["namespace"] for item in exported["store"]] == [["memories", "memories"]]
+        deleted = http.delete("/users/memories").json()["deleted"]
+        assert deleted["store_items"] == 1
+    with service.http("alice") as alice:
+        store = alice.get("/users/alice/export").json()["store"]
+        assert [item["value"]["text"] for item in store] == ["alice's memory"]
+
+
+def test_a_principal_name_no_store_namespace_can_hold_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValueError, match=r"'team\.carol' is not a valid name"):
+        make_settings(tmp_path, api_keys={"team.carol": "carol-key-0123456789abcdef"})
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_expired_lease_frees_the_thread_of_a_run_that_died(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """A SIGKILL mid-run leaves the thread `busy` and the run `running`; once the lease has
+    expired every reader treats the thread as free (simulated here by expiring it in SQL)."""
+    overrides: dict[str, Any] = {}
+    if backend == "postgres":
+        overrides["database_url"] = fresh_database(request.getfixturevalue("postgres_server"))
+    settings = make_settings(tmp_path, **overrides)
+    with serve_in_thread(settings) as service, service.http() as http:
+        thread_id = http.post("/threads", json={}).json()["thread_id"]
+        run = http.post(
+            f"/threads/{thread_id}/runs/wait", json={"assistant_id": GRAPH_ID, "input": say("x")}
+        )
+        run_id = run.headers["content-location"].rsplit("/", 1)[1]
+        _kill_mid_run(settings.database_url, tmp_path / "service.sqlite", thread_id, run_id)
+        assert http.get(f"/threads/{thread_id}").json()["status"] == "error"
+        assert http.get(f"/threads/{thread_id}/runs/{run_id}").json()["status"] == "error"
+        assert http.delete(f"/threads/{thread_id}").status_code == 204
+
+
+def _kill_mid_run(url: str | None, sqlite_path: Path, thread_id: str, run_id: str) -> None:
+    """What a SIGKILL mid-run leaves behind, with its lease already expired."""
+    if url is not None:
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "UPDATE agent_threads SET status = 'busy', active_run_id = %s, "
+                "lease_expires_at = now() - interval '1 second' WHERE thread_id = %s",
+                (run_id, thread_id),
+            )
+            conn.execute("UPDATE agent_runs SET status = 'running' WHERE run_id = %s", (run_id,))
+        return
+    with sqlite3.connect(sqlite_path) as conn:
+        conn.execute(
+            "UPDATE agent_threads SET status = 'busy', active_run_id = ?, "
+            "lease_expires_at = ? WHERE thread_id = ?",
+            (run_id, time.time() - 1, thread_id),
+        )
+        conn.execute("UPDATE agent_runs SET status = 'running' WHERE run_id = ?", (run_id,))
+
+
+def test_retention_takes_a_thread_whose_dead_run_left_it_busy(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = fresh_database(postgres_server)
+    with serve_in_thread(make_settings(tmp_path, database_url=url)) as service:
+        with service.http() as http:
+            thread_id = http.post("/threads", json={}).json()["thread_id"]
+        _kill_mid_run(url, tmp_path, thread_id, "dead-run")
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE agent_threads SET updated_at = now() - interval '10 days' WHERE thread_id = %s",
+            (thread_id,),
+        )
+    result = asyncio.run(
+        apply_retention(make_settings(tmp_path, database_url=url), 5, dry_run=False)
+    )
+    assert result["threads_deleted"] == 1
