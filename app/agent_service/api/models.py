@@ -27,8 +27,8 @@ class ThreadSearch(Body):
     metadata: dict[str, Any] = Field(default_factory=dict)
     ids: list[str] | None = None
     status: ThreadStatusName | None = None
-    limit: int = Field(default=10, ge=1, le=MAX_LIMIT)
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, strict=True)
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
     # Filtering on state values would load every thread's state: not offered.
@@ -36,7 +36,7 @@ class ThreadSearch(Body):
 
 
 class HistoryRequest(Body):
-    limit: int = Field(default=10, ge=1, le=MAX_LIMIT)
+    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True)
     before: str | dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: dict[str, Any] | None = None
@@ -46,8 +46,8 @@ class AssistantSearch(Body):
     metadata: dict[str, Any] = Field(default_factory=dict)
     graph_id: str | None = None
     name: str | None = None
-    limit: int = Field(default=10, ge=1, le=MAX_LIMIT)
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, strict=True)
 
 
 class InvokeRequest(Body):

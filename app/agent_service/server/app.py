@@ -15,10 +15,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.routing import Match
 
 from agent_service.api import assistants, gdpr, runs, system, threads
 from agent_service.api.deps import Services
-from agent_service.api.errors import ApiError, error_response, run_error
+from agent_service.api.errors import ERROR_RESPONSES, ApiError, error_response, run_error
 from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.auth.api_keys import ApiKeyAuthenticator
 from agent_service.core.ratelimit import RateLimiter
@@ -76,13 +77,27 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"invalid request: {detail}", errors=errors)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's 405 names only the first
+    route that matched the path, e.g. GET of GET and DELETE /threads/{id})."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return error_response(
         exc.status_code,
         _STATUS_CODES.get(exc.status_code, "http_error"),
         str(exc.detail),
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 
@@ -230,5 +245,5 @@ def create_app(
     for exc_type, handler in _EXCEPTION_HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
     for module in (system, assistants, threads, runs, gdpr):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     return app

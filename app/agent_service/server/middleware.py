@@ -108,6 +108,19 @@ class UrlLimitMiddleware:
                     send, {"error": "uri_too_long", "detail": f"{detail} (MAX_URL_CHARS)"}, 414, {}
                 )
                 return
+            if Headers(scope=scope).get("idempotency-key") is not None:
+                # Not implemented: a retried POST would run twice. Saying so beats ignoring it.
+                await _send_json(
+                    send,
+                    {
+                        "error": "validation_error",
+                        "detail": "invalid request: the Idempotency-Key header is not "
+                        "supported by this server; a retried request runs again",
+                    },
+                    422,
+                    {},
+                )
+                return
             # Path parameters (thread, run, user ids) reach SQL: refuse what no column holds.
             problem = text_problem(scope.get("path", ""))
             if problem is not None:

@@ -244,3 +244,11 @@ def test_a_key_with_surrounding_whitespace_authenticates_at_either_end() -> None
         assert auth.authenticate(presented) == "alice", repr(presented)
     settings = Settings(api_keys={"alice": SecretStr(f" {key}\n")})
     assert ApiKeyAuthenticator(settings.api_keys).authenticate(f"{key} ") == "alice"
+
+
+def test_an_idempotency_key_is_refused_rather_than_ignored(sqlite_service: Service) -> None:
+    with sqlite_service.http() as http:
+        response = http.post("/threads", json={}, headers={"Idempotency-Key": "k-1"})
+        assert response.status_code == 422
+        assert "Idempotency-Key" in response.json()["detail"]
+        assert http.post("/threads/search", json={}).json() == []
