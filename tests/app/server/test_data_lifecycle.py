@@ -21,7 +21,7 @@ from langgraph_sdk.client import LangGraphClient
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.graphs import GRAPH_ID, say
 from tests.app.server.service import KEYS, Service, serve_in_thread
-from tests.support.servers import PostgresServer
+from tools.kit.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
 

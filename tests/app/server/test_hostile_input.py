@@ -18,7 +18,8 @@ from pydantic import SecretStr
 
 from tests.app.server.conftest import make_settings
 from tests.app.server.graphs import GRAPH_ID, say
-from tests.app.server.service import REPO_ROOT, Service, serve_in_thread
+from tests.app.server.service import Service, serve_in_thread
+from tools.kit.programs import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
