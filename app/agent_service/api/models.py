@@ -35,11 +35,18 @@ class ThreadSearch(Body):
     _unsupported = ("values", "extract")
 
 
+class CheckpointRef(Body):
+    """A checkpoint of the thread, as langgraph-sdk sends it (other keys are ignored)."""
+
+    checkpoint_id: str | None = None
+    checkpoint_ns: str = ""
+
+
 class HistoryRequest(Body):
     limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True)
-    before: str | dict[str, Any] | None = None
+    before: str | CheckpointRef | None = None
     metadata: dict[str, Any] | None = None
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: CheckpointRef | None = None
 
 
 class AssistantSearch(Body):

@@ -205,12 +205,13 @@ async def get_history(
     before_config = None
     if isinstance(before, str):
         before_config = _config(thread_id, {"checkpoint_id": before})
-    elif isinstance(before, dict):
-        before_config = _config(thread_id, before)
+    elif before is not None:
+        before_config = _config(thread_id, before.model_dump())
+    checkpoint = None if body.checkpoint is None else body.checkpoint.model_dump()
     return [
         thread_state(snapshot)
         async for snapshot in graph.aget_state_history(
-            _config(thread_id, body.checkpoint),
+            _config(thread_id, checkpoint),
             filter=body.metadata,
             before=before_config,
             limit=body.limit,

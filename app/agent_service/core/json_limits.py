@@ -3,12 +3,14 @@
 - nesting of at most MAX_DEPTH levels: deeper metadata was stored, then every read of it
   failed (JSON encoders and PostgreSQL's jsonb recurse);
 - no NUL character in a key or a string: PostgreSQL text and jsonb cannot hold one;
-- no lone surrogate (`"\\ud800"` is valid JSON but no UTF-8): it cannot be stored either.
+- no lone surrogate (`"\\ud800"` is valid JSON but no UTF-8): it cannot be stored either;
+- no NaN or Infinity (Python's JSON reads them; jsonb and JSON answers cannot hold them).
 The first offence is reported as the dotted path of the field, for a 422.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 MAX_DEPTH = 32
@@ -32,6 +34,8 @@ def json_problem(value: Any, path: str = "body", depth: int = 0) -> str | None:
     if isinstance(value, str):
         problem = _bad_text(value)
         return None if problem is None else f"{path}: {problem}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path}: not a finite number"
     if isinstance(value, dict):
         for key, item in value.items():
             key_text = str(key)

@@ -81,3 +81,12 @@ def test_python_warnings_are_json_log_lines_and_redacted() -> None:
     assert len(lines) == 1
     assert "[REDACTED_CARD]" in lines[0]["event"]
     assert "4111" not in done.stdout
+
+
+def test_an_unhandled_error_is_logged_once(captured_logs: io.StringIO) -> None:
+    # Starlette re-raises after the app's 500 handler logged the error; uvicorn would log
+    # the same traceback a second time.
+    logging.getLogger("uvicorn.error").error("Exception in ASGI application\n")
+    logging.getLogger("uvicorn.error").error("something else")
+    lines = [json.loads(line)["event"] for line in captured_logs.getvalue().splitlines()]
+    assert lines == ["something else"]

@@ -253,3 +253,37 @@ def test_an_idempotency_key_is_refused_rather_than_ignored(sqlite_service: Servi
         assert response.status_code == 422
         assert "Idempotency-Key" in response.json()["detail"]
         assert http.post("/threads/search", json={}).json() == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"checkpoint": {"checkpoint_ns": 7, "checkpoint_id": []}},
+        {"before": {"checkpoint_id": 5}},
+    ],
+)
+def test_history_takes_checkpoint_references_of_the_right_types(
+    sqlite_service: Service, body: dict[str, Any]
+) -> None:
+    with sqlite_service.http() as http:
+        thread_id = http.post("/threads", json={"metadata": {"graph_id": GRAPH_ID}}).json()[
+            "thread_id"
+        ]
+        http.post(
+            f"/threads/{thread_id}/runs/wait", json={"assistant_id": GRAPH_ID, "input": say("x")}
+        ).raise_for_status()
+        response = http.post(f"/threads/{thread_id}/history", json=body)
+        assert response.status_code == 422, response.text
+        assert next(iter(body)) in response.json()["detail"]
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity"])
+def test_a_number_json_cannot_carry_back_answers_422(pg_service: Service, number: bytes) -> None:
+    with pg_service.http() as http:
+        response = http.post(
+            "/threads",
+            content=b'{"metadata": {"score": ' + number + b"}}",
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert "metadata.score: not a finite number" in response.json()["detail"]
