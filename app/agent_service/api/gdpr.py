@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, Request
 from langgraph.store.base import BaseStore, Item
 
 from agent_service.api.deps import Services, get_services, principal_of, require_role
+from agent_service.core.principal import USAGE_NAMESPACE
 from agent_service.core.serialization import to_jsonable
-from agent_service.guardrails.user_limit import USAGE_NAMESPACE
 
 # Whose data a principal may act on `_authorize` decides (own: user; anyone's: admin).
 router = APIRouter(tags=["gdpr"], dependencies=[Depends(require_role("user", "admin"))])
