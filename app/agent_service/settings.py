@@ -16,6 +16,7 @@ program and the generators can import it without the service's runtime.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -35,7 +36,10 @@ _REDIS_URL_SCHEMA: dict[str, Any] = {
     "pattern": r"^rediss?://[^:@\s]*@?[^:@\s]+(:[0-9]+)?(/[0-9]+)?$",
 }
 _ORIGIN = r"https?://[^/,\s]+"
-_PRINCIPAL = r"[A-Za-z0-9_.@-]+"
+# A principal's name labels its store namespaces, where a "." is not allowed.
+_PRINCIPAL = r"[A-Za-z0-9_@-]{1,64}"
+PRINCIPAL_NAME = re.compile(_PRINCIPAL)
+Role = Literal["user", "approver", "admin"]
 
 
 def _comma_list(pattern: str) -> str:
@@ -123,6 +127,27 @@ class TuningSettings(GraphOptions):
     admin_principals: Annotated[str, Field(pattern=_comma_list(_PRINCIPAL))] = Field(
         default="",
         description="comma-separated principals allowed to export or delete another user's data",
+    )
+    principal_roles: dict[str, list[Role]] = Field(
+        default_factory=dict,
+        description='JSON object `{"<principal>": ["user", "approver", "admin"], ...}`; a '
+        "principal not listed is a `user` (docs/security.md)",
+    )
+    principal_graphs: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='JSON object `{"<principal>": ["<graph id>", ...]}`: the graphs a principal '
+        "may use; a principal not listed may use every graph",
+    )
+    max_url_chars: int = Field(
+        default=4096,
+        ge=256,
+        le=65536,
+        description="longer request URLs (path and query) answer 414 before any other work",
+    )
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="failed authentications per client address per minute; more answer 429",
     )
     log_level: LogLevel = Field(default="INFO", description="level of the JSON logs on stdout")
     shutdown_grace_seconds: float = Field(
@@ -299,9 +324,14 @@ class Settings(BaseSettings, TuningSettings):
     def _api_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
         seen: set[str] = set()
         for principal, key in value.items():
-            if not principal.strip():
-                raise ValueError("a principal name is empty")
-            secret = key.get_secret_value()
+            if not PRINCIPAL_NAME.fullmatch(principal):
+                # The name labels the user's store namespaces, where a "." is not allowed.
+                raise ValueError(
+                    f"principal {principal[:80]!r} is not a valid name: use 1-64 letters, "
+                    "digits, '_', '-' or '@'"
+                )
+            # Whitespace around a key is never part of it (see auth.api_keys).
+            secret = key.get_secret_value().strip()
             if len(secret) < MIN_API_KEY_LENGTH:
                 # Name the principal, never the key.
                 raise ValueError(
@@ -312,6 +342,17 @@ class Settings(BaseSettings, TuningSettings):
                 raise ValueError(f"principal {principal!r} shares its key with another one")
             seen.add(secret)
         return value
+
+    @model_validator(mode="after")
+    def _known_principals(self) -> Settings:
+        for name, listed in (
+            ("PRINCIPAL_ROLES", self.principal_roles),
+            ("PRINCIPAL_GRAPHS", self.principal_graphs),
+        ):
+            unknown = sorted(set(listed) - set(self.api_keys))
+            if unknown:
+                raise ValueError(f"{name} names principals without an API key: {unknown}")
+        return self
 
     def database_conninfo(self) -> str:
         """The libpq connection string with the password joined in (never log it)."""

@@ -99,6 +99,8 @@ def test_every_setting_of_the_service_can_be_set_from_values() -> None:
         {
             "config": {
                 "adminPrincipals": "ops",
+                "principalRoles": {"ops": ["user", "approver"]},
+                "principalGraphs": {"ops": ["main_agent"]},
                 "storeItemTtlDays": 30,
                 "backupKmsKeyId": "alias/agent-backups",
             }
@@ -125,7 +127,7 @@ def test_chart_defaults_are_the_service_defaults(
                 assert getattr(settings, field) == expected, field
             else:
                 # Left unset, so the service's default applies: only for empty defaults.
-                assert expected in (None, ""), field
+                assert expected in (None, "", {}), field
 
 
 def _bounds(which: str) -> dict[str, Any]:
@@ -249,3 +251,19 @@ def test_the_migration_hooks_inline_environment_reaches_the_database(
 def test_defaults_render_without_a_values_file() -> None:
     # The chart's own defaults (no ci/ file) still meet every rule above.
     assert set(_config_map(render())) <= PLAIN_VARIABLES | EXTRA_VARIABLES
+
+
+def test_object_settings_reach_the_service_as_the_json_it_reads(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    roles = {"ops": ["user", "approver"]}
+    graphs = {"ops": ["main_agent"]}
+    rendered = render_env(
+        "existing-secret", {"config": {"principalRoles": roles, "principalGraphs": graphs}}
+    )
+    data = _config_map(rendered)
+    for name in ("PRINCIPAL_ROLES", "PRINCIPAL_GRAPHS"):
+        clean_environment.setenv(name, data[name])
+    clean_environment.setenv("API_KEYS", json.dumps({"ops": "ops-key-0123456789abcdef"}))
+    settings = Settings()
+    assert (settings.principal_roles, settings.principal_graphs) == (roles, graphs)

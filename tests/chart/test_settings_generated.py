@@ -30,7 +30,14 @@ _BOUNDS: dict[type, tuple[str, str]] = {
     annotated_types.Lt: ("lt", "exclusiveMaximum"),
 }
 _KEYWORDS = [keyword for _, keyword in _BOUNDS.values()]
-_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+_TYPES = {
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    str: "string",
+    dict: "object",
+    list: "array",
+}
 
 
 def _model_bounds(setting: Setting) -> dict[str, Any]:
@@ -140,6 +147,8 @@ def test_the_chart_derives_each_variable_from_its_key() -> None:
         "redisUrl": "redis://cache:6379/0",
         "corsOrigins": "https://a.example",
         "adminPrincipals": "ops",
+        "principalRoles": {"ops": ["approver"]},
+        "principalGraphs": {"ops": ["main_agent"]},
     }
     # The database URL brings the PostgreSQL jobs; keep the chart's own rules satisfied.
     rendered: Rendered = render(

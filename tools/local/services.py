@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
@@ -48,12 +49,48 @@ def reachable_by_others(program: str) -> bool:
     return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
 
 
-def service_owner(layout: Layout) -> tuple[int, int] | None:
-    """The agent never runs as root when it can be helped: a root user runs it as `nobody`,
-    which then owns the secret files it reads and the directories it writes. When the Python
-    interpreter lives where `nobody` cannot reach it (e.g. under /root), it runs as the
-    invoking user and `status` says so."""
-    if os.geteuid() != 0 or not reachable_by_others(sys.executable):
+def service_python(layout: Layout) -> str:
+    """The interpreter the agent runs with. This one, unless root must hand the agent to
+    `nobody`, who cannot reach it (a pyenv or uv Python under /root): then a venv in the state
+    directory on the system's Python of the same minor version, with the service's locked
+    dependencies installed by uv (markers may differ between patch versions: redis needs
+    async-timeout below 3.11.3) and app/ on its path."""
+    if os.geteuid() != 0 or reachable_by_others(sys.executable):
+        return sys.executable
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    system = shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")
+    uv = shutil.which("uv")
+    if system is None or uv is None or not reachable_by_others(system):
+        return sys.executable
+    venv = layout.run / "agent-venv"
+    python = venv / "bin" / "python"
+    lock = (REPO_ROOT / "uv.lock").read_bytes()
+    stamp = venv / "uv.lock.installed"
+    if not (python.exists() and stamp.exists() and stamp.read_bytes() == lock):
+        requirements = layout.run / "agent-requirements.txt"
+        with layout.log("agent-venv").open("ab") as log:
+            for command in (
+                [uv, "venv", "--quiet", "--allow-existing", "--python", system, str(venv)],
+                [uv, "export", "--frozen", "--no-default-groups", "--only-group", "service",
+                 "--no-hashes", "--no-emit-project", "--output-file", str(requirements)],
+                [uv, "pip", "install", "--quiet", "--python", str(python), "-r",
+                 str(requirements)],
+            ):  # fmt: skip
+                subprocess.run(  # noqa: S603 - fixed programs
+                    command, check=True, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+                )
+        site_packages = venv / "lib" / version / "site-packages"
+        (site_packages / "agent-platform.pth").write_text(f"{REPO_ROOT / 'app'}\n")
+        stamp.write_bytes(lock)
+    return str(python)
+
+
+def service_owner(layout: Layout, python: str) -> tuple[int, int] | None:
+    """The agent never runs as root when it can be helped: a root user runs it as `nobody`
+    (with `service_python`), which then owns the secret files it reads and the directories it
+    writes. Only when no interpreter `nobody` can reach exists does it run as the invoking
+    user, and `status` says so."""
+    if os.geteuid() != 0 or not reachable_by_others(python):
         return None
     entry = pwd.getpwnam(SERVICE_OS_USER)
     owner = entry.pw_uid, entry.pw_gid
@@ -255,7 +292,8 @@ def plan(layout: Layout, ports: Ports, credentials: Credentials) -> list[Service
     (layout.run / "postgres.port").write_text(str(ports.postgres))
     redis_config = prepare_redis(layout, ports, credentials)
     env = agent_env(layout, ports)
-    agent_owner = service_owner(layout)
+    python = service_python(layout)
+    agent_owner = service_owner(layout, python)
     return [
         Service(
             name="postgres",
@@ -289,7 +327,7 @@ def plan(layout: Layout, ports: Ports, credentials: Credentials) -> list[Service
         ),
         Service(
             name="migrate",
-            command=[sys.executable, "-m", "agent_service.cli", "migrate"],
+            command=[python, "-m", "agent_service.cli", "migrate"],
             ready=lambda: True,
             env=env,
             owner=agent_owner,
@@ -297,7 +335,7 @@ def plan(layout: Layout, ports: Ports, credentials: Credentials) -> list[Service
         ),
         Service(
             name="agent",
-            command=[sys.executable, "-m", "agent_service.cli", "serve"],
+            command=[python, "-m", "agent_service.cli", "serve"],
             ready=lambda: is_ready(f"http://127.0.0.1:{ports.agent}"),
             env=env,
             owner=agent_owner,

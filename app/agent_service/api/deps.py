@@ -3,12 +3,14 @@ request's authenticated principal."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
 import redis.asyncio as aioredis
 from fastapi import Request
 
+from agent_service.auth.access import AccessPolicy, Role
 from agent_service.auth.api_keys import ApiKeyAuthenticator
 from agent_service.core.circuit import Circuit
 from agent_service.core.ratelimit import RateLimiter
@@ -30,9 +32,11 @@ class Services:
     catalog: AssistantCatalog
     auth: ApiKeyAuthenticator
     limiter: RateLimiter
+    auth_failures: RateLimiter
     cache: NodeCache
     redis: aioredis.Redis | None
     model_description: str
+    access: AccessPolicy
     runs: RunTracker = field(default_factory=RunTracker)
     # Opened by a "database unavailable" answer: for a moment, requests that need the
     # database answer 503 at once instead of each waiting out the pool timeout.
@@ -50,3 +54,14 @@ def principal_of(request: Request) -> str:
         # The auth middleware guards every route that calls this; reaching here is a bug.
         raise RuntimeError("route reached without an authenticated principal")
     return principal
+
+
+def require_role(*any_of: Role) -> Callable[[Request], None]:
+    """A route dependency: the caller must hold one of these roles (403 naming them)."""
+
+    def check(request: Request) -> None:
+        get_services(request).access.require(
+            principal_of(request), *any_of, action=f"{request.method} {request.url.path[:200]}"
+        )
+
+    return check

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from agent_service.runs.errors import (
     AssistantNotFound,
@@ -13,9 +14,39 @@ from agent_service.runs.errors import (
     InvalidRunConfig,
     RunError,
     ThreadBusy,
+    ThreadIdUnavailable,
     ThreadNotFound,
     ThreadStayedBusy,
 )
+
+
+class ErrorBody(BaseModel):
+    """Every error answer's shape, as the OpenAPI schema declares it (fields such as `errors`,
+    `run_id` or `resumable` come on top)."""
+
+    model_config = ConfigDict(extra="allow")
+    error: str
+    detail: str
+
+
+# The error answers any API route may give; declared so the schema (and the fuzzing that
+# checks answers against it) knows them. 422 replaces FastAPI's default validation shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "the body is not valid JSON",
+        401: "missing or invalid X-API-Key",
+        403: "the principal lacks a role or the graph",
+        404: "not found (or another principal's)",
+        409: "conflict (thread busy, id unavailable, graph mismatch)",
+        413: "body over MAX_BODY_BYTES",
+        414: "URL over MAX_URL_CHARS",
+        422: "invalid request, naming the field",
+        429: "rate limited",
+        503: "database unavailable or run cancelled",
+        504: "run exceeded REQUEST_TIMEOUT_SECONDS",
+    }.items()
+}
 
 
 class ApiError(Exception):
@@ -55,6 +86,7 @@ def not_found(kind: str, identifier: str) -> ApiError:
 RUN_ERRORS: dict[type[RunError], tuple[int, str]] = {
     AssistantNotFound: (404, "not_found"),
     ThreadNotFound: (404, "not_found"),
+    ThreadIdUnavailable: (409, "thread_id_unavailable"),
     InvalidRunConfig: (422, "validation_error"),
     GraphMismatch: (409, "graph_mismatch"),
     ThreadBusy: (409, "thread_busy"),

@@ -2,8 +2,9 @@
 
 A user here is a principal (the graphs key cross-thread memory by the principal). A principal
 may act on its own data; ADMIN_PRINCIPALS may act on anyone's. Data held: the service tables'
-threads and runs, every checkpoint of those threads, and the store items in every namespace
-that has the user id as one of its labels.
+threads and runs, every checkpoint of those threads, and the store items in the user's
+namespaces `(<kind>, <user>)`. A delete keeps `("usage", <user>)`, the daily model-call
+counts that enforce the user's budget (export shows them).
 """
 
 from __future__ import annotations
@@ -12,35 +13,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from langgraph.store.base import BaseStore, Item
 
-from agent_service.api.deps import Services, get_services, principal_of
-from agent_service.api.errors import ApiError
+from agent_service.api.deps import Services, get_services, principal_of, require_role
+from agent_service.core.principal import USAGE_NAMESPACE
 from agent_service.core.serialization import to_jsonable
 
-router = APIRouter(tags=["gdpr"])
+# Whose data a principal may act on `_authorize` decides (own: user; anyone's: admin).
+router = APIRouter(tags=["gdpr"], dependencies=[Depends(require_role("user", "admin"))])
 log = structlog.get_logger(__name__)
 
 _PAGE = 500
 
 
 def _authorize(services: Services, principal: str, user_id: str) -> None:
-    if principal != user_id and principal not in services.settings.admin_principal_set:
-        raise ApiError(
-            403,
-            "forbidden",
-            f"principal {principal!r} may only export or delete its own data "
-            "(operators are listed in ADMIN_PRINCIPALS)",
-        )
+    if principal == user_id:
+        services.access.require(principal, "user", "admin", action="acting on one's own data")
+    else:
+        services.access.require(principal, "admin", action="acting on another user's data")
 
 
 async def _user_namespaces(store: BaseStore, user_id: str) -> list[tuple[str, ...]]:
+    """The user's namespaces: `(<kind>, <user>)`, the one shape every graph writes. Matching
+    the user id as any label made a user named "memories" everyone's owner."""
     namespaces: list[tuple[str, ...]] = []
     offset = 0
     while True:
-        page = await store.alist_namespaces(limit=_PAGE, offset=offset)
-        namespaces += [ns for ns in page if user_id in ns]
+        page = await store.alist_namespaces(suffix=(user_id,), limit=_PAGE, offset=offset)
+        namespaces += [ns for ns in page if len(ns) == 2 and ns[1] == user_id]
         if len(page) < _PAGE:
             return namespaces
         offset += _PAGE
@@ -140,17 +141,27 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
     principal = principal_of(request)
     _authorize(services, principal, user_id)
     persistence = services.persistence
-    threads = await persistence.tables.user_threads(user_id)
-    for thread in threads:
-        await persistence.checkpointer.adelete_thread(thread.thread_id)
+    thread_ids = [thread.thread_id for thread in await persistence.tables.user_threads(user_id)]
+    # Rows first: from here on no run anywhere may write to these threads
+    # (`persistence.guard`); then this process's runs on them are stopped and awaited, so
+    # nothing is written after their checkpoints are deleted.
+    thread_rows, run_rows = await persistence.tables.delete_user(user_id)
+    stopped = await services.runs.stop_threads(thread_ids)
+    for thread_id in thread_ids:
+        # An id someone created again since the rows went is theirs (and was purged then).
+        if await persistence.tables.thread_owner(thread_id) is None:
+            await persistence.checkpointer.adelete_thread(thread_id)
     deleted_items = 0
     for namespace in await _user_namespaces(persistence.store, user_id):
+        if namespace[0] == USAGE_NAMESPACE:
+            # The daily model-call count is the operator's accounting, not the user's content
+            # (a number per day): deleting it would reset the user's budget.
+            continue
         for item in await _items(persistence.store, namespace):
             await persistence.store.adelete(item.namespace, item.key)
             deleted_items += 1
-    thread_rows, run_rows = await persistence.tables.delete_user(user_id)
     summary = {"threads": thread_rows, "runs": run_rows, "store_items": deleted_items}
     # The audit entry outlives the data: it records that the deletion happened, not content.
     await persistence.tables.audit(principal, "gdpr.delete", user_id, summary)
-    log.info("gdpr delete", principal=principal, subject=user_id, **summary)
+    log.info("gdpr delete", principal=principal, subject=user_id, runs_stopped=stopped, **summary)
     return {"user_id": user_id, "deleted": summary}

@@ -7,18 +7,28 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from agent_service.api.deps import Services, get_services, principal_of
+from agent_service.api.deps import Services, get_services, principal_of, require_role
 from agent_service.api.errors import ApiError, not_found
 from agent_service.api.models import InvokeRequest
 from agent_service.core.serialization import to_jsonable
 from agent_service.persistence.errors import describe_unavailable, is_unavailable
-from agent_service.runs.engine import Finished, PreparedRun, RunEngine, RunningRun
+from agent_service.persistence.guard import ThreadGone
+from agent_service.runs.engine import (
+    Finished,
+    PreparedRun,
+    RunEngine,
+    RunningRun,
+    run_error_type,
+    run_failure_message,
+)
 from agent_service.runs.models import RunCreate
+from agent_service.runs.tracker import DELETED
 
-router = APIRouter(tags=["runs"])
+# What a run may do beyond this (approver-only resumes, graph allow-lists) the engine decides.
+router = APIRouter(tags=["runs"], dependencies=[Depends(require_role("user", "approver"))])
 
 
 def _engine(services: Services) -> RunEngine:
@@ -27,6 +37,7 @@ def _engine(services: Services) -> RunEngine:
         graphs=services.graphs,
         catalog=services.catalog,
         tracker=services.runs,
+        access=services.access,
         timeout_seconds=services.settings.request_timeout_seconds,
     )
 
@@ -55,10 +66,13 @@ def _failure(services: Services, prepared: PreparedRun, finished: Finished) -> A
     if error is not None and is_unavailable(error):
         services.database_circuit.trip()
         return ApiError(503, "database_unavailable", describe_unavailable(error), **ids)
+    if isinstance(error, ThreadGone) or (
+        finished.outcome == "cancelled" and error is not None and DELETED in error.args
+    ):
+        return ApiError(404, "not_found", f"the run stopped: {DELETED}", **ids)
     if finished.outcome == "cancelled":
         return ApiError(503, "cancelled", "the run was cancelled (server shutting down)", **ids)
-    name = "Exception" if error is None else type(error).__name__
-    return ApiError(500, "run_failed", f"the run failed: {name}: {error}", **ids)
+    return ApiError(500, "run_failed", run_failure_message(error), **ids)
 
 
 async def _wait(services: Services, engine: RunEngine, prepared: PreparedRun) -> Any:
@@ -75,6 +89,11 @@ async def _wait(services: Services, engine: RunEngine, prepared: PreparedRun) ->
         values = running.translator.last_values
         return values if values is not None else {}
     failure = _failure(services, prepared, finished)
+    if failure.code == "run_failed":
+        # The LangGraph Server's answer to a run that failed: 200 with `__error__`, which
+        # langgraph-sdk raises from (or returns, with raise_error=False); the run's status is
+        # "error". (langchain-ai/langgraph#6213 shows the server's body.)
+        return {"__error__": {"error": run_error_type(finished.error), "message": failure.detail}}
     failure.headers["Content-Location"] = prepared.location
     raise failure
 

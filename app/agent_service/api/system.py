@@ -27,7 +27,15 @@ async def health() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    responses={
+        503: {
+            "description": "not ready: the body names what is missing",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def ready(request: Request) -> JSONResponse:
     is_ready, body = await readiness(get_services(request))
     return JSONResponse(body, status_code=200 if is_ready else 503)
@@ -51,7 +59,16 @@ async def info(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(request: Request) -> Response:
     if get_services(request).settings.prometheus_multiproc_dir is not None:
         # Several uvicorn workers: merge every process's samples.

@@ -22,8 +22,10 @@ def _digest(key: str) -> bytes:
 
 class ApiKeyAuthenticator:
     def __init__(self, keys: Mapping[str, SecretStr]) -> None:
+        # Whitespace around a key is never part of it (a secret file's newline, a pasted
+        # space); HTTP drops it around a header value anyway, at either end.
         self._digests = [
-            (principal, _digest(key.get_secret_value())) for principal, key in keys.items()
+            (principal, _digest(key.get_secret_value().strip())) for principal, key in keys.items()
         ]
 
     @property
@@ -36,6 +38,9 @@ class ApiKeyAuthenticator:
 
     def authenticate(self, presented: str | None) -> str | None:
         """The principal owning `presented`, or None."""
+        # Configured keys are read with surrounding whitespace stripped (a secret file's
+        # newline); a presented key is read the same way, at both ends alike.
+        presented = (presented or "").strip()
         if not presented:
             return None
         candidate = _digest(presented)

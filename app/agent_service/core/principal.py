@@ -7,6 +7,8 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 ANONYMOUS = "anonymous"
+# The user's daily model-call counts (guardrails.user_limit); a GDPR delete keeps them.
+USAGE_NAMESPACE = "usage"
 
 
 def user_id_of(config: RunnableConfig | dict[str, Any]) -> str:

@@ -18,6 +18,9 @@ from agent_service.graphs.research_agent import build_research_agent
 from agent_service.graphs.support_agent import build_support_agent
 
 GRAPH_IDS = ("main_agent", "research_agent", "support_agent")
+# Graphs that pause for a human's approval (main_agent's refunds, support_agent's
+# escalations): only an approver may resume them, and only with `command.resume`.
+APPROVAL_GRAPHS = frozenset({"main_agent", "support_agent"})
 
 
 def build_graphs(

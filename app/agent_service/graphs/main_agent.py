@@ -102,7 +102,9 @@ def tools() -> list[BaseTool]:
         ),
         _with_intent(
             issue_refund,
-            r"\brefund\b.*?\border\s+(?P<order_id>[A-Za-z0-9-]+)\D*?(?P<amount>\d+(?:\.\d+)?)",
+            # Bounded gaps: `.*?` and `\D*?` made a long message cost the square of its length.
+            r"\brefund\b.{0,200}?\border\s+(?P<order_id>[A-Za-z0-9-]{1,64})"
+            r"\D{0,40}?(?P<amount>\d{1,12}(?:\.\d{1,4})?)",
         ),
     ]
 

@@ -37,6 +37,8 @@ class GraphSource:
     build: GraphBuilder
     model: Any
     model_description: str
+    # Graphs with approval steps (see `auth.access`).
+    approval_graphs: frozenset[str] = frozenset()
 
 
 def registry_graph_source(settings: Settings) -> GraphSource:
@@ -49,4 +51,9 @@ def registry_graph_source(settings: Settings) -> GraphSource:
     description = str(factory.describe_model(settings.model))
     # The graphs get their group of the settings here: they never read the environment.
     build = functools.partial(registry.build_graphs, options=settings.graph_options())
-    return GraphSource(build=build, model=model, model_description=description)
+    return GraphSource(
+        build=build,
+        model=model,
+        model_description=description,
+        approval_graphs=registry.APPROVAL_GRAPHS,
+    )

@@ -16,10 +16,9 @@ from langchain_core.messages import AIMessage
 from langgraph.config import get_config
 from langgraph.store.base import BaseStore
 
-from agent_service.core.principal import user_id_of
+from agent_service.core.principal import USAGE_NAMESPACE, user_id_of
 from agent_service.metrics import GUARDRAIL_EVENTS
 
-USAGE_NAMESPACE = "usage"
 COUNTER_TTL_MINUTES = 2 * 24 * 60
 
 

@@ -19,7 +19,13 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
@@ -30,6 +36,9 @@ INTENT_METADATA_KEY = "offline_intent"
 # An explicit call, for any bound tool: `/call <tool> {"arg": ...}`.
 _EXPLICIT_CALL = re.compile(r"^/call\s+(?P<name>[\w-]+)\s*(?P<args>\{.*\})?\s*$", re.DOTALL)
 _ANSWER_WORDS = 48
+# Intents are matched on this much of the user's turn. A request body may hold a megabyte of
+# text, and a tool's pattern is anyone's regular expression: the model never gives one more.
+INTENT_SCAN_CHARS = 2000
 # How langchain's SummarizationMiddleware hands over the history, one element per message.
 _SUMMARY_MARKER = "Messages to summarize:"
 _HUMAN_TURN = re.compile(r'<message type="human"[^>]*>(.*?)</message>', re.DOTALL)
@@ -119,6 +128,7 @@ class OfflineChatModel(BaseChatModel):
         return AIMessage(content=self._answer(messages, text))
 
     def _tool_call(self, text: str) -> dict[str, Any] | None:
+        text = text[:INTENT_SCAN_CHARS]
         explicit = _EXPLICIT_CALL.match(text)
         if explicit and explicit["name"] in self.tool_names:
             args = json.loads(explicit["args"]) if explicit["args"] else {}
@@ -136,8 +146,9 @@ class OfflineChatModel(BaseChatModel):
 
     def _answer(self, messages: Sequence[BaseMessage], text: str) -> str:
         if not text:
-            # No user turn: condense what is there.
-            body = " ".join(message_text(m) for m in messages)
-            return " ".join(body.split()[:_ANSWER_WORDS])
+            # No user text: condense the conversation, never the instructions (a system
+            # prompt is the operator's, not something to show the user).
+            body = " ".join(message_text(m) for m in messages if not isinstance(m, SystemMessage))
+            return " ".join(body.split()[:_ANSWER_WORDS]) or "What can I do for you?"
         echoed = " ".join(text.split()[:_ANSWER_WORDS])
         return f"You said: {echoed}"

@@ -13,15 +13,14 @@ from typing import Literal
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
+from agent_service.persistence.guard import GuardedPostgresSaver, GuardedSqliteSaver
 from agent_service.persistence.pool import Pool, build_pool
 from agent_service.persistence.postgres_tables import PostgresTables
 from agent_service.persistence.records import ServiceTables
-from agent_service.persistence.saver import PooledPostgresSaver
 from agent_service.persistence.sqlite_tables import SqliteTables
 from agent_service.settings import Settings
 
@@ -60,12 +59,15 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Persistence]:
     pool = build_pool(settings)
     # Not waiting: the process starts (and answers /ready 503) while the database is away.
     await pool.open(wait=False)
+    tables = PostgresTables(pool)
+    checkpointer = GuardedPostgresSaver(pool)
+    checkpointer.owner_of = tables.thread_owner
     try:
         yield Persistence(
             backend="postgres",
-            checkpointer=PooledPostgresSaver(pool),
+            checkpointer=checkpointer,
             store=AsyncPostgresStore(pool, ttl=store_ttl(settings)),
-            tables=PostgresTables(pool),
+            tables=tables,
             pool=pool,
         )
     finally:
@@ -97,15 +99,17 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
         stack.push_async_callback(store_conn.close)
         tables_conn = await _sqlite_connect(path, autocommit=True)
         stack.push_async_callback(tables_conn.close)
-        checkpointer = AsyncSqliteSaver(saver_conn)
+        checkpointer = GuardedSqliteSaver(saver_conn)
         store = AsyncSqliteStore(store_conn)
         # One lock for the three: in WAL mode a deferred "BEGIN ... read ... write" (the store's)
         # fails at once with "database is locked" when another connection commits in between,
         # whatever busy_timeout says. SQLite has one writer anyway.
         store.lock = checkpointer.lock
+        tables = SqliteTables(tables_conn, checkpointer.lock)
+        checkpointer.owner_of = tables.thread_owner
         yield Persistence(
             backend="sqlite",
             checkpointer=checkpointer,
             store=store,
-            tables=SqliteTables(tables_conn, checkpointer.lock),
+            tables=tables,
         )

@@ -18,12 +18,32 @@ from agent_service.persistence.records import (
     ThreadRecord,
     ThreadStatus,
 )
-from agent_service.persistence.schema import LANGGRAPH_TABLES, SERVICE_TABLES
+from agent_service.persistence.schema import (
+    CHECKPOINT_TABLES_POSTGRES,
+    LANGGRAPH_TABLES,
+    SERVICE_TABLES,
+)
 
-_THREAD_COLUMNS = "thread_id, owner, graph_id, metadata, status, created_at, updated_at"
+# A run that died (SIGKILL, lost node) leaves `busy` behind; once its lease has expired the
+# thread is not busy any more, for every reader: it reports `error` (its last run failed).
+_STATUS = "CASE WHEN status = 'busy' AND lease_expires_at < now() THEN 'error' ELSE status END"
+_THREAD_COLUMNS = (
+    f"thread_id, owner, graph_id, metadata, {_STATUS} AS status, created_at, updated_at"
+)
+
 _RUN_COLUMNS = (
     "run_id, thread_id, owner, assistant_id, graph_id, status, metadata, "
     "multitask_strategy, error, created_at, updated_at"
+)
+
+
+# A run still `running` whose thread no longer holds it under a live lease died with its
+# process: it reports `error`.
+_RUN_COLUMNS_LIVE = (
+    "r.run_id, r.thread_id, r.owner, r.assistant_id, r.graph_id, "
+    "CASE WHEN r.status IN ('pending', 'running') AND (t.active_run_id IS DISTINCT FROM r.run_id "
+    "OR t.lease_expires_at < now()) THEN 'error' ELSE r.status END AS status, "
+    "r.metadata, r.multitask_strategy, r.error, r.created_at, r.updated_at"
 )
 
 
@@ -55,7 +75,7 @@ class PostgresTables:
     async def create_thread(
         self, thread_id: str, owner: str, metadata: dict[str, Any], graph_id: str | None
     ) -> ThreadRecord:
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 f"INSERT INTO agent_threads (thread_id, owner, graph_id, metadata) "  # noqa: S608
                 f"VALUES (%s, %s, %s, %s) ON CONFLICT (thread_id) DO NOTHING "
@@ -63,9 +83,24 @@ class PostgresTables:
                 (thread_id, owner, graph_id, Jsonb(metadata)),
             )
             row = await cur.fetchone()
-        if row is None:
-            raise ThreadExistsError(thread_id)
+            if row is None:
+                raise ThreadExistsError(thread_id)
+            # A new thread has no history: whatever is stored under its id is what a deleted
+            # thread of the same id left behind, and must never reach the new owner.
+            for table in CHECKPOINT_TABLES_POSTGRES:
+                await conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE thread_id = %s").format(sql.Identifier(table)),
+                    (thread_id,),
+                )
         return _thread(row)
+
+    async def thread_owner(self, thread_id: str) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT owner FROM agent_threads WHERE thread_id = %s", (thread_id,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row["owner"])
 
     async def get_thread(self, thread_id: str, owner: str) -> ThreadRecord | None:
         async with self._pool.connection() as conn:
@@ -87,7 +122,7 @@ class PostgresTables:
             clauses.append(sql.SQL("thread_id = ANY(%s)"))
             params.append(query.ids)
         if query.status is not None:
-            clauses.append(sql.SQL("status = %s"))
+            clauses.append(sql.SQL(f"{_STATUS} = %s"))
             params.append(query.status)
         # sort_by and sort_order are validated Literals; they still go in as an identifier
         # and a keyword from a fixed table, never as text from the request.
@@ -185,7 +220,9 @@ class PostgresTables:
     async def get_run(self, run_id: str, owner: str) -> RunRecord | None:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM agent_runs WHERE run_id = %s AND owner = %s",  # noqa: S608
+                f"SELECT {_RUN_COLUMNS_LIVE} FROM agent_runs AS r "  # noqa: S608
+                "LEFT JOIN agent_threads AS t ON t.thread_id = r.thread_id "
+                "WHERE r.run_id = %s AND r.owner = %s",
                 (run_id, owner),
             )
             row = await cur.fetchone()
@@ -241,7 +278,8 @@ class PostgresTables:
             cur = await conn.execute(
                 """
                 SELECT thread_id FROM agent_threads
-                WHERE updated_at < now() - make_interval(days => %s) AND status <> 'busy'
+                WHERE updated_at < now() - make_interval(days => %s)
+                  AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < now())
                 ORDER BY updated_at
                 LIMIT %s
                 """,
@@ -257,7 +295,7 @@ class PostgresTables:
                 """
                 DELETE FROM agent_threads
                 WHERE thread_id = %s AND updated_at < now() - make_interval(days => %s)
-                  AND status <> 'busy'
+                  AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < now())
                 RETURNING thread_id
                 """,
                 (thread_id, days),

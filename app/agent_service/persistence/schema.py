@@ -13,6 +13,10 @@ SCHEMA_VERSION = 1
 SERVICE_TABLES = ("agent_threads", "agent_runs", "agent_audit_log", "agent_schema_version")
 # Tables LangGraph's own setup() creates (checkpointer and store).
 LANGGRAPH_TABLES = ("checkpoint_migrations", "checkpoints", "store_migrations", "store")
+# The tables LangGraph's checkpointers keep a thread's history in, by backend (each has a
+# `thread_id` column): langgraph-checkpoint-postgres and langgraph-checkpoint-sqlite.
+CHECKPOINT_TABLES_POSTGRES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
+CHECKPOINT_TABLES_SQLITE = ("writes", "checkpoints")
 
 # The version table exists before any migration runs, so each one records itself.
 POSTGRES_VERSION_TABLE = """

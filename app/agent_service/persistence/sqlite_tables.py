@@ -23,9 +23,21 @@ from agent_service.persistence.records import (
     ThreadRecord,
     ThreadStatus,
 )
-from agent_service.persistence.schema import SERVICE_TABLES
+from agent_service.persistence.schema import CHECKPOINT_TABLES_SQLITE, SERVICE_TABLES
 
-_THREAD_COLUMNS = "thread_id, owner, graph_id, metadata, status, created_at, updated_at"
+# Seconds since the epoch, as `lease_expires_at` holds it.
+_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+# A run that died leaves `busy` behind; once its lease expired the thread reports `error`.
+_STATUS = f"CASE WHEN status = 'busy' AND lease_expires_at < {_NOW} THEN 'error' ELSE status END"
+_THREAD_COLUMNS = (
+    f"thread_id, owner, graph_id, metadata, {_STATUS} AS status, created_at, updated_at"
+)
+_RUN_COLUMNS_LIVE = (
+    "r.run_id, r.thread_id, r.owner, r.assistant_id, r.graph_id, "
+    "CASE WHEN r.status IN ('pending', 'running') AND (t.active_run_id IS NOT r.run_id "
+    f"OR t.lease_expires_at < {_NOW}) THEN 'error' ELSE r.status END AS status, "
+    "r.metadata, r.multitask_strategy, r.error, r.created_at, r.updated_at"
+)
 _RUN_COLUMNS = (
     "run_id, thread_id, owner, assistant_id, graph_id, status, metadata, "
     "multitask_strategy, error, created_at, updated_at"
@@ -105,17 +117,40 @@ class SqliteTables:
     ) -> ThreadRecord:
         now = _now()
         async with self._lock:
-            cur = await self._conn.execute(
-                "INSERT INTO agent_threads (thread_id, owner, graph_id, metadata, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (thread_id) DO NOTHING",
-                (thread_id, owner, graph_id, json.dumps(metadata), now, now),
-            )
-            if cur.rowcount != 1:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = await self._conn.execute(
+                    "INSERT INTO agent_threads (thread_id, owner, graph_id, metadata, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (thread_id) DO NOTHING",
+                    (thread_id, owner, graph_id, json.dumps(metadata), now, now),
+                )
+                created = cur.rowcount == 1
+                if created:
+                    # A new thread has no history: whatever is stored under its id is what a
+                    # deleted thread of the same id left behind; the new owner never sees it.
+                    for table in CHECKPOINT_TABLES_SQLITE:
+                        await self._conn.execute(
+                            f"DELETE FROM {table} WHERE thread_id = ?",  # noqa: S608
+                            (thread_id,),
+                        )
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            if not created:
                 raise ThreadExistsError(thread_id)
         record = await self.get_thread(thread_id, owner)
         assert record is not None
         return record
+
+    async def thread_owner(self, thread_id: str) -> str | None:
+        async with self._lock:
+            cur = await self._conn.execute(
+                "SELECT owner FROM agent_threads WHERE thread_id = ?", (thread_id,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row["owner"])
 
     async def get_thread(self, thread_id: str, owner: str) -> ThreadRecord | None:
         async with self._lock:
@@ -134,7 +169,7 @@ class SqliteTables:
             clauses.append(f"thread_id IN ({', '.join('?' for _ in query.ids) or 'NULL'})")
             params += query.ids
         if query.status is not None:
-            clauses.append("status = ?")
+            clauses.append(f"{_STATUS} = ?")
             params.append(query.status)
         statement = (
             f"SELECT {_THREAD_COLUMNS} FROM agent_threads WHERE {' AND '.join(clauses)} "  # noqa: S608
@@ -225,7 +260,9 @@ class SqliteTables:
     async def get_run(self, run_id: str, owner: str) -> RunRecord | None:
         async with self._lock:
             cur = await self._conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM agent_runs WHERE run_id = ? AND owner = ?",  # noqa: S608
+                f"SELECT {_RUN_COLUMNS_LIVE} FROM agent_runs AS r "  # noqa: S608
+                "LEFT JOIN agent_threads AS t ON t.thread_id = r.thread_id "
+                "WHERE r.run_id = ? AND r.owner = ?",
                 (run_id, owner),
             )
             row = await cur.fetchone()

@@ -21,10 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import psycopg
 import structlog
+from langchain_core.messages import convert_to_messages
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import EmptyInputError, GraphRecursionError, InvalidUpdateError
 from langgraph.types import Command, Send
 
+from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.core.request_context import annotate
 from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import Graph, Graphs
@@ -35,10 +39,11 @@ from agent_service.runs.errors import (
     GraphMismatch,
     InvalidRunConfig,
     ThreadBusy,
+    ThreadIdUnavailable,
     ThreadNotFound,
     ThreadStayedBusy,
 )
-from agent_service.runs.models import CommandModel, RunCreate, SendModel
+from agent_service.runs.models import MAX_THREAD_ID, CommandModel, RunCreate, SendModel
 from agent_service.runs.stream_events import EventTranslator, langgraph_modes
 from agent_service.runs.tracker import RunTracker
 
@@ -81,8 +86,9 @@ class PreparedRun:
 
     @property
     def location(self) -> str:
-        prefix = "" if self.stateless else f"/threads/{self.thread_id}"
-        return f"{prefix}/runs/{self.run_id}"
+        # Stateless runs too: their thread exists while they run (and after, when kept), and
+        # this is the route that answers for a run. langgraph-sdk reads both ids from it.
+        return f"/threads/{self.thread_id}/runs/{self.run_id}"
 
 
 @dataclass
@@ -167,6 +173,75 @@ def build_config(
     }
 
 
+# Failures whose message is about the request, not the service's insides: told as they are.
+_TOLD_AS_IS = (GraphRecursionError, InvalidUpdateError, EmptyInputError)
+
+
+def run_error_type(error: BaseException | None) -> str:
+    return "Exception" if error is None else type(error).__name__
+
+
+def run_failure_message(error: BaseException | None) -> str:
+    """What the client (and the run's record) reads about a failed run: never an exception's
+    text that could carry internals (SQL, paths, someone's data); the log has the rest."""
+    if isinstance(error, _TOLD_AS_IS):
+        return f"the run failed: {_first_line(error)}"
+    return f"the run failed ({run_error_type(error)}); the service log has the details"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _check_nodes(graph: Graph, field_name: str, names: list[str]) -> None:
+    unknown = sorted(set(names) - set(graph.nodes) - {"__end__"})
+    if unknown:
+        raise InvalidRunConfig(
+            f"{field_name}: no node named {unknown} in graph {graph.name!r}; "
+            f"its nodes are {sorted(n for n in graph.nodes if not n.startswith('__'))}"
+        )
+
+
+def check_request(graph: Graph, body: RunCreate) -> None:
+    """422 before the run for what the graph would only fail on (a 500 before) or silently
+    ignore: node names that do not exist, channels it lacks, messages it cannot read."""
+    for field_name in ("interrupt_before", "interrupt_after"):
+        value = getattr(body, field_name)
+        if isinstance(value, list):
+            _check_nodes(graph, field_name, value)
+    if isinstance(body.input, list):
+        raise InvalidRunConfig(f"input: graph {graph.name!r} takes an object, not a list")
+    if isinstance(body.input, dict) and "messages" in body.input:
+        messages = body.input["messages"]
+        try:
+            convert_to_messages(messages if isinstance(messages, list) else [messages])
+        except Exception as exc:
+            raise InvalidRunConfig(f"input.messages: {_first_line(exc)}") from None
+    command = body.command
+    if command is None:
+        return
+    if command.goto is not None:
+        targets = command.goto if isinstance(command.goto, list) else [command.goto]
+        _check_nodes(
+            graph,
+            "command.goto",
+            [target if isinstance(target, str) else target.node for target in targets],
+        )
+    if command.update is not None:
+        keys = (
+            list(command.update)
+            if isinstance(command.update, dict)
+            else [key for key, _ in command.update]
+        )
+        channels = {name for name in graph.channels if not name.startswith("__")}
+        unknown = sorted(set(keys) - channels)
+        if unknown:
+            raise InvalidRunConfig(
+                f"command.update: graph {graph.name!r} has no channel {unknown}; "
+                f"its channels are {sorted(channels)}"
+            )
+
+
 class RunEngine:
     def __init__(
         self,
@@ -175,8 +250,10 @@ class RunEngine:
         graphs: Graphs,
         catalog: AssistantCatalog,
         tracker: RunTracker,
+        access: AccessPolicy,
         timeout_seconds: float,
     ) -> None:
+        self._access = access
         self._persistence = persistence
         self._tables = persistence.tables
         self._graphs = graphs
@@ -187,10 +264,42 @@ class RunEngine:
 
     # ----- preparing ---------------------------------------------------------------------
 
+    async def _acting_for(
+        self, principal: str, thread_id: str | None, graph_id: str, body: RunCreate
+    ) -> tuple[str, dict[str, Any]]:
+        """Who the run acts for (the thread's owner) and metadata it adds, after the access
+        rules: on a graph with approval steps a client may only `resume`, and only an
+        approver may resume; an approver may resume another principal's thread that waits."""
+        access = self._access
+        access.require_graph(principal, graph_id)
+        command = body.command
+        if graph_id not in access.approval_graphs or command is None:
+            access.require(principal, "user", action=f"running graph {graph_id!r}")
+            return principal, {}
+        if command.goto is not None or command.update is not None:
+            raise Forbidden(
+                f"graph {graph_id!r} has approval steps: a command may only resume "
+                "(command.resume); command.goto and command.update are refused"
+            )
+        access.require(principal, "approver", action=f"resuming an approval on {graph_id!r}")
+        if thread_id is None:
+            return principal, {}
+        owner = await self._tables.thread_owner(thread_id)
+        if owner is None or owner == principal:
+            return principal, {}
+        waiting = await self._tables.get_thread(thread_id, owner)
+        if waiting is None or waiting.status != "interrupted":
+            # Another principal's thread is only reachable while it waits for an approval.
+            raise ThreadNotFound(thread_id)
+        return owner, {"approved_by": principal}
+
     async def prepare(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
         graph_id = self._catalog.resolve(body.assistant_id)
         if graph_id is None:
             raise AssistantNotFound(body.assistant_id)
+        principal, extra_metadata = await self._acting_for(principal, thread_id, graph_id, body)
+        if extra_metadata:
+            body = body.model_copy(update={"metadata": {**(body.metadata or {}), **extra_metadata}})
         graph = self._graphs[graph_id]
         run_id = str(uuid.uuid4())
         stateless = thread_id is None
@@ -203,6 +312,7 @@ class RunEngine:
         config = build_config(
             body, thread_id=thread_id, principal=principal, run_id=run_id, graph_id=graph_id
         )
+        check_request(graph, body)
         graph_input = _command(body.command) if body.command is not None else body.input
         await self._claim(thread_id, principal, run_id, body.multitask_strategy)
         try:
@@ -244,11 +354,15 @@ class RunEngine:
     ) -> None:
         thread = await self._tables.get_thread(thread_id, principal)
         if thread is None and body.if_not_exists == "create":
+            if not 1 <= len(thread_id) <= MAX_THREAD_ID:
+                raise InvalidRunConfig(f"thread_id: at most {MAX_THREAD_ID} characters")
             try:
                 thread = await self._tables.create_thread(thread_id, principal, {}, graph_id)
             except ThreadExistsError:
                 # Taken by another principal (or just now by ourselves): look again, scoped.
                 thread = await self._tables.get_thread(thread_id, principal)
+                if thread is None:
+                    raise ThreadIdUnavailable(thread_id) from None
         if thread is None:
             raise ThreadNotFound(thread_id)
         if thread.graph_id is not None and thread.graph_id != graph_id:
@@ -290,7 +404,7 @@ class RunEngine:
             queue=asyncio.Queue(),
         )
         running.task = asyncio.create_task(self._produce(running), name=prepared.run_id)
-        self._tracker.add(running.task)
+        self._tracker.add(running.task, prepared.thread_id)
         return running
 
     async def _produce(self, running: RunningRun) -> None:
@@ -354,9 +468,7 @@ class RunEngine:
             "error": ("error", "error"),
         }
         status, thread_status = run_status[finished.outcome]
-        error = (
-            None if finished.error is None else f"{type(finished.error).__name__}: {finished.error}"
-        )
+        error = None if finished.error is None else run_failure_message(finished.error)
         log_fields = {
             "run_id": prepared.run_id,
             "thread_id": prepared.thread_id,
@@ -366,7 +478,17 @@ class RunEngine:
             "latency_ms": round(seconds * 1000, 1),
         }
         if finished.outcome == "error":
-            log.error("run failed", error=error, **log_fields)
+            # One line with the traceback; the PII filter redacts it like any other field.
+            if isinstance(finished.error, psycopg.Error):
+                # Its text quotes the statement's values (request data): kind and SQLSTATE.
+                log.error(
+                    "run failed",
+                    error=type(finished.error).__name__,
+                    sqlstate=finished.error.sqlstate,
+                    **log_fields,
+                )
+            else:
+                log.error("run failed", exc_info=finished.error, **log_fields)
         else:
             log.info("run finished", **log_fields)
         try:

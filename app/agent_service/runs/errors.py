@@ -19,6 +19,17 @@ class ThreadNotFound(RunError):
         super().__init__(f"thread {thread_id!r} not found")
 
 
+class ThreadIdUnavailable(RunError):
+    """The id is another principal's thread. Thread ids are one namespace for every principal,
+    so the answer cannot be "created"; it says no more than that the id cannot be used."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(
+            f"thread id {thread_id!r} cannot be used; choose another (a random UUID), or "
+            "omit thread_id to get one"
+        )
+
+
 class InvalidRunConfig(RunError):
     pass
 

@@ -8,6 +8,9 @@ from pydantic import Field, model_validator
 
 from agent_service.core.request_body import Body
 
+# A thread id, wherever it comes from (a body, or a path with if_not_exists=create).
+MAX_THREAD_ID = 200
+
 StreamModeName = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints"
 ]
@@ -49,7 +52,14 @@ class RunCreate(Body):
     on_completion: Literal["delete", "keep"] = "delete"
     on_disconnect: Literal["cancel", "continue"] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
-    _unsupported = ("webhook", "after_seconds")
+    # Not implemented here: refused with a 422 naming the field rather than ignored.
+    _unsupported = (
+        "webhook",
+        "after_seconds",
+        "stream_resumable",
+        "feedback_keys",
+        "strict_resume",
+    )
 
     @model_validator(mode="after")
     def _input_or_command(self) -> RunCreate:

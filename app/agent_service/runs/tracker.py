@@ -1,19 +1,48 @@
-"""The runs executing in this process, so shutdown can let them finish."""
+"""The runs executing in this process, so shutdown can let them finish and a delete can stop
+the runs of what it deletes."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+# The message a run cancelled by a delete carries (`Finished.error`), so its client hears why.
+DELETED = "its thread was deleted"
+STOP_WAIT_SECONDS = 10.0
 
 
 @dataclass
 class RunTracker:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    by_thread: dict[str, set[asyncio.Task[Any]]] = field(default_factory=dict)
 
-    def add(self, task: asyncio.Task[Any]) -> None:
+    def add(self, task: asyncio.Task[Any], thread_id: str | None = None) -> None:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        if thread_id is not None:
+            self.by_thread.setdefault(thread_id, set()).add(task)
+            task.add_done_callback(lambda done: self._forget(thread_id, done))
+
+    def _forget(self, thread_id: str, task: asyncio.Task[Any]) -> None:
+        running = self.by_thread.get(thread_id)
+        if running is not None:
+            running.discard(task)
+            if not running:
+                del self.by_thread[thread_id]
+
+    async def stop_threads(self, thread_ids: Iterable[str]) -> int:
+        """Cancel this process's runs on these threads and wait until they have ended, so
+        none of them writes anything after the caller deletes the threads' data. Runs on other
+        replicas are stopped by their checkpointer (`persistence.guard`) once the rows are gone.
+        Returns how many runs were stopped."""
+        tasks = {task for tid in thread_ids for task in self.by_thread.get(tid, ())}
+        for task in tasks:
+            task.cancel(DELETED)
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_WAIT_SECONDS)
+        return len(tasks)
 
     async def drain(self, grace_seconds: float) -> int:
         """Wait up to the grace period; cancel what is still running (each run keeps its

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,10 +15,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.routing import Match
 
 from agent_service.api import assistants, gdpr, runs, system, threads
 from agent_service.api.deps import Services
-from agent_service.api.errors import ApiError, error_response, run_error
+from agent_service.api.errors import ERROR_RESPONSES, ApiError, error_response, run_error
+from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.auth.api_keys import ApiKeyAuthenticator
 from agent_service.core.ratelimit import RateLimiter
 from agent_service.core.redis_clients import async_redis, sync_redis
@@ -33,6 +36,7 @@ from agent_service.server.middleware import (
     BodyLimitMiddleware,
     DatabaseGuardMiddleware,
     RequestLogMiddleware,
+    UrlLimitMiddleware,
 )
 from agent_service.settings import Settings
 
@@ -73,13 +77,27 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"invalid request: {detail}", errors=errors)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's 405 names only the first
+    route that matched the path, e.g. GET of GET and DELETE /threads/{id})."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return error_response(
         exc.status_code,
         _STATUS_CODES.get(exc.status_code, "http_error"),
         str(exc.detail),
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 
@@ -93,6 +111,10 @@ async def _run_error(_request: Request, exc: Exception) -> JSONResponse:
     return run_error(exc).response()
 
 
+async def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(403, "forbidden", str(exc))
+
+
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     if request.app.state.services.database_circuit.trip():
         log.warning("database unavailable", reason=type(exc).__name__)
@@ -102,7 +124,12 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _internal(_request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=exc)
+    if isinstance(exc, psycopg.Error):
+        # A database error's text and context quote the statement's values (request data):
+        # the log keeps its kind and SQLSTATE only.
+        log.error("unhandled database error", error=type(exc).__name__, sqlstate=exc.sqlstate)
+    else:
+        log.error("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal server error; see the service log")
 
 
@@ -114,6 +141,7 @@ _EXCEPTION_HANDLERS: dict[
     HTTPException: _http_error,
     ApiError: _api_error,
     RunError: _run_error,
+    Forbidden: _forbidden,
     **dict.fromkeys((*UNAVAILABLE, *NOT_MIGRATED), _unavailable),
     Exception: _internal,
 }
@@ -143,6 +171,15 @@ def create_app(
                 cache=cache,
                 model=source.model,
             )
+            access = AccessPolicy(
+                settings.principal_roles,
+                settings.principal_graphs,
+                admins=settings.admin_principal_set,
+                approval_graphs=source.approval_graphs,
+            )
+            unknown = access.unknown_graphs(graphs.keys())
+            if unknown:
+                raise ValueError(f"PRINCIPAL_GRAPHS names graphs this service lacks: {unknown}")
             auth = ApiKeyAuthenticator(settings.api_keys)
             if not auth.configured:
                 log.warning("no API keys configured (API_KEYS): every API request answers 401")
@@ -153,9 +190,11 @@ def create_app(
                 catalog=AssistantCatalog(graphs.keys()),
                 auth=auth,
                 limiter=RateLimiter(settings.rate_limit_per_minute, redis_client),
+                auth_failures=RateLimiter(settings.auth_failures_per_minute, redis_client),
                 cache=cache,
                 redis=redis_client,
                 model_description=source.model_description,
+                access=access,
             )
             app.state.services = services
             log.info(
@@ -182,6 +221,7 @@ def create_app(
         open_paths.add("/metrics")
     middleware = [
         Middleware(RequestLogMiddleware),
+        Middleware(UrlLimitMiddleware, max_url_chars=settings.max_url_chars),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
@@ -205,5 +245,5 @@ def create_app(
     for exc_type, handler in _EXCEPTION_HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
     for module in (system, assistants, threads, runs, gdpr):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     return app

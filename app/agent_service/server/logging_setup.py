@@ -48,6 +48,10 @@ def redaction_processor(redact: Redactor) -> structlog.types.Processor:
     return process
 
 
+def _not_the_apps_error(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Exception in ASGI application")
+
+
 def configure_logging(level: str = "INFO", *, redact: Redactor = redact_pii) -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -80,5 +84,11 @@ def configure_logging(level: str = "INFO", *, redact: Redactor = redact_pii) -> 
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The app's 500 handler has logged the error (once, redacted); Starlette re-raises it and
+    # uvicorn would log the same traceback again.
+    logging.getLogger("uvicorn.error").addFilter(_not_the_apps_error)
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
+    # Python warnings (pydantic's carry the offending input) become log records too: JSON,
+    # redacted, never plain text on stderr.
+    logging.captureWarnings(True)

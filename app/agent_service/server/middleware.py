@@ -15,11 +15,15 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_service.auth.api_keys import API_KEY_HEADER
+from agent_service.core.json_limits import text_problem
 from agent_service.core.request_context import annotate, current, start_request
 
 log = structlog.get_logger("agent_service.request")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+# The request log keeps this much of a path: enough for any route, cheap to redact.
+LOGGED_PATH_CHARS = 256
 # Probes and scrapes answer often and say little: logged at debug level only.
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
@@ -48,11 +52,12 @@ class RequestLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", request_id.encode()),
-                ]
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.append((b"x-request-id", request_id.encode()))
+                # Answers carry users' data: no cache keeps them, no browser guesses a type.
+                headers += [h for h in _SAFE_HEADERS if h[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -61,7 +66,7 @@ class RequestLogMiddleware:
             path = scope.get("path", "")
             fields: dict[str, Any] = {
                 "method": scope.get("method"),
-                "path": path,
+                "path": path[:LOGGED_PATH_CHARS],
                 "status": status,
                 "latency_ms": round((time.perf_counter() - started) * 1000, 1),
                 **current(),
@@ -82,6 +87,51 @@ async def _send_json(send: Send, response_body: Any, status: int, headers: dict[
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+class UrlLimitMiddleware:
+    """414 for a request target (path and query) longer than MAX_URL_CHARS, before
+    authentication or routing look at it: a long URL costs nothing."""
+
+    def __init__(self, app: ASGIApp, max_url_chars: int) -> None:
+        self.app = app
+        self.max_url_chars = max_url_chars
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = len(scope.get("raw_path") or scope.get("path", "")) + len(
+                scope.get("query_string", b"")
+            )
+            if length > self.max_url_chars:
+                detail = f"request URL exceeds the limit of {self.max_url_chars} characters"
+                await _send_json(
+                    send, {"error": "uri_too_long", "detail": f"{detail} (MAX_URL_CHARS)"}, 414, {}
+                )
+                return
+            if Headers(scope=scope).get("idempotency-key") is not None:
+                # Not implemented: a retried POST would run twice. Saying so beats ignoring it.
+                await _send_json(
+                    send,
+                    {
+                        "error": "validation_error",
+                        "detail": "invalid request: the Idempotency-Key header is not "
+                        "supported by this server; a retried request runs again",
+                    },
+                    422,
+                    {},
+                )
+                return
+            # Path parameters (thread, run, user ids) reach SQL: refuse what no column holds.
+            problem = text_problem(scope.get("path", ""))
+            if problem is not None:
+                await _send_json(
+                    send,
+                    {"error": "validation_error", "detail": f"invalid request: path: {problem}"},
+                    422,
+                    {},
+                )
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -163,6 +213,20 @@ class AuthMiddleware:
         presented = Headers(scope=scope).get(API_KEY_HEADER)
         principal = services.auth.authenticate(presented)
         if principal is None:
+            client = (scope.get("client") or ("unknown", 0))[0]
+            wait = await services.auth_failures.hit(f"auth-failure:{client}")
+            if wait is not None:
+                await _send_json(
+                    send,
+                    {
+                        "error": "rate_limited",
+                        "detail": "too many failed authentications from this address; "
+                        f"retry in {wait} s",
+                    },
+                    429,
+                    {"retry-after": str(wait)},
+                )
+                return
             detail = "missing X-API-Key header" if not presented else "invalid X-API-Key header"
             await _send_json(
                 send,

@@ -154,6 +154,11 @@ own default applies.
 {{- $_ := set $env "SECRETS_DIR" (include "langgraph-agent.secretsDir" .) }}
 {{- range $key := keys $env | sortAlpha }}
 {{- $value := get $env $key }}
+{{- /* Objects and lists (PRINCIPAL_ROLES, PRINCIPAL_GRAPHS) are JSON in the environment, as
+the settings model reads them; empty ones are left out like empty strings. */}}
+{{- if or (kindIs "map" $value) (kindIs "slice" $value) }}
+{{- $value = ternary "" (toJson $value) (empty $value) }}
+{{- end }}
 {{- if not (or (kindIs "invalid" $value) (and (kindIs "string" $value) (eq $value ""))) }}
 {{- /* Values can arrive as float64 (JSON values files, --set-json); whole numbers must not
 print as 1.048576e+06. */}}

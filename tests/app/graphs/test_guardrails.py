@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from agent_service.core.principal import USAGE_NAMESPACE
 from agent_service.guardrails import redact
 from agent_service.guardrails.injection import looks_like_injection
 from agent_service.guardrails.pii import add_messages_redacted, redact_message
 from agent_service.guardrails.redaction import passes_luhn
-from agent_service.guardrails.user_limit import USAGE_NAMESPACE, consume_model_call
+from agent_service.guardrails.user_limit import consume_model_call
 from agent_service.llm.factory import build_model
 from agent_service.llm.pricing import PRICES, Price
 from agent_service.metrics import MODEL_CALLS, MODEL_COST, MODEL_TOKENS

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from typing import Any
+
 import pytest
 from agent_service.llm.factory import ModelConfigError, build_model, describe_model
 from agent_service.llm.offline import INTENT_METADATA_KEY, OfflineChatModel
 from agent_service.llm.usage_metrics import UsageMetrics
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage, get_buffer_string
+from langchain_core.messages import (
+    AIMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    get_buffer_string,
+)
 from langchain_core.tools import tool
 
 
@@ -90,3 +100,26 @@ def test_a_provider_that_cannot_load_is_a_config_error_without_the_key() -> None
         build_model("nosuchprovider:model-1", "sk-never-shown-0123")
     assert "provider" in str(caught.value)
     assert "sk-never-shown" not in str(caught.value)
+
+
+def test_a_long_message_matches_intents_in_linear_time() -> None:
+    # Not a speed assertion: the unbounded refund intent took hours on this input (16 KB:
+    # 3 s, growing with the square); the bound only tells a hang from an answer.
+    code = """
+from agent_service.graphs.main_agent import tools
+from agent_service.llm.offline import OfflineChatModel
+from langchain_core.messages import HumanMessage
+model = OfflineChatModel().bind_tools(tools())
+for text in ("refund order " + "a" * 1_000_000, "refund " * 150_000 + "order x"):
+    model.invoke([HumanMessage(text)])
+reply = model.invoke([HumanMessage("please refund order Z-1, amount 5.50")])
+assert reply.tool_calls[0]["args"] == {"order_id": "Z-1", "amount": "5.50"}, reply
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("content", ["", "   ", [{"type": "image_url", "image_url": "x"}]])
+def test_the_offline_model_never_shows_its_system_prompt(content: Any) -> None:
+    prompt = "You are a helpful assistant. SECRET-INSTRUCTIONS"
+    reply = OfflineChatModel().invoke([SystemMessage(prompt), HumanMessage(content)])
+    assert "SECRET-INSTRUCTIONS" not in str(reply.content)

@@ -24,7 +24,9 @@ def service(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
 ) -> Iterator[Service]:
     settings = make_settings(
-        tmp_path_factory.mktemp("graphs"), database_url=fresh_database(postgres_server)
+        tmp_path_factory.mktemp("graphs"),
+        database_url=fresh_database(postgres_server),
+        principal_roles={"carol": ["approver"]},
     )
     with serve_in_thread(settings, graph_source=registry_graph_source) as running:
         yield running
@@ -58,7 +60,7 @@ def test_main_agent_memory_and_approval(service: Service) -> None:
         )
         assert isinstance(paused, dict)
         assert paused["__interrupt__"][0]["value"]["action_requests"][0]["name"] == "issue_refund"
-        done = await client.runs.wait(
+        done = await service.client("carol").runs.wait(
             first["thread_id"],
             "main_agent",
             command={"resume": {"decisions": [{"type": "approve"}]}},
@@ -126,7 +128,7 @@ def test_support_agent_escalation_resumes_through_the_api(service: Service) -> N
         assert paused["__interrupt__"][0]["value"]["priority"] == "high"
         state = await client.threads.get_state(thread["thread_id"])
         assert state["next"], "the run waits for the supervisor"
-        resumed = await client.runs.wait(
+        resumed = await service.client("carol").runs.wait(
             thread["thread_id"],
             "support_agent",
             command={"resume": {"approved": True, "assignee": "kim"}},

@@ -26,7 +26,12 @@ from tools.kit.process import Started, started
 from tools.kit.process import wait_until_ready as wait_until_ready
 from tools.kit.programs import REPO_ROOT
 
-KEYS = {"alice": "alice-key-0123456789abcdef", "bob": "bob-key-0123456789abcdef0"}
+KEYS = {
+    "alice": "alice-key-0123456789abcdef",
+    "bob": "bob-key-0123456789abcdef0",
+    # Given the approver role (only) by the tests of approvals.
+    "carol": "carol-key-0123456789abcdef",
+}
 STARTUP_TIMEOUT = 60.0
 
 

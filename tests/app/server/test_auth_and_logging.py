@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -61,3 +63,30 @@ def test_log_lines_are_json_redacted_and_drop_secret_fields(captured_logs: io.St
     assert ours["nested"] == {}
     assert ours["level"] == "info"
     assert theirs["event"] == "stdlib says [REDACTED_EMAIL]"
+
+
+def test_python_warnings_are_json_log_lines_and_redacted() -> None:
+    # A process of its own: pytest records warnings itself, which would hide the path.
+    code = (
+        "import warnings\n"
+        "from agent_service.server.logging_setup import configure_logging\n"
+        "configure_logging('INFO')\n"
+        "warnings.warn(\"input_value={'card': '4111 1111 1111 1111'}\", UserWarning)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stderr == ""
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 1
+    assert "[REDACTED_CARD]" in lines[0]["event"]
+    assert "4111" not in done.stdout
+
+
+def test_an_unhandled_error_is_logged_once(captured_logs: io.StringIO) -> None:
+    # Starlette re-raises after the app's 500 handler logged the error; uvicorn would log
+    # the same traceback a second time.
+    logging.getLogger("uvicorn.error").error("Exception in ASGI application\n")
+    logging.getLogger("uvicorn.error").error("something else")
+    lines = [json.loads(line)["event"] for line in captured_logs.getvalue().splitlines()]
+    assert lines == ["something else"]

@@ -37,10 +37,12 @@ def test_other_principal_gets_404_and_never_sees_the_thread(pg_service: Service)
         with pytest.raises(NotFoundError):
             async for _ in bob.runs.stream(tid, GRAPH_ID, input={"messages": []}):
                 pass
-        # Claiming the id with if_not_exists=create must not take the thread over either.
+        # Claiming the id with if_not_exists=create must not take the thread over either: the
+        # id cannot be used (409), which says nothing of the thread behind it.
         with pytest.raises(httpx.HTTPStatusError) as takeover:
             await bob.runs.wait(tid, GRAPH_ID, input={"messages": []}, if_not_exists="create")
-        assert takeover.value.response.status_code == 404
+        assert takeover.value.response.status_code == 409
+        assert takeover.value.response.json()["error"] == "thread_id_unavailable"
 
         assert [t["thread_id"] for t in await bob.threads.search()] == [bob_thread["thread_id"]]
         assert await bob.threads.search(ids=[tid]) == []

@@ -1,0 +1,86 @@
+"""Checkpointers that write only while the run's thread still belongs to the run's user.
+
+A run keeps writing checkpoints as it goes. When its thread is deleted meanwhile (a GDPR
+delete, a thread delete on another replica), or its id is already someone else's, every
+further write would put the old owner's data back under an id that someone else can create.
+So each write first looks up the thread's owner and refuses when it is not the run's user:
+the run ends with `ThreadGone` and nothing more is stored. The lookup costs one indexed
+primary-key read per checkpoint write.
+
+Writes without a `user_id` in `configurable` are the service's own (tests, tools): unguarded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from agent_service.persistence.saver import PooledPostgresSaver
+
+OwnerLookup = Callable[[str], Awaitable[str | None]]
+
+
+class ThreadGone(Exception):
+    """The run's thread was deleted (or is no longer its user's): the run must stop."""
+
+
+async def _check(owner_of: OwnerLookup, config: RunnableConfig) -> None:
+    configurable = config.get("configurable") or {}
+    user_id = configurable.get("user_id")
+    thread_id = configurable.get("thread_id")
+    if user_id is None or thread_id is None:
+        return
+    if await owner_of(str(thread_id)) != user_id:
+        raise ThreadGone(f"thread {thread_id!r} was deleted while the run was going")
+
+
+class GuardedPostgresSaver(PooledPostgresSaver):
+    owner_of: OwnerLookup
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        await _check(self.owner_of, config)
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await _check(self.owner_of, config)
+        await super().aput_writes(config, writes, task_id, task_path)
+
+
+class GuardedSqliteSaver(AsyncSqliteSaver):
+    owner_of: OwnerLookup
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        await _check(self.owner_of, config)
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await _check(self.owner_of, config)
+        await super().aput_writes(config, writes, task_id, task_path)
