@@ -29,7 +29,7 @@ from tests.app.server.conftest import fresh_database
 from tests.reliability.figures import Figures
 from tests.reliability.load import Acknowledged, missing_runs, run_load
 from tests.reliability.service import client, drill_env, running
-from tests.support.servers import PostgresServer, RedisServer
+from tools.kit.servers import PostgresServer, RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
