@@ -85,7 +85,22 @@ async def ensure_roles(conn: AsyncConnection[Any]) -> list[str]:
             await conn.execute(
                 sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login))
             )
+    # Whoever migrates creates the tables as the owner role: a migrator that is not the
+    # `agent_migrator` login itself (a bootstrap user, the rotation's `_clone`) joins it.
+    cur = await conn.execute(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", prepare=False
+    )
+    row = await cur.fetchone()
+    superuser = bool(row and _first(row))
+    if not superuser and not await _is_member(conn, await _current_user(conn), OWNER):
+        await conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(OWNER)))
     return created
+
+
+async def _current_user(conn: AsyncConnection[Any]) -> str:
+    cur = await conn.execute("SELECT current_user", prepare=False)
+    row = await cur.fetchone()
+    return str(_first(row)) if row else ""
 
 
 async def _create(conn: AsyncConnection[Any], role: str, options: str) -> bool:
