@@ -10,11 +10,13 @@ written aside and swapped in with one rename.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -270,4 +272,77 @@ def test_rotation_under_load(
     assert redis.Redis(port=redis_server.port, username=REDIS_USER, password=new_redis).ping()
     # Nothing secret reached the log.
     for value in (old_pg, new_pg, old_redis, new_redis):
+        assert value not in log
+
+
+def test_a_wrong_new_credential_is_named_by_ready(
+    tmp_path: Path, postgres_server_own: PostgresServer
+) -> None:
+    """The database moved to a new password but the secret file got a wrong one: the
+    connections opened before keep serving (ready, degraded, the cause named); once they are
+    gone the service is not ready and says which login is refused and where it comes from.
+    Never a password in the answer."""
+    _password_login(postgres_server_own)
+    url = fresh_database(postgres_server_own)
+    first, rotated, wrong = (secrets.token_urlsafe(24) for _ in range(3))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(roles.APP), sql.Literal(first)
+            )
+        )
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    _swap(secrets_dir, "database_user", roles.APP)
+    _swap(secrets_dir, "database_password", first)
+    env = drill_env(
+        tmp_path,
+        database_url=url.replace("postgres@", f"{roles.APP}@"),
+        secrets_dir=secrets_dir,
+        database_pool_min=2,
+        database_pool_max=4,
+    )
+
+    def ready(http: httpx.Client) -> tuple[int, dict[str, Any]]:
+        answer = http.get("/ready", timeout=10)
+        return answer.status_code, answer.json()["checks"]["database"]
+
+    with (
+        running(env, tmp_path / "service.log") as process,
+        httpx.Client(base_url=process.url) as http,
+    ):
+        assert ready(http)[0] == 200
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(roles.APP), sql.Literal(rotated)
+                )
+            )
+        _swap(secrets_dir, "database_password", wrong)
+        deadline = time.monotonic() + 20
+        status, database = ready(http)
+        while time.monotonic() < deadline and not database.get("degraded"):
+            time.sleep(0.5)
+            status, database = ready(http)
+        assert status == 200, database
+        assert database["degraded"] is True
+        assert "password authentication failed" in database["detail"]
+        assert "database_user/database_password" in database["detail"]
+        # The connections opened with the old password go (a failover, a recycle).
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (roles.APP,),
+            )
+        deadline = time.monotonic() + 20
+        status, database = ready(http)
+        while time.monotonic() < deadline and status != 503:
+            time.sleep(0.5)
+            status, database = ready(http)
+        assert status == 503, database
+        assert f'password authentication failed for user "{roles.APP}"' in database["detail"]
+        assert "database_user/database_password" in database["detail"]
+        log = process.log()
+    for value in (first, rotated, wrong):
+        assert value not in json.dumps(database)
         assert value not in log
