@@ -63,7 +63,9 @@ class PoolCredentials:
         self._connect_timeout = connect_timeout
         self.pool: Pool | None = None
         self._verified: set[str] = set()
-        self._drained: set[str] = set()
+        # The credential the pool was last drained for: a later change (even back to an
+        # earlier value) drains again.
+        self._drained_for: str | None = None
         self._failure: tuple[str, str, float] | None = None  # fingerprint, reason, when
         self._probe: asyncio.Task[None] | None = None
         self._started = time.monotonic()
@@ -111,7 +113,7 @@ class PoolCredentials:
 
     def _renew(self, current: Credential) -> None:
         fingerprint = current.fingerprint
-        if fingerprint in self._drained:
+        if fingerprint == self._drained_for:
             return
         if fingerprint in self._verified:
             self._drain(fingerprint)
@@ -143,9 +145,9 @@ class PoolCredentials:
             )
 
     def _drain(self, fingerprint: str) -> None:
-        if self.pool is None or fingerprint in self._drained:
+        if self.pool is None or fingerprint == self._drained_for:
             return
-        self._drained.add(fingerprint)
+        self._drained_for = fingerprint
         self.rotated_at = time.monotonic()
         log.info("database credential changed: replacing the pooled connections")
         asyncio.get_running_loop().create_task(self.pool.drain())
