@@ -15,7 +15,7 @@ TOOLS_STAMP := .tools/.stamp
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 UV := uv run --locked --quiet
 
-.PHONY: help tools lint typecheck test test-fast generate up down deploy plan dr-drill bench smoke clean stack-given image \
+.PHONY: help tools lint typecheck test test-fast generate up down rotate deploy plan dr-drill bench smoke clean stack-given image \
 	cluster cluster-down cluster-build
 
 help: ## List the entry points
@@ -51,6 +51,9 @@ up: $(TOOLS_STAMP) ## Start the local environment (PostgreSQL, Redis, S3, the se
 
 down: $(TOOLS_STAMP) ## Stop the local environment (its data stays in .local/)
 	@$(UV) python -m tools.local down
+
+rotate: $(TOOLS_STAMP) ## Rotate the running local environment's PostgreSQL and Redis passwords, no restart
+	@$(UV) python -m tools.local rotate
 
 # A prerequisite listed first: a missing or unknown STACK fails before anything is installed.
 stack-given:

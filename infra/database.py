@@ -2,7 +2,9 @@
 
 The master password is generated and rotated by RDS in Secrets Manager
 (`manage_master_user_password`), so it never appears in the program, its state or the chart's
-values. RDS creates no read replica of such a source (the limitations in
+values. The master user is break-glass only: the workloads log in as their own roles
+(infra.database_logins), and only their rotation function reads the master secret.
+RDS creates no read replica of such a source (the limitations in
 https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html;
 terraform-aws-rds's replica example turns the managed password off for it), so there is none:
 Multi-AZ covers the loss of an instance or a zone, and the pack refuses such a replica.
@@ -43,8 +45,10 @@ class DatabaseArgs:
     config: DatabaseConfig
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
-    # The nodes' workload security group: the only source allowed to connect.
+    # The nodes' workload security group: the only source allowed to connect (besides the
+    # credential rotation function, created here).
     client_security_group_id: pulumi.Input[str]
+    vpc_cidr: pulumi.Input[str]
     account: Account
     tags: Tags
     # prod/staging: `pulumi destroy` (or a replacing change) stops at the data.
@@ -63,6 +67,7 @@ class Database(pulumi.ComponentResource):
     username: str
     master_secret_arn: pulumi.Output[str]
     key_arn: pulumi.Output[str]
+    rotation_security_group_id: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -107,9 +112,31 @@ class Database(pulumi.ComponentResource):
             tags=tags.named(f"{name}-db"),
             opts=child,
         )
+        # The Secrets Manager rotation function of the workloads' logins (infra.database_logins)
+        # runs in the VPC: it reaches PostgreSQL and the Secrets Manager endpoint, nothing else.
+        rotation = aws.ec2.SecurityGroup(
+            f"{name}-db-rotation",
+            description="Secrets Manager rotation function of the database logins",
+            vpc_id=args.vpc_id,
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    description=description,
+                    protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_blocks=[args.vpc_cidr],
+                )
+                for description, port in (
+                    ("PostgreSQL", PORT),
+                    ("Secrets Manager interface endpoint", 443),
+                )
+            ],
+            tags=tags.named(f"{name}-db-rotation"),
+            opts=child,
+        )
         group = aws.ec2.SecurityGroup(
             f"{name}-db",
-            description="PostgreSQL from the cluster's nodes only",
+            description="PostgreSQL from the cluster's nodes and the rotation function only",
             vpc_id=args.vpc_id,
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(
@@ -118,7 +145,14 @@ class Database(pulumi.ComponentResource):
                     from_port=PORT,
                     to_port=PORT,
                     security_groups=[args.client_security_group_id],
-                )
+                ),
+                aws.ec2.SecurityGroupIngressArgs(
+                    description="PostgreSQL from the credential rotation function",
+                    protocol="tcp",
+                    from_port=PORT,
+                    to_port=PORT,
+                    security_groups=[rotation.id],
+                ),
             ],
             egress=[],
             tags=tags.named(f"{name}-db"),
@@ -226,6 +260,7 @@ class Database(pulumi.ComponentResource):
             lambda secrets: secrets[0].secret_arn or ""
         )
         self.key_arn = key.arn
+        self.rotation_security_group_id = rotation.id
         self.register_outputs(
             {
                 "address": self.address,

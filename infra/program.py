@@ -25,6 +25,7 @@ from infra.cluster import (
 )
 from infra.config import NAMESPACE, StackConfig, StackConfigError, read_stack_config
 from infra.database import Database, DatabaseArgs
+from infra.database_logins import DatabaseLogins, DatabaseLoginsArgs
 from infra.ecr import Registry, RegistryArgs
 from infra.iam import Account
 from infra.identity import Identity, IdentityArgs, ReadableSecret
@@ -101,6 +102,7 @@ def _release_values(
     s3_cidrs: tuple[str, ...],
     network: Network,
     database: Database,
+    logins: DatabaseLogins,
     cache: Cache,
     registry: Registry,
     backups: Backups,
@@ -110,9 +112,9 @@ def _release_values(
     resolved = pulumi.Output.all(
         repository_url=registry.repository_url,
         database_address=database.address,
-        database_secret_arn=database.master_secret_arn,
+        database_login_secret_arns=pulumi.Output.all(**logins.secret_arns),
         redis_address=cache.primary_address,
-        redis_secret_arn=cache.auth_secret_arn,
+        redis_secret_arn=cache.app_user_secret_arn,
         service_secret_arn=identity.service_secret_arn,
         service_role_arn=identity.service_role_arn,
         backup_role_arn=identity.backup_role_arn,
@@ -127,7 +129,6 @@ def _release_values(
                 region=config.region,
                 database_port=database.port,
                 database_name=database.database_name,
-                database_user=database.username,
                 redis_port=cache.port,
                 backup_prefix=backups.prefix,
                 private_subnet_cidrs=network.private_subnet_cidrs,
@@ -197,6 +198,7 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             vpc_id=network.vpc_id,
             private_subnet_ids=network.private_subnet_ids,
             client_security_group_id=cluster.workload_security_group_id,
+            vpc_cidr=network.vpc_cidr,
             account=account,
             tags=tags,
             protect=protect,
@@ -208,6 +210,21 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
                 if recovery
                 else None
             ),
+        ),
+        on_aws,
+    )
+    logins = DatabaseLogins(
+        name,
+        DatabaseLoginsArgs(
+            address=database.address,
+            port=database.port,
+            database_name=database.database_name,
+            master_secret_arn=database.master_secret_arn,
+            key_arn=database.key_arn,
+            region=config.region,
+            private_subnet_ids=network.private_subnet_ids,
+            rotation_security_group_id=database.rotation_security_group_id,
+            tags=tags,
         ),
         on_aws,
     )
@@ -256,9 +273,11 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             namespace=config.release.namespace,
             service_account=config.release.service_account,
             backup_service_account=config.release.backup_service_account,
+            # What External Secrets syncs through the service's identity: the workloads' own
+            # logins and the Redis user. Never the RDS master secret (break-glass only).
             service_secrets=[
-                ReadableSecret(database.master_secret_arn, database.key_arn),
-                ReadableSecret(cache.auth_secret_arn, cache.key_arn),
+                *(ReadableSecret(arn, database.key_arn) for arn in logins.secret_arns.values()),
+                ReadableSecret(cache.app_user_secret_arn, cache.key_arn),
             ],
             backup_bucket_arn=backups.bucket_arn,
             backup_key_arn=backups.key_arn,
@@ -284,9 +303,11 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         "kubeconfig": cluster.kubeconfig,
         "vpcId": network.vpc_id,
         "databaseEndpoint": database.address.apply(lambda host: f"{host}:{database.port}"),
-        "databaseSecretArn": database.master_secret_arn,
+        # Break-glass only: no pod mounts it (policy: no-pod-mounts-the-rds-master-secret).
+        "databaseMasterSecretArn": database.master_secret_arn,
+        "databaseLoginSecretArns": pulumi.Output.all(**logins.secret_arns),
         "redisEndpoint": cache.primary_address.apply(lambda host: f"{host}:{cache.port}"),
-        "redisAuthSecretArn": cache.auth_secret_arn,
+        "redisAppUserSecretArn": cache.app_user_secret_arn,
         "repositoryUrl": registry.repository_url,
         "backupBucket": backups.bucket_name,
         "backupPrefix": pulumi.Output.from_input(backups.prefix),
@@ -316,6 +337,7 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         _s3_cidrs(config.region, provider),
         network,
         database,
+        logins,
         cache,
         registry,
         backups,
@@ -343,7 +365,11 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
                 *cluster.addons,
                 cluster.autoscaler_policy,
             ],
-            release_ready=[*identity.release_prerequisites, *cache.secret_versions],
+            release_ready=[
+                *identity.release_prerequisites,
+                *cache.secret_versions,
+                *logins.secret_versions,
+            ],
             secret_store=SecretStoreSpec(
                 name=SECRET_STORE_NAME,
                 region=config.region,

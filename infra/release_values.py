@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from agent_service.persistence import roles
 from pydantic.alias_generators import to_camel
 
 from infra.addons import INGRESS_NAMESPACE, PROMETHEUS_NAMESPACE, PROMETHEUS_RELEASE
-from infra.cache import TOKEN_PROPERTY
+from infra.cache import PASSWORD_PROPERTY as REDIS_PASSWORD_PROPERTY
+from infra.cache import USERNAME_PROPERTY as REDIS_USERNAME_PROPERTY
 from infra.config import StackConfig
+from infra.database_logins import PASSWORD_PROPERTY, USERNAME_PROPERTY
 from infra.identity import API_KEYS_PROPERTY, MODEL_API_KEY_PROPERTY
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -25,8 +28,11 @@ SECRET_STORE_NAME = "aws-secrets-manager"  # noqa: S105 - a resource name
 HTTPS_PORT = 443
 # The chart's traffic router for the canary; Flagger is installed for the same provider.
 CANARY_PROVIDER = "nginx"
-# The property of an RDS-managed master secret that holds the password.
-RDS_PASSWORD_PROPERTY = "password"  # noqa: S105 - a JSON property name
+# At most 5 minutes: a rotated credential must reach the pods while the previous one is valid.
+SECRET_REFRESH_INTERVAL = "5m"  # noqa: S105 - a duration
+# The chart's jobs with a database login of their own (infra.database_logins' workloads).
+JOB_LOGINS = ("migration", "backup", "retention")
+_JOB_WORKLOAD = {"migration": "migrator", "backup": "backup", "retention": "retention"}
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,8 @@ class ReleaseWiring:
     database_address: str
     database_port: int
     database_name: str
-    database_user: str
-    database_secret_arn: str
+    # The login secret of each workload (migrator, app, backup, retention); never the master's.
+    database_login_secret_arns: dict[str, str]
     redis_address: str
     redis_port: int
     redis_secret_arn: str
@@ -63,7 +69,9 @@ def database_url(config: StackConfig, wiring: ReleaseWiring) -> str:
     query = urlencode(
         {"sslmode": "verify-full", "sslrootcert": config.database.ssl_root_cert}, safe="/"
     )
-    user = quote(wiring.database_user, safe="")
+    # The service's role; the login actually used (the role or its rotation clone) comes with
+    # the password from the secret (DATABASE_USER).
+    user = quote(roles.APP, safe="")
     return (
         f"postgresql://{user}@{wiring.database_address}:{wiring.database_port}/"
         f"{wiring.database_name}?{query}"
@@ -75,15 +83,30 @@ def redis_url(wiring: ReleaseWiring) -> str:
     return f"rediss://{wiring.redis_address}:{wiring.redis_port}/0"
 
 
-def _secret_data(config: StackConfig, wiring: ReleaseWiring) -> list[dict[str, Any]]:
-    data = [
+def _database_login(secret_arn: str) -> list[dict[str, Any]]:
+    """User and password of one login secret: the alternating-users rotation changes both."""
+    return [
+        {
+            "secretKey": "database_user",
+            "remoteRef": {"key": secret_arn, "property": USERNAME_PROPERTY},
+        },
         {
             "secretKey": "database_password",
-            "remoteRef": {"key": wiring.database_secret_arn, "property": RDS_PASSWORD_PROPERTY},
+            "remoteRef": {"key": secret_arn, "property": PASSWORD_PROPERTY},
+        },
+    ]
+
+
+def _secret_data(config: StackConfig, wiring: ReleaseWiring) -> list[dict[str, Any]]:
+    data = [
+        *_database_login(wiring.database_login_secret_arns["app"]),
+        {
+            "secretKey": "redis_username",
+            "remoteRef": {"key": wiring.redis_secret_arn, "property": REDIS_USERNAME_PROPERTY},
         },
         {
             "secretKey": "redis_password",
-            "remoteRef": {"key": wiring.redis_secret_arn, "property": TOKEN_PROPERTY},
+            "remoteRef": {"key": wiring.redis_secret_arn, "property": REDIS_PASSWORD_PROPERTY},
         },
         {
             "secretKey": "api_keys",
@@ -171,12 +194,19 @@ def build_release_values(config: StackConfig, wiring: ReleaseWiring) -> dict[str
         "config": _config(config, wiring),
         "externalSecrets": {
             "enabled": True,
-            "refreshInterval": "1h",
+            "refreshInterval": SECRET_REFRESH_INTERVAL,
             "secretStoreRef": {"name": SECRET_STORE_NAME, "kind": "SecretStore"},
             # The SecretStore authenticates as the service's ServiceAccount, which must exist
             # before the pre-install migration hook's ExternalSecret can sync.
             "serviceAccountAuth": True,
             "data": _secret_data(config, wiring),
+            # Each job mounts its own login, never the service's.
+            **{
+                job: {
+                    "data": _database_login(wiring.database_login_secret_arns[_JOB_WORKLOAD[job]])
+                }
+                for job in JOB_LOGINS
+            },
         },
         "autoscaling": {
             "enabled": release.autoscaling.enabled,

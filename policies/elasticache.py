@@ -1,9 +1,11 @@
-"""ElastiCache: TLS in transit, encryption at rest, and an auth token.
+"""ElastiCache: TLS in transit, encryption at rest, and RBAC users.
 
 Only a replication group can meet all three; a standalone `elasticache.Cluster` (not a
-member of a group) has no at-rest encryption or auth token, so it is reported as such.
-An RBAC user group (`userGroupIds`) is accepted in place of the token: it is the stronger
-form of the same control.
+member of a group) has no at-rest encryption or user group, so it is reported as such.
+Clients authenticate as RBAC users of a user group (`userGroupIds`), each restricted to its
+keys and commands, not with the AUTH token: one shared password with full access that cannot
+be revoked per client (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Clusters.RBAC.html:
+"Unlike ... AUTH, where all authenticated clients have full cache access ...").
 """
 
 from __future__ import annotations
@@ -50,18 +52,26 @@ def _at_rest(args: ResourceValidationArgs, report: ReportViolation) -> None:
         )
 
 
-def _auth_token(args: ResourceValidationArgs, report: ReportViolation) -> None:
+def _rbac(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if _standalone_cluster(args):
-        report(f"'{args.name}' cannot require an auth token: {_USE_A_GROUP}.", None)
-    elif args.resource_type == REPLICATION_GROUP:
-        token = lookup(args.props, "authToken")
-        has_token = isinstance(token, str) and token != ""
-        if not has_token and not as_strings(lookup(args.props, "userGroupIds")):
-            report(
-                f"'{args.name}' lets any client in: set auth_token (from a generated secret) "
-                "or user_group_ids.",
-                None,
-            )
+        report(f"'{args.name}' cannot use RBAC user groups: {_USE_A_GROUP}.", None)
+        return
+    if args.resource_type != REPLICATION_GROUP:
+        return
+    token = lookup(args.props, "authToken")
+    if isinstance(token, str) and token != "":
+        report(
+            f"'{args.name}' authenticates clients with a shared AUTH token: use RBAC "
+            "(user_group_ids with one user per client, restricted by its access string) and "
+            "drop auth_token.",
+            None,
+        )
+    elif not as_strings(lookup(args.props, "userGroupIds")):
+        report(
+            f"'{args.name}' lets any client in: set user_group_ids (RBAC users, one per "
+            "client, restricted by its access string).",
+            None,
+        )
 
 
 IN_TRANSIT = ResourceValidationPolicy(
@@ -76,11 +86,12 @@ AT_REST = ResourceValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_at_rest,
 )
-AUTH_TOKEN = ResourceValidationPolicy(
-    name="elasticache-auth-token",
-    description="ElastiCache requires clients to authenticate.",
+RBAC = ResourceValidationPolicy(
+    name="elasticache-rbac",
+    description="ElastiCache authenticates clients as RBAC users of a user group, not with a "
+    "shared AUTH token.",
     enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_auth_token,
+    validate=_rbac,
 )
 
-POLICIES = [IN_TRANSIT, AT_REST, AUTH_TOKEN]
+POLICIES = [IN_TRANSIT, AT_REST, RBAC]

@@ -10,6 +10,7 @@ from pulumi_policy import EnforcementLevel, Policy
 from policies import (
     backups,
     budget,
+    credentials,
     ec2,
     ecr,
     eks,
@@ -45,6 +46,7 @@ ALL_POLICIES: list[Policy] = [
     *stack.POLICIES,
     *lifecycle.POLICIES,
     *budget.POLICIES,
+    *credentials.POLICIES,
 ]
 
 POLICIES_BY_NAME: dict[str, Policy] = {policy.name: policy for policy in ALL_POLICIES}

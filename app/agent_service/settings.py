@@ -230,8 +230,16 @@ class Settings(BaseSettings, TuningSettings):
         "`postgresql://agent@db:5432/agent?sslmode=verify-full`; unset: embedded SQLite",
         json_schema_extra=_DATABASE_URL_SCHEMA,
     )
+    # A secret file like the password: the rotation owns user and password together.
+    database_user: SecretStr | None = Field(
+        default=None,
+        description="login role, in place of DATABASE_URL's user; re-read per connection "
+        "(alternating-users rotation switches it)",
+    )
     database_password: SecretStr | None = Field(
-        default=None, description="joined with DATABASE_URL"
+        default=None,
+        description="joined with DATABASE_URL; re-read per connection, so a rotated password "
+        "needs no restart",
     )
     sqlite_path: Path = Field(
         default=Path("/tmp/agent-service/checkpoints.sqlite"),  # noqa: S108 - emptyDir
@@ -244,7 +252,16 @@ class Settings(BaseSettings, TuningSettings):
         "in-process cache and rate limits",
         json_schema_extra=_REDIS_URL_SCHEMA,
     )
-    redis_password: SecretStr | None = Field(default=None, description="the Redis auth token")
+    redis_username: SecretStr | None = Field(
+        default=None,
+        description="Redis ACL / ElastiCache RBAC user; unset: the `default` user; re-read per "
+        "connection",
+    )
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="the Redis user's password; re-read per connection, so a rotated password "
+        "needs no restart",
+    )
 
     api_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
@@ -287,7 +304,8 @@ class Settings(BaseSettings, TuningSettings):
 
     @field_validator(
         "database_url", "redis_url", "backup_bucket", "backup_kms_key_id", "aws_region",
-        "s3_endpoint_url", "pg_bin_dir", "prometheus_multiproc_dir",
+        "s3_endpoint_url", "pg_bin_dir", "prometheus_multiproc_dir", "database_user",
+        "redis_username",
         mode="before",
     )  # fmt: skip
     @classmethod
@@ -355,14 +373,20 @@ class Settings(BaseSettings, TuningSettings):
         return self
 
     def database_conninfo(self) -> str:
-        """The libpq connection string with the password joined in (never log it)."""
+        """The libpq connection string with the user and password joined in (never log it):
+        the values read at start-up; the service's pool reads them again per connection."""
         if self.database_url is None:
             raise RuntimeError("DATABASE_URL is not set")
-        if self.database_password is None:
+        joined: dict[str, str] = {}
+        if self.database_user is not None:
+            joined["user"] = self.database_user.get_secret_value()
+        if self.database_password is not None:
+            joined["password"] = self.database_password.get_secret_value()
+        if not joined:
             return self.database_url
         from psycopg.conninfo import make_conninfo  # here: infra imports this module
 
-        return make_conninfo(self.database_url, password=self.database_password.get_secret_value())
+        return make_conninfo(self.database_url, **joined)
 
     def redis_password_value(self) -> str | None:
         return None if self.redis_password is None else self.redis_password.get_secret_value()

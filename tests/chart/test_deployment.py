@@ -118,7 +118,7 @@ def test_config_map_carries_the_settings_and_leaves_empty_ones_unset(canary: Ren
     assert data["MODEL"] == "anthropic:claude-sonnet-4-5"
     assert data["MAX_BODY_BYTES"] == "1048576"
     assert data["CHECKPOINT_CLEANUP_DAYS"] == "90"
-    assert data["DATABASE_URL"].startswith("postgresql://agent@")
+    assert data["DATABASE_URL"].startswith("postgresql://agent_app@")
     assert "ADMIN_PRINCIPALS" not in data
     assert all(isinstance(value, str) and value for value in data.values())
 
@@ -251,7 +251,12 @@ def test_external_secrets_sync_the_mounted_secret_from_secrets_manager(
     assert not is_hook(external)
     spec = external["spec"]
     assert spec["secretStoreRef"] == {"name": "aws-secrets-manager", "kind": "SecretStore"}
-    assert spec["refreshInterval"] == "1h"
+    # At most 5 minutes: a rotated credential reaches the pods while the previous one works.
+    assert spec["refreshInterval"] == "5m"
+    # Flagger uses this Secret for the primary as it is, instead of a copy refreshed only on
+    # promotion: a rotation reaches the serving pods without a release.
+    template = spec["target"]["template"]
+    assert template["metadata"]["annotations"] == {"flagger.app/config-tracking": "disabled"}
     # The Secret it writes is the one the pods mount.
     (volume,) = [
         v for v in pod_spec(autoscaled.one("Deployment"))["volumes"] if v["name"] == "secrets"
@@ -259,8 +264,33 @@ def test_external_secrets_sync_the_mounted_secret_from_secrets_manager(
     assert spec["target"]["name"] == volume["secret"]["secretName"]
     assert spec["target"]["creationPolicy"] == "Owner"
     assert [(d["secretKey"], d["remoteRef"]["property"]) for d in spec["data"]] == [
+        ("database_user", "username"),
         ("database_password", "password"),
-        ("redis_password", "token"),
+        ("redis_username", "username"),
+        ("redis_password", "password"),
         ("api_keys", "api_keys"),
     ]
     assert all(d["remoteRef"]["key"].startswith("arn:aws:secretsmanager:") for d in spec["data"])
+
+
+def _secret_checksum(rendered: Rendered) -> str:
+    annotations = rendered.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    return str(annotations["checksum/secret"])
+
+
+def test_a_rotation_or_a_jobs_secret_does_not_roll_the_pods(canary: Rendered) -> None:
+    """Rotated values never pass through the chart; what does (how often they are read, the
+    jobs' own secrets) must not restart the service either. A new secret source does."""
+    before = _secret_checksum(canary)
+    quieter = render_env("canary", {"externalSecrets": {"refreshInterval": "1m"}})
+    assert _secret_checksum(quieter) == before
+    login = canary.one("ExternalSecret", f"{FULLNAME}-backup")["spec"]["data"]
+    moved = [
+        {**entry, "remoteRef": {**entry["remoteRef"], "key": entry["remoteRef"]["key"] + "2"}}
+        for entry in login
+    ]
+    other_job_secret = render_env("canary", {"externalSecrets": {"backup": {"data": moved}}})
+    assert _secret_checksum(other_job_secret) == before
+    service = canary.one("ExternalSecret", FULLNAME)["spec"]["data"]
+    new_source = render_env("canary", {"externalSecrets": {"data": service[:-1]}})
+    assert _secret_checksum(new_source) != before

@@ -50,10 +50,17 @@ def test_the_migration_brings_its_own_identity_and_password(canary: Rendered) ->
         assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"]
     assert spec["serviceAccountName"] == f"{FULLNAME}-migration"
     secret = canary.one("ExternalSecret", f"{FULLNAME}-migration")["spec"]
-    assert [d["secretKey"] for d in secret["data"]] == ["database_password"]
+    # The migrator's login, nothing of the service's.
+    assert [d["secretKey"] for d in secret["data"]] == ["database_user", "database_password"]
+    assert {d["remoteRef"]["key"] for d in secret["data"]} == {
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:agent-prod/db-migrator-AbCdEf"
+    }
     (volume,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
     assert volume["secret"]["secretName"] == f"{FULLNAME}-migration"
-    assert volume["secret"]["items"] == [{"key": "database_password", "path": "database_password"}]
+    assert volume["secret"]["items"] == [
+        {"key": "database_user", "path": "database_user"},
+        {"key": "database_password", "path": "database_password"},
+    ]
     # Settings inline: the ConfigMap does not exist yet either.
     (container,) = containers(job)
     env = {e["name"]: e["value"] for e in container["env"]}
@@ -158,14 +165,57 @@ def test_retention_horizon_follows_the_value() -> None:
     assert rendered.one("ConfigMap")["data"]["CHECKPOINT_CLEANUP_DAYS"] == "30"
 
 
-def test_jobs_see_only_the_database_password(canary: Rendered) -> None:
-    for name in (f"{FULLNAME}-backup", f"{FULLNAME}-retention"):
+def test_jobs_see_only_their_own_database_login(canary: Rendered) -> None:
+    service_secret = canary.one("ExternalSecret", FULLNAME)["spec"]["target"]["name"]
+    for component, role in (("backup", "backup"), ("retention", "retention")):
+        name = f"{FULLNAME}-{component}"
         (volume,) = [
             v for v in pod_spec(canary.one("CronJob", name))["volumes"] if v["name"] == "secrets"
+        ]
+        assert volume["secret"]["secretName"] == name != service_secret
+        assert volume["secret"]["items"] == [
+            {"key": "database_user", "path": "database_user"},
+            {"key": "database_password", "path": "database_password"},
+        ]
+        external = canary.one("ExternalSecret", name)["spec"]
+        assert {d["remoteRef"]["key"] for d in external["data"]} == {
+            f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:agent-prod/db-{role}-AbCdEf"
+        }
+        annotations = external["target"]["template"]["metadata"]["annotations"]
+        assert annotations == {"flagger.app/config-tracking": "disabled"}
+
+
+def test_with_the_existing_secret_the_jobs_read_its_database_password() -> None:
+    rendered = render_env("existing-secret")
+    for name in (f"{FULLNAME}-backup", f"{FULLNAME}-retention"):
+        (volume,) = [
+            v for v in pod_spec(rendered.one("CronJob", name))["volumes"] if v["name"] == "secrets"
         ]
         assert volume["secret"]["items"] == [
             {"key": "database_password", "path": "database_password"}
         ]
+
+
+@pytest.mark.parametrize("component", ["migration", "backup", "retention"])
+def test_a_job_without_its_own_login_is_refused(component: str) -> None:
+    """The bad case: a job falling back to the service's credential."""
+    with pytest.raises(RenderError, match=f"externalSecrets.{component}.data"):
+        render_env("canary", {"externalSecrets": {component: {"data": []}}})
+
+
+def test_the_rds_master_secret_is_never_mounted() -> None:
+    master = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0123-AbCdEf"
+    data = [
+        {"secretKey": key, "remoteRef": {"key": master, "property": prop}}
+        for key, prop in (("database_user", "username"), ("database_password", "password"))
+    ]
+    with pytest.raises(RenderError, match="RDS-managed master secret"):
+        render_env("canary", {"externalSecrets": {"backup": {"data": data}}})
+
+
+def test_a_refresh_interval_over_five_minutes_is_refused() -> None:
+    with pytest.raises(RenderError, match="refreshInterval"):
+        render_env("canary", {"externalSecrets": {"refreshInterval": "1h"}})
 
 
 def test_without_postgres_no_database_jobs_are_rendered() -> None:

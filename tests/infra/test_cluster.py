@@ -160,12 +160,13 @@ def test_nodes_carry_the_cluster_and_the_workload_group(run: OfflineRun, stack: 
     cluster_group = run.one(CLUSTER).outputs["vpcConfig"]["clusterSecurityGroupId"]
     template = run.one("aws:ec2/launchTemplate:LaunchTemplate")
     assert template.inputs["vpcSecurityGroupIds"] == [cluster_group, workload.id]
-    # The data stores admit the workload group only: not the cluster group, which also
-    # holds the control plane's interfaces.
-    for store in ("db", "cache"):
-        (rule,) = groups[f"agent-{stack}-{store}"].inputs["ingress"]
-        assert rule["securityGroups"] == [workload.id]
-        assert cluster_group not in rule["securityGroups"]
+    # The data stores admit the workload group (and the database its credential rotation
+    # function): not the cluster group, which also holds the control plane's interfaces.
+    rotation = groups[f"agent-{stack}-db-rotation"].id
+    for store, sources in (("db", [[workload.id], [rotation]]), ("cache", [[workload.id]])):
+        rules = groups[f"agent-{stack}-{store}"].inputs["ingress"]
+        assert [rule["securityGroups"] for rule in rules] == sources
+        assert all(cluster_group not in rule["securityGroups"] for rule in rules)
 
 
 def test_the_autoscaler_resizes_only_this_clusters_node_groups(run: OfflineRun, stack: str) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from agent_service.core.redis_access import APP_USER, access_string
+
 from infra.config import StackConfig
 from tests.infra.support import by_name
-from tools.plan.offline import REDACTED, OfflineRun, RecordedResource
+from tools.plan.offline import OfflineRun, RecordedResource
 
 INSTANCE = "aws:rds/instance:Instance"
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
@@ -26,14 +28,23 @@ def _workload_security_group(run: OfflineRun) -> str:
     return group.id
 
 
-def _only_from_cluster(run: OfflineRun, group_ids: list[str], port: int) -> None:
+def _only_from(run: OfflineRun, group_ids: list[str], port: int, sources: list[str]) -> None:
     groups = {g.id: g for g in run.of_type("aws:ec2/securityGroup:SecurityGroup")}
     (group_id,) = group_ids
-    (rule,) = groups[group_id].inputs["ingress"]
-    assert (rule["fromPort"], rule["toPort"], rule["protocol"]) == (port, port, "tcp")
-    assert rule["securityGroups"] == [_workload_security_group(run)]
-    assert "cidrBlocks" not in rule
+    rules = groups[group_id].inputs["ingress"]
+    assert [rule["securityGroups"] for rule in rules] == [[source] for source in sources]
+    for rule in rules:
+        assert (rule["fromPort"], rule["toPort"], rule["protocol"]) == (port, port, "tcp")
+        assert "cidrBlocks" not in rule
     assert groups[group_id].inputs["egress"] == []
+
+
+def _only_from_cluster(run: OfflineRun, group_ids: list[str], port: int) -> None:
+    _only_from(run, group_ids, port, [_workload_security_group(run)])
+
+
+def _rotation_group(run: OfflineRun, stack: str) -> RecordedResource:
+    return by_name(run, "aws:ec2/securityGroup:SecurityGroup")[f"agent-{stack}-db-rotation"]
 
 
 def test_postgres_16_private_and_encrypted(run: OfflineRun, stack: str) -> None:
@@ -48,7 +59,15 @@ def test_postgres_16_private_and_encrypted(run: OfflineRun, stack: str) -> None:
     private = {s.id for s in run.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name}
     assert set(subnets.inputs["subnetIds"]) == private
     assert db.inputs["dbSubnetGroupName"] == subnets.outputs["name"]
-    _only_from_cluster(run, db.inputs["vpcSecurityGroupIds"], 5432)
+    # The nodes and the credential rotation function, nothing else.
+    rotation = _rotation_group(run, stack)
+    _only_from(
+        run,
+        db.inputs["vpcSecurityGroupIds"],
+        5432,
+        [_workload_security_group(run), rotation.id],
+    )
+    assert sorted(rule["fromPort"] for rule in rotation.inputs["egress"]) == [443, 5432]
 
 
 def test_multi_az_deletion_protection_and_retention_per_stack(
@@ -133,29 +152,69 @@ def test_redis_encrypted_in_transit_and_at_rest(run: OfflineRun) -> None:
     _only_from_cluster(run, redis.inputs["securityGroupIds"], 6379)
 
 
-def test_redis_auth_token_is_a_generated_secret_stored_in_secrets_manager(
+def test_redis_uses_rbac_users_not_an_auth_token(run: OfflineRun, stack: str) -> None:
+    redis = run.one(REPLICATION_GROUP)
+    assert "authToken" not in redis.inputs
+    group = run.one("aws:elasticache/userGroup:UserGroup")
+    assert redis.inputs["userGroupIds"] == [group.inputs["userGroupId"]]
+    users = {u.inputs["userId"]: u for u in run.of_type("aws:elasticache/user:User")}
+    assert set(group.inputs["userIds"]) == set(users)
+    by_user_name = {u.inputs["userName"]: u for u in users.values()}
+    # The engine's default user must be in every group: switched off.
+    assert by_user_name["default"].inputs["accessString"] == "off -@all"
+    app = by_user_name[APP_USER]
+    assert app.inputs["accessString"] == access_string()
+    assert app.inputs["accessString"].startswith("on ")
+    assert "~*" not in app.inputs["accessString"].split()
+    assert "+@all" not in app.inputs["accessString"].split()
+    # Password authentication, the password a Pulumi secret (redacted in the recording).
+    assert "authenticationMode" in app.secret_inputs
+    assert "authenticationMode" in app.ignore_changes
+
+
+def test_redis_user_password_is_a_generated_secret_stored_in_secrets_manager(
     run: OfflineRun,
 ) -> None:
     redis = run.one(REPLICATION_GROUP)
-    assert redis.inputs["authToken"] == REDACTED
-    assert "authToken" in redis.secret_inputs
     (password,) = [
         p
         for p in run.of_type("random:index/randomPassword:RandomPassword")
-        if p.name.endswith("-cache-auth-token")
+        if p.name.endswith("-cache-app-password")
     ]
     assert password.inputs["length"] >= 32
-    # ElastiCache refuses '@', '"' and '/' in a token.
+    # ElastiCache refuses '@', '"' and '/' in a password.
     assert not set(password.inputs["overrideSpecial"]) & set('@"/')
     secrets = {s.outputs["arn"]: s for s in run.of_type("aws:secretsmanager/secret:Secret")}
     version = next(
         v
         for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
-        if v.name.endswith("-cache-auth-token")
+        if v.name.endswith("-cache-app-user")
     )
     assert version.secret_inputs == ("secretString",)
     secret = secrets[version.inputs["secretId"]]
     assert secret.inputs["kmsKeyId"] == redis.inputs["kmsKeyId"]
+
+
+def test_each_workload_has_its_own_rotated_database_login(run: OfflineRun, stack: str) -> None:
+    secrets = by_name(run, "aws:secretsmanager/secret:Secret")
+    rotations = {
+        r.inputs["secretId"]: r
+        for r in run.of_type("aws:secretsmanager/secretRotation:SecretRotation")
+    }
+    (sar,) = run.of_type("aws:serverlessrepository/cloudFormationStack:CloudFormationStack")
+    assert sar.inputs["applicationId"].endswith(
+        ":applications/SecretsManagerRDSPostgreSQLRotationMultiUser"
+    )
+    master = _primary(run, stack).outputs["masterUserSecrets"][0]["secretArn"]
+    # Only the rotation function reads the master secret.
+    assert sar.inputs["parameters"]["masterSecretArn"] == master
+    function = sar.outputs["outputs"]["RotationLambdaARN"]
+    for workload in ("migrator", "app", "backup", "retention"):
+        secret = secrets[f"agent-{stack}-db-{workload}"]
+        rotation = rotations[secret.id]
+        assert rotation.inputs["rotationLambdaArn"] == function
+        assert rotation.inputs["rotationRules"]["automaticallyAfterDays"] == 30
+        assert secret.inputs["kmsKeyId"] == _primary(run, stack).inputs["kmsKeyId"]
 
 
 def test_redis_failover_and_multi_az_per_stack(run: OfflineRun, stack: str) -> None:

@@ -73,7 +73,9 @@ def test_the_release_waits_for_its_permissions_and_secrets(run: OfflineRun, stac
         run,
         "aws:secretsmanager/secretVersion:SecretVersion",
         f"{name}-service-secret",
-        f"{name}-cache-auth-token",
+        f"{name}-cache-app-user",
+        # Each workload's database login: the release's ExternalSecrets read them.
+        *(f"{name}-db-{workload}" for workload in ("migrator", "app", "backup", "retention")),
     )
     _needs(service, *policies, *versions)
     secret_store = run.one("kubernetes:external-secrets.io/v1:SecretStore")

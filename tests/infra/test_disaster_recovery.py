@@ -99,7 +99,7 @@ def test_point_in_time_restore_adds_an_instance_and_can_serve_it(serve: bool) ->
     assert run.outputs["databaseEndpoint"] == f"{served.outputs['address']}:5432"
     assert run.outputs["restoredDatabase"] == "agent-staging-db-pitr"
     secret = served.outputs["masterUserSecrets"][0]["secretArn"]
-    assert run.outputs["databaseSecretArn"] == secret
+    assert run.outputs["databaseMasterSecretArn"] == secret
 
 
 def test_a_restore_time_rds_would_not_take_names_the_key() -> None:

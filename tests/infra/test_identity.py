@@ -115,12 +115,18 @@ def test_service_role_reads_only_its_own_secrets(run: OfflineRun, config: StackC
     policy = _role_policy(run, role)
     db = by_name(run, "aws:rds/instance:Instance")[f"{config.name}-db"]
     secrets = by_name(run, "aws:secretsmanager/secret:Secret")
+    # External Secrets syncs the workloads' own database logins, the Redis user and the
+    # service's keys through this role; never the RDS master secret.
     own = {
-        db.outputs["masterUserSecrets"][0]["secretArn"],
-        secrets[f"{config.name}-cache-auth-token"].outputs["arn"],
+        *(
+            secrets[f"{config.name}-db-{workload}"].outputs["arn"]
+            for workload in ("migrator", "app", "backup", "retention")
+        ),
+        secrets[f"{config.name}-cache-app-user"].outputs["arn"],
         secrets[f"{config.name}-service-secret"].outputs["arn"],
     }
     read = _statement(policy, "ReadOwnSecrets")
+    assert db.outputs["masterUserSecrets"][0]["secretArn"] not in as_list(read["Resource"])
     assert sorted(as_list(read["Action"])) == [
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",

@@ -8,6 +8,8 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from agent_service.persistence import roles
+
 from infra.config import StackConfig
 from infra.release import CHART_PATH
 from tests.infra.support import by_name
@@ -89,6 +91,9 @@ def test_values_carry_no_secret(run: OfflineRun) -> None:
     assert "password=" not in dumped.lower()
 
 
+JOBS = ("migration", "backup", "retention")
+
+
 def _values(run: OfflineRun) -> dict[str, Any]:
     return run.service_release_values()
 
@@ -99,7 +104,8 @@ def test_database_url_points_at_rds_with_tls_and_no_password(run: OfflineRun, st
     assert url.scheme == "postgresql"
     assert url.hostname == db.outputs["address"]
     assert url.port == 5432
-    assert url.username == "agent"
+    # The service's own role, never the master user.
+    assert url.username == roles.APP != db.inputs["username"]
     assert url.password is None
     assert url.path == "/agent"
     query = parse_qs(url.query)
@@ -129,14 +135,18 @@ def test_external_secrets_point_at_the_managed_secrets(run: OfflineRun, stack: s
     refs = {d["secretKey"]: d["remoteRef"] for d in external["data"]}
     db = by_name(run, "aws:rds/instance:Instance")[f"agent-{stack}-db"]
     secrets = by_name(run, "aws:secretsmanager/secret:Secret")
-    assert refs["database_password"] == {
-        "key": db.outputs["masterUserSecrets"][0]["secretArn"],
-        "property": "password",
-    }
-    assert refs["redis_password"] == {
-        "key": secrets[f"agent-{stack}-cache-auth-token"].outputs["arn"],
-        "property": "authToken",
-    }
+    app_login = secrets[f"agent-{stack}-db-app"].outputs["arn"]
+    assert refs["database_user"] == {"key": app_login, "property": "username"}
+    assert refs["database_password"] == {"key": app_login, "property": "password"}
+    master = db.outputs["masterUserSecrets"][0]["secretArn"]
+    every = [*external["data"], *(d for job in JOBS for d in external[job]["data"])]
+    assert master not in {d["remoteRef"]["key"] for d in every}
+    for job, workload in zip(JOBS, ("migrator", "backup", "retention"), strict=True):
+        login = secrets[f"agent-{stack}-db-{workload}"].outputs["arn"]
+        assert {d["remoteRef"]["key"] for d in external[job]["data"]} == {login}
+    redis_user = secrets[f"agent-{stack}-cache-app-user"].outputs["arn"]
+    assert refs["redis_username"] == {"key": redis_user, "property": "username"}
+    assert refs["redis_password"] == {"key": redis_user, "property": "password"}
     assert refs["api_keys"]["key"] == secrets[f"agent-{stack}-service-secret"].outputs["arn"]
     # The offline model needs no provider key.
     assert "model_api_key" not in refs
@@ -194,9 +204,10 @@ def test_stack_outputs(run: OfflineRun, stack: str) -> None:
         "kubeconfig",
         "vpcId",
         "databaseEndpoint",
-        "databaseSecretArn",
+        "databaseMasterSecretArn",
+        "databaseLoginSecretArns",
         "redisEndpoint",
-        "redisAuthSecretArn",
+        "redisAppUserSecretArn",
         "repositoryUrl",
         "backupBucket",
         "backupPrefix",

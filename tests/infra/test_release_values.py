@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from agent_service.persistence import roles
 from agent_service.settings import Settings, TuningSettings
 from pydantic.alias_generators import to_camel
 
@@ -21,8 +21,10 @@ WIRING = ReleaseWiring(
     database_address="agent-prod-db.abc.eu-west-1.rds.amazonaws.com",
     database_port=5432,
     database_name="agent",
-    database_user="agent",
-    database_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1-AbCdEf",
+    database_login_secret_arns={
+        workload: f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:agent-prod/db-{workload}-x"
+        for workload in ("migrator", "app", "backup", "retention")
+    },
     redis_address="master.agent-prod-cache.abc.euw1.cache.amazonaws.com",
     redis_port=6379,
     redis_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:redis-AbCdEf",
@@ -63,11 +65,33 @@ def test_urls_carry_hosts_and_tls_but_never_a_password() -> None:
     assert (redis.scheme, redis.hostname, redis.port) == ("rediss", WIRING.redis_address, 6379)
 
 
-def test_a_user_name_with_reserved_characters_is_escaped() -> None:
-    wiring = replace(WIRING, database_user="agent@ops")
-    url = build_release_values(stack_config("dev"), wiring)["config"]["databaseUrl"]
-    assert urlsplit(url).username == "agent%40ops"
-    assert urlsplit(url).hostname == WIRING.database_address
+def test_each_workload_logs_in_as_its_own_role_never_the_master() -> None:
+    values = build_release_values(stack_config("prod"), WIRING)
+    assert urlsplit(values["config"]["databaseUrl"]).username == roles.APP
+    secrets = values["externalSecrets"]
+    assert secrets["refreshInterval"] == "5m"
+    for owner, workload in (
+        (secrets, "app"),
+        (secrets["migration"], "migrator"),
+        (secrets["backup"], "backup"),
+        (secrets["retention"], "retention"),
+    ):
+        login = {
+            d["secretKey"]: d["remoteRef"]
+            for d in owner["data"]
+            if d["secretKey"].startswith("database_")
+        }
+        arn = WIRING.database_login_secret_arns[workload]
+        assert login == {
+            "database_user": {"key": arn, "property": "username"},
+            "database_password": {"key": arn, "property": "password"},
+        }
+    every_key = [d["remoteRef"]["key"] for d in secrets["data"]] + [
+        d["remoteRef"]["key"]
+        for job in ("migration", "backup", "retention")
+        for d in secrets[job]["data"]
+    ]
+    assert not [key for key in every_key if ":secret:rds!" in key]
 
 
 def test_a_hosted_model_gets_its_key_and_egress_on_443() -> None:
@@ -84,7 +108,13 @@ def test_the_offline_model_opens_no_egress() -> None:
     values = build_release_values(stack_config("prod"), WIRING)
     assert values["networkPolicy"]["egress"]["modelProvider"]["cidrs"] == []
     keys = [d["secretKey"] for d in values["externalSecrets"]["data"]]
-    assert keys == ["database_password", "redis_password", "api_keys"]
+    assert keys == [
+        "database_user",
+        "database_password",
+        "redis_username",
+        "redis_password",
+        "api_keys",
+    ]
 
 
 def test_a_digest_pins_the_image() -> None:

@@ -25,6 +25,10 @@ COMPONENT_TYPES = {
         "identity",
         "release",
     )
+} | {
+    # The workloads' database logins and their rotation: the database concern, its own
+    # component so that the instance's component stays the instance.
+    "agent-platform:database:DatabaseLogins"
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tools.kit.ports import free_port
 from tools.kit.programs import REPO_ROOT
@@ -76,6 +77,55 @@ def test_up_writes_the_env_file_and_the_service_answers(environment: Path) -> No
     )
     assert answer.status_code == 200
     assert answer.json()["messages"][-1]["content"] == "You said: hi"
+
+
+def test_redis_has_acl_users_as_in_elasticache(environment: Path) -> None:
+    """The default user is off; the service's user reaches its keys and commands only."""
+    env = read_env(environment)
+    port = int(env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port).ping()
+    user = (environment / "secrets" / "redis_username").read_text().strip()
+    password = (environment / "secrets" / "redis_password").read_text().strip()
+    with redis.Redis(port=port, username=user, password=password) as client:
+        assert client.ping()
+        client.set("agent-service:node-cache:probe", b"1", ex=5)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.set("someone-else:key", b"1")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.flushall()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.config_get("*")
+
+
+def test_rotate_moves_the_service_without_a_restart(environment: Path) -> None:
+    env = read_env(environment)
+    secrets_dir = environment / "secrets"
+    before = {
+        name: (secrets_dir / name).read_text() for name in ("database_password", "redis_password")
+    }
+    rotated = local(environment, "rotate")
+    assert rotated.returncode == 0, rotated.stderr + rotated.stdout
+    assert "PostgreSQL role agent: new password" in rotated.stdout
+    assert "old one revoked" in rotated.stdout
+    for name, old in before.items():
+        assert (secrets_dir / name).read_text() != old
+        assert old.strip() not in rotated.stdout
+    answer = httpx.post(
+        f"{env['AGENT_URL']}/runs/wait",
+        headers={"X-API-Key": env["AGENT_API_KEY"]},
+        json={
+            "assistant_id": "main_agent",
+            "input": {"messages": [{"role": "user", "content": "after"}]},
+        },
+        timeout=60,
+    )
+    assert answer.status_code == 200
+    assert httpx.get(f"{env['AGENT_URL']}/ready").status_code == 200
+    port = int(env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    user = (secrets_dir / "redis_username").read_text().strip()
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port, username=user, password=before["redis_password"].strip()).ping()
 
 
 def test_a_second_up_finds_it_running(environment: Path) -> None:

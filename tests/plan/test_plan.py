@@ -113,12 +113,9 @@ def test_no_secret_value_leaves_the_run(prod_plan: tuple[int, Path]) -> None:
     text = "".join(p.read_text() for p in bundle.iterdir())
     plan = json.loads((bundle / "plan.json").read_text())
     assert plan["outputs"]["kubeconfig"] == "[secret]"
-    redis_token = [
-        r
-        for r in plan["resources"]
-        if r["type"] == "aws:elasticache/replicationGroup:ReplicationGroup"
-    ]
-    assert redis_token[0]["inputs"]["authToken"] == "[secret]"
+    redis_users = [r for r in plan["resources"] if r["type"] == "aws:elasticache/user:User"]
+    assert len(redis_users) == 2
+    assert all(u["inputs"]["authenticationMode"] == "[secret]" for u in redis_users)
     assert "BEGIN" not in text  # no certificate or key material
 
 

@@ -1,4 +1,4 @@
-"""ElastiCache: TLS in transit, encryption at rest, an auth token (or RBAC user groups)."""
+"""ElastiCache: TLS in transit, encryption at rest, RBAC user groups instead of a token."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ GROUP: dict[str, Any] = {
     "engine": "redis",
     "transitEncryptionEnabled": True,
     "atRestEncryptionEnabled": True,
-    "authToken": "a-generated-token-of-sufficient-length",
+    "userGroupIds": ["agent-prod-cache"],
     "automaticFailoverEnabled": True,
 }
 
@@ -34,9 +34,9 @@ def test_an_encrypted_authenticated_group_complies(policy: Any) -> None:
     [
         (elasticache.IN_TRANSIT, {"transitEncryptionEnabled": False}, "transit_encryption"),
         (elasticache.AT_REST, {"atRestEncryptionEnabled": False}, "at_rest_encryption"),
-        (elasticache.AUTH_TOKEN, {"authToken": ""}, "auth_token"),
+        (elasticache.RBAC, {"userGroupIds": []}, "user_group_ids"),
     ],
-    ids=["in-transit", "at-rest", "auth-token"],
+    ids=["in-transit", "at-rest", "rbac"],
 )
 def test_a_group_missing_a_control_is_reported(
     policy: Any, change: dict[str, Any], expected: str
@@ -52,10 +52,17 @@ def test_unset_controls_are_violations_too() -> None:
         assert len(check(policy, args)) == 1, policy.name
 
 
-def test_rbac_user_groups_stand_in_for_the_token() -> None:
-    props = {key: value for key, value in GROUP.items() if key != "authToken"}
-    props["userGroupIds"] = ["agent-users"]
-    assert check(elasticache.AUTH_TOKEN, resource_args(elasticache.REPLICATION_GROUP, props)) == []
+def test_a_shared_auth_token_is_reported_even_with_a_user_group() -> None:
+    """The bad case of issue 16: one token with full access that nothing ever revokes."""
+    for props in (
+        {**GROUP, "authToken": "a-generated-token-of-sufficient-length"},
+        {
+            **{k: v for k, v in GROUP.items() if k != "userGroupIds"},
+            "authToken": "a-generated-token-of-sufficient-length",
+        },
+    ):
+        (message,) = check(elasticache.RBAC, resource_args(elasticache.REPLICATION_GROUP, props))
+        assert "shared AUTH token" in message
 
 
 def test_a_standalone_cluster_cannot_comply() -> None:
@@ -67,7 +74,7 @@ def test_a_standalone_cluster_cannot_comply() -> None:
         "'solo' cannot encrypt at rest on its own: use an elasticache.ReplicationGroup, which "
         "supports it."
     ]
-    assert len(check(elasticache.AUTH_TOKEN, args)) == 1
+    assert len(check(elasticache.RBAC, args)) == 1
 
 
 def test_a_member_of_a_group_is_judged_through_its_group() -> None:

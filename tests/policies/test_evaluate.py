@@ -88,7 +88,7 @@ def compliant_prod_stack() -> list[ResourceRecord]:
             {
                 "transitEncryptionEnabled": True,
                 "atRestEncryptionEnabled": True,
-                "authToken": "[secret]",
+                "userGroupIds": ["agent-prod-cache"],
             },
             protect=True,
         ),
@@ -248,8 +248,8 @@ def test_a_compliant_production_stack_has_no_violations() -> None:
         ("aws:rds/instance:Instance", {"tags": {"owner": ""}}, "required-tags"),
         (
             "aws:elasticache/replicationGroup:ReplicationGroup",
-            {"authToken": None},
-            "elasticache-auth-token",
+            {"userGroupIds": None},
+            "elasticache-rbac",
         ),
         ("aws:ecr/repository:Repository", {"imageTagMutability": "MUTABLE"}, "ecr-immutable-tags"),
         ("aws:eks/cluster:Cluster", {"enabledClusterLogTypes": []}, "eks-control-plane-logs"),

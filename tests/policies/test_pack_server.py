@@ -82,7 +82,7 @@ def test_the_cli_sees_every_policy_at_its_level(analyzer: analyzer_pb2_grpc.Anal
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "agent-platform"
     levels = {policy.name: policy.enforcementLevel for policy in info.policies}
-    assert len(levels) == len(ALL_POLICIES) == 43
+    assert len(levels) == len(ALL_POLICIES) == 45
     assert levels["stack-monthly-budget"] == analyzer_pb2.ADVISORY
     assert levels["kubernetes-image-not-latest-in-dev"] == analyzer_pb2.ADVISORY
     assert levels["rds-backup-retention"] == analyzer_pb2.MANDATORY

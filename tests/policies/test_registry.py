@@ -14,7 +14,7 @@ EXPECTED_LEVELS = {
     "rds-multi-az-in-production": EnforcementLevel.MANDATORY,
     "elasticache-encryption-in-transit": EnforcementLevel.MANDATORY,
     "elasticache-encryption-at-rest": EnforcementLevel.MANDATORY,
-    "elasticache-auth-token": EnforcementLevel.MANDATORY,
+    "elasticache-rbac": EnforcementLevel.MANDATORY,
     "s3-public-access-block": EnforcementLevel.MANDATORY,
     "s3-versioning": EnforcementLevel.MANDATORY,
     "s3-sse-kms": EnforcementLevel.MANDATORY,
@@ -54,6 +54,8 @@ EXPECTED_LEVELS = {
     "kubernetes-no-retired-chart": EnforcementLevel.ADVISORY,
     # An estimate from assumed usage informs; a stack file makes it mandatory (cost.enforce).
     "stack-monthly-budget": EnforcementLevel.ADVISORY,
+    "no-pod-mounts-the-rds-master-secret": EnforcementLevel.MANDATORY,
+    "service-database-user-is-not-the-master": EnforcementLevel.MANDATORY,
 }
 STACK_POLICIES = {
     "s3-public-access-block",
@@ -70,6 +72,8 @@ STACK_POLICIES = {
     "eks-endpoint-reachable-by-deployer",
     "eks-admin-access-entries",
     "stack-monthly-budget",
+    "no-pod-mounts-the-rds-master-secret",
+    "service-database-user-is-not-the-master",
 }
 
 

@@ -19,6 +19,7 @@ from tools.local.environment import (
     usage,
 )
 from tools.local.layout import Ports
+from tools.local.rotate import rotate
 from tools.local.secrets import ensure_credentials
 from tools.local.supervisor import Supervisor
 
@@ -35,7 +36,7 @@ def _ports() -> Ports:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.local")
-    parser.add_argument("command", choices=["up", "down", "status", "supervise"])
+    parser.add_argument("command", choices=["up", "down", "status", "supervise", "rotate"])
     parser.add_argument(
         "--state-dir", help="default: .local in the repository (or LOCAL_STATE_DIR)"
     )
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "status":
             print(json.dumps(read_status(layout), indent=2))
+        elif args.command == "rotate":
+            if supervisor_pid(layout) is None:
+                raise LocalError("the local environment is not running: `make up` first")
+            for line in rotate(layout, load_ports(layout, _ports())).lines():
+                print(line)
         else:
             ports = load_ports(layout, _ports())
             return Supervisor(layout, ports, ensure_credentials(layout.secrets)).run()

@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import psycopg
+from agent_service.core.redis_access import access_rules
 from psycopg import sql
 
 from tools.kit.ports import port_open
@@ -35,6 +36,8 @@ BUCKET = "agent-backups"
 REGION = "eu-west-1"
 # moto accepts any credentials; these only keep botocore from looking for real ones.
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+# The environment's Redis administrator (ACL changes, `make rotate`); the service never is.
+REDIS_ADMIN = "local-admin"
 
 
 SERVICE_OS_USER = "nobody"
@@ -217,7 +220,7 @@ def _as(owner: tuple[int, int] | None) -> Callable[[], None] | None:
     return drop
 
 
-def _admin_conninfo(layout: Layout) -> str:
+def admin_conninfo(layout: Layout) -> str:
     return f"host={layout.pg_socket_dir} port={_pg_port(layout)} user=postgres dbname=postgres"
 
 
@@ -225,7 +228,7 @@ def postgres_accepting(layout: Layout) -> bool:
     """PostgreSQL listens before it accepts sessions ("the database system is starting up"):
     ready is a session that opens."""
     try:
-        with psycopg.connect(_admin_conninfo(layout), connect_timeout=2):
+        with psycopg.connect(admin_conninfo(layout), connect_timeout=2):
             return True
     except psycopg.OperationalError:
         return False
@@ -233,11 +236,13 @@ def postgres_accepting(layout: Layout) -> bool:
 
 def bootstrap_database(layout: Layout, credentials: Credentials) -> None:
     """The service's role and database; the password is (re)set from the secret file."""
-    with psycopg.connect(_admin_conninfo(layout), autocommit=True) as conn:
+    with psycopg.connect(admin_conninfo(layout), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'agent'").fetchone()
         verb = "ALTER" if exists else "CREATE"
+        # CREATEROLE: the migration creates the least-privilege roles
+        # (agent_service.persistence.roles), as the migrator does in RDS.
         conn.execute(
-            sql.SQL(verb + " ROLE agent LOGIN CREATEDB PASSWORD {}").format(
+            sql.SQL(verb + " ROLE agent LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
                 sql.Literal(credentials.database_password)
             )
         )
@@ -250,7 +255,8 @@ def _pg_port(layout: Layout) -> int:
 
 
 def prepare_redis(layout: Layout, ports: Ports, credentials: Credentials) -> Path:
-    """A config file (mode 600) carries the password, so it is not in the process listing."""
+    """A config file (mode 600) carries the passwords, so they are not in the process listing.
+    Written from the secret files at every start: a rotation's result survives a restart."""
     layout.redis_dir.mkdir(parents=True, exist_ok=True)
     config = layout.redis_dir / "redis.conf"
     write_private(
@@ -260,7 +266,19 @@ def prepare_redis(layout: Layout, ports: Ports, credentials: Credentials) -> Pat
                 "bind 127.0.0.1",
                 f"port {ports.redis}",
                 f"dir {layout.redis_dir}",
-                f"requirepass {credentials.redis_password}",
+                # ACL users as in ElastiCache RBAC: the default user off, the service's user
+                # limited to its keys and commands, the environment's admin for rotation.
+                "user default off",
+                " ".join(
+                    [
+                        "user",
+                        credentials.redis_username,
+                        "on",
+                        f">{credentials.redis_password}",
+                        *access_rules(),
+                    ]
+                ),
+                f"user {REDIS_ADMIN} on >{credentials.redis_admin_password} ~* &* +@all",
                 "appendonly no",
                 "save ''",
                 "",

@@ -247,6 +247,18 @@ def _secret(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any], region: 
     return str(out["arn"])
 
 
+def _sar_stack(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any], region: str) -> str:
+    """A Serverless Application Repository stack: the rotation templates output the function's
+    ARN as RotationLambdaARN."""
+    name = str(args.inputs.get("name", args.name))
+    out["outputs"] = {
+        "RotationLambdaARN": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}",
+    }
+    return (
+        f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/serverlessrepo-{name}/{_hex(name, 8)}"
+    )
+
+
 def _repository(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any], region: str) -> str:
     name = str(out.get("name") or args.name)
     out["arn"] = f"arn:aws:ecr:{region}:{ACCOUNT_ID}:repository/{name}"
@@ -307,6 +319,7 @@ _SHAPERS: dict[str, Shaper] = {
     "aws:elasticache/subnetGroup:SubnetGroup": _named,
     "aws:elasticache/replicationGroup:ReplicationGroup": _replication_group,
     "aws:secretsmanager/secret:Secret": _secret,
+    "aws:serverlessrepository/cloudFormationStack:CloudFormationStack": _sar_stack,
     "aws:ecr/repository:Repository": _repository,
     "aws:s3/bucket:Bucket": _bucket,
     "random:index/randomPassword:RandomPassword": _random_password,

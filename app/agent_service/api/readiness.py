@@ -16,6 +16,7 @@ import psycopg_pool
 
 from agent_service.api.deps import Services
 from agent_service.persistence.errors import describe_unavailable
+from agent_service.persistence.pool import PoolCredentials, pool_credentials
 
 CHECK_TIMEOUT_SECONDS = 3.0
 POOL_PING_TIMEOUT_SECONDS = 1.0
@@ -32,16 +33,38 @@ async def _timed(check: Awaitable[dict[str, Any]]) -> dict[str, Any]:
         return {"ok": False, "detail": describe_unavailable(exc)}
 
 
-async def _direct_probe(conninfo: str) -> str:
-    """Why the pool has no connection: a fresh connection's error names the cause
-    (refused, unknown host, authentication) where the pool can only say it timed out."""
-    try:
-        conn = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=1)
-    except psycopg.Error as exc:
-        text = str(exc).strip()
-        return text.splitlines()[0] if text else type(exc).__name__
-    await conn.close()
-    return "the server accepts connections but every pooled connection is busy"
+async def _direct_probe(services: Services) -> str:
+    """Why the pool has no connection: a fresh connection with the current credential names
+    the cause (refused, unknown host, authentication) where the pool can only say it timed
+    out. An authentication failure names the secret files the credential comes from."""
+    pool = services.persistence.pool
+    credentials = None if pool is None else pool_credentials(pool)
+    if credentials is None:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                services.settings.database_conninfo(), connect_timeout=1
+            )
+        except psycopg.Error as exc:
+            text = str(exc).strip()
+            return text.splitlines()[0] if text else type(exc).__name__
+        await conn.close()
+        return "the server accepts connections but every pooled connection is busy"
+    reason = await credentials.probe()
+    if reason is None:
+        return "the server accepts connections but every pooled connection is busy"
+    return reason + _credential_hint(credentials, reason)
+
+
+def _credential_hint(credentials: PoolCredentials, reason: str) -> str:
+    if "authentication" not in reason and "password" not in reason:
+        return ""
+    source = credentials.source
+    where = (
+        f"secret files {source.user_file}/{source.password_file} (re-read per connection)"
+        if source.rotates
+        else "DATABASE_USER/DATABASE_PASSWORD as set at start-up"
+    )
+    return f" (credential from {where})"
 
 
 async def _database(services: Services) -> dict[str, Any]:
@@ -54,8 +77,23 @@ async def _database(services: Services) -> dict[str, Any]:
             async with pool.connection(timeout=POOL_PING_TIMEOUT_SECONDS) as conn:
                 await conn.execute("SELECT 1")
         except (psycopg_pool.PoolTimeout, psycopg.OperationalError):
-            reason = await _direct_probe(services.settings.database_conninfo())
+            reason = await _direct_probe(services)
             return {"ok": False, "detail": f"the database is unavailable: {reason}"}
+        credentials = pool_credentials(pool)
+        failure = None if credentials is None else credentials.failure()
+        if credentials is not None and failure is not None:
+            # Connections opened with the previous credential still serve; new ones fail.
+            # Ready but degraded: taking every pod out of the load balancer for a bad secret
+            # would start the outage early. Once those connections are gone the pool check
+            # above fails and names the same cause.
+            return {
+                "ok": True,
+                "degraded": True,
+                "detail": "the current database credential is refused: "
+                + failure
+                + _credential_hint(credentials, failure)
+                + "; connections opened with the previous credential still serve",
+            }
     missing = await tables.missing_tables()
     if missing:
         return {

@@ -13,11 +13,12 @@ import structlog
 from redis.exceptions import RedisError
 
 from agent_service.core.circuit import Circuit
+from agent_service.core.redis_access import RATE_LIMIT_PREFIX
 
 log = structlog.get_logger(__name__)
 
 WINDOW_SECONDS = 60.0
-KEY_PREFIX = "agent-service:ratelimit:"
+KEY_PREFIX = RATE_LIMIT_PREFIX
 
 # Atomic window check on the Redis clock (replicas' clocks may differ): drop entries older
 # than the window, admit when below the limit, otherwise return milliseconds until the

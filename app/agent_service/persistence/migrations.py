@@ -4,15 +4,16 @@ hook, two releases) from racing each other."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import aiosqlite
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
+from agent_service.persistence import roles
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.pool import CONNECTION_KWARGS
 from agent_service.persistence.schema import (
@@ -37,25 +38,39 @@ async def migrate_postgres(conninfo: str, *, connect_timeout: int = 10) -> int:
     async with conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
         try:
-            await AsyncPostgresSaver(conn).setup()
-            await AsyncPostgresStore(conn).setup()
-            await conn.execute(POSTGRES_VERSION_TABLE)
-            cur = await conn.execute(
-                "SELECT coalesce(max(version), 0) AS v FROM agent_schema_version"
+            await roles.ensure_roles(conn)
+            # A no-op with a warning unless the migrating user may grant on the schema (its
+            # owner, a superuser): the bootstrap grants it once otherwise.
+            await conn.execute(
+                sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(
+                    sql.Identifier(roles.SCHEMA), sql.Identifier(roles.OWNER)
+                )
             )
-            row = await cur.fetchone()
-            current = 0 if row is None else int(row["v"])
-            applied = 0
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                async with conn.transaction():
-                    await conn.execute(POSTGRES_MIGRATIONS[version - 1])
-                    await conn.execute(
-                        "INSERT INTO agent_schema_version (version) VALUES (%s)", (version,)
-                    )
-                applied += 1
+            await roles.take_ownership(conn)
+            # Everything below is created by, and belongs to, the owner role.
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(roles.OWNER)))
+            applied = await _migrate_schema(conn)
+            await roles.grant_privileges(conn)
+            await conn.execute("RESET ROLE")
             return applied
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
+
+
+async def _migrate_schema(conn: AsyncConnection[Any]) -> int:
+    await AsyncPostgresSaver(conn).setup()
+    await AsyncPostgresStore(conn).setup()
+    await conn.execute(POSTGRES_VERSION_TABLE)
+    cur = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM agent_schema_version")
+    row = await cur.fetchone()
+    current = 0 if row is None else int(row["v"])
+    applied = 0
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        async with conn.transaction():
+            await conn.execute(POSTGRES_MIGRATIONS[version - 1])
+            await conn.execute("INSERT INTO agent_schema_version (version) VALUES (%s)", (version,))
+        applied += 1
+    return applied
 
 
 async def migrate_sqlite(persistence: Persistence) -> int:

@@ -21,10 +21,11 @@ from langgraph.cache.base import BaseCache, FullKey, Namespace
 from redis.exceptions import RedisError
 
 from agent_service.core.circuit import Circuit
+from agent_service.core.redis_access import NODE_CACHE_PREFIX
 
 log = structlog.get_logger(__name__)
 
-KEY_PREFIX = "agent-service:node-cache:"
+KEY_PREFIX = NODE_CACHE_PREFIX
 LOCAL_MAX_ENTRIES = 10_000
 
 

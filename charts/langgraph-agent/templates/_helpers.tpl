@@ -114,17 +114,72 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/* The migration hook's own Secret name: the existing Secret, or a hook-time ExternalSecret
-(the release's ExternalSecret does not exist yet when a pre-install hook runs). */}}
+with the migrator's login (the release's ExternalSecrets do not exist yet when a pre-install
+hook runs). */}}
 {{- define "langgraph-agent.migrationSecretName" -}}
 {{- if .Values.existingSecret }}
 {{- .Values.existingSecret }}
-{{- else if .Values.externalSecrets.enabled }}
-{{- range .Values.externalSecrets.data }}
-{{- if eq .secretKey "database_password" }}
-{{- printf "%s-migration" (include "langgraph-agent.fullname" $) }}
+{{- else if and .Values.externalSecrets.enabled .Values.externalSecrets.migration.data }}
+{{- printf "%s-migration" (include "langgraph-agent.fullname" .) }}
 {{- end }}
 {{- end }}
+
+{{/* A scheduled job's Secret (.component backup or retention): with External Secrets its own,
+holding only its database login; otherwise the existing Secret. */}}
+{{- define "langgraph-agent.jobSecretName" -}}
+{{- if .root.Values.existingSecret }}
+{{- .root.Values.existingSecret }}
+{{- else if .root.Values.externalSecrets.enabled }}
+{{- printf "%s-%s" (include "langgraph-agent.fullname" .root) .component }}
 {{- end }}
+{{- end }}
+
+{{/*
+An ExternalSecret (.name, .data entries, .deletionPolicy, optional .annotations for hooks).
+Its Secret is excluded from Flagger's configuration tracking: Flagger otherwise gives the
+primary Deployment its own `-primary` copy, refreshed only on promotion, and counts a changed
+value as a new revision ("If you annotate your ConfigMap or Secret with
+flagger.app/config-tracking: disabled, Flagger will use the same object for the primary
+deployment instead of making a primary copy": https://docs.flagger.app/usage/how-it-works).
+With it, a rotated value reaches the serving pods' files within refreshInterval plus the
+kubelet's sync, and no rollout is needed. The annotation goes on the Secret through the
+target template's metadata (https://external-secrets.io/latest/guides/templating/).
+*/}}
+{{- define "langgraph-agent.externalSecret" -}}
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: {{ .name }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "langgraph-agent.labels" .root | nindent 4 }}
+  {{- with .annotations }}
+  annotations:
+    {{- . | nindent 4 }}
+  {{- end }}
+spec:
+  refreshInterval: {{ .root.Values.externalSecrets.refreshInterval }}
+  secretStoreRef:
+    name: {{ .root.Values.externalSecrets.secretStoreRef.name }}
+    kind: {{ .root.Values.externalSecrets.secretStoreRef.kind }}
+  target:
+    name: {{ .name }}
+    # The Secret belongs to the ExternalSecret.
+    creationPolicy: Owner
+    deletionPolicy: {{ .deletionPolicy }}
+    template:
+      metadata:
+        annotations:
+          flagger.app/config-tracking: disabled
+  data:
+    {{- range .data }}
+    - secretKey: {{ .secretKey }}
+      remoteRef:
+        key: {{ .remoteRef.key | quote }}
+        {{- with .remoteRef.property }}
+        property: {{ . | quote }}
+        {{- end }}
+    {{- end }}
 {{- end }}
 
 {{/* Whether the migration hook syncs its password with its own ExternalSecret. */}}
@@ -195,7 +250,14 @@ tolerations:
     sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
 {{- end }}
 
-{{/* The secret-files volume for the Secret named .secretName, optionally limited to .keys. */}}
+{{/* The keys a job mounts from its Secret: its own login (External Secrets), or the database
+password of the shared existing Secret. */}}
+{{- define "langgraph-agent.databaseLoginKeys" -}}
+{{- if .Values.existingSecret }}database_password{{- else }}database_user database_password{{- end }}
+{{- end }}
+
+{{/* The secret-files volume for the Secret named .secretName, optionally limited to .keys
+(space-separated). */}}
 {{- define "langgraph-agent.secretVolume" -}}
 - name: secrets
   secret:
@@ -204,7 +266,7 @@ tolerations:
     defaultMode: 0440
     {{- with .keys }}
     items:
-      {{- range . }}
+      {{- range splitList " " . }}
       - key: {{ . }}
         path: {{ . }}
       {{- end }}
@@ -275,6 +337,22 @@ change. Included once, from the Deployment.
 {{- end }}
 {{- if and $v.externalSecrets.enabled (eq (len $v.externalSecrets.data) 0) }}
 {{- fail "externalSecrets.enabled requires at least one externalSecrets.data entry" }}
+{{- end }}
+{{- if and $v.externalSecrets.enabled $v.config.databaseUrl }}
+{{- range $component := list "migration" "backup" "retention" }}
+{{- $keys := list }}
+{{- range (index $v.externalSecrets $component).data }}{{- $keys = append $keys .secretKey }}{{- end }}
+{{- if and (index $v $component).enabled (not (and (has "database_user" $keys) (has "database_password" $keys))) }}
+{{- fail (printf "%s.enabled with externalSecrets.enabled requires externalSecrets.%s.data entries for database_user and database_password (its own database role's login): the %s never logs in with the service's credential" $component $component $component) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $owner, $entries := dict "data" $v.externalSecrets.data "migration.data" $v.externalSecrets.migration.data "backup.data" $v.externalSecrets.backup.data "retention.data" $v.externalSecrets.retention.data }}
+{{- range $entries }}
+{{- if contains ":secret:rds!" (toString .remoteRef.key) }}
+{{- fail (printf "externalSecrets.%s names an RDS-managed master secret (%s): the master user is break-glass only and never mounted into a pod; use the secret of the workload's own database role" $owner .remoteRef.key) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- $minGrace := add $v.preStopSleepSeconds $v.config.shutdownGraceSeconds 5 }}
 {{- if le (int $v.terminationGracePeriodSeconds) (int $minGrace) }}
