@@ -95,6 +95,24 @@ RESEARCH_TASKS = Counter(
 
 # --- HTTP edge (updated by the server) ----------------------------------------------------
 
+# Labelled by the route *template* (`/threads/{thread_id}/runs`), never the raw path: a path
+# holds thread ids, and an unmatched path (a scanner's probe) counts as `unmatched`.
+HTTP_REQUESTS = Counter(
+    "agent_service_http_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "code"],
+)
+
+# Streams count until their last byte: a streamed run's request lasts as long as the run.
+HTTP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+HTTP_REQUEST_DURATION = Histogram(
+    "agent_service_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its response, by method and route template.",
+    ["method", "route"],
+    buckets=HTTP_LATENCY_BUCKETS,
+)
+
 RATE_LIMIT_REJECTIONS = Counter(
     "agent_service_rate_limit_rejections_total",
     "Requests answered 429 by the per-principal rate limiter, by limiter backend (redis, memory).",

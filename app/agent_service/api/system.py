@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -17,6 +20,7 @@ from prometheus_client import (
 import agent_service
 from agent_service.api.deps import get_services
 from agent_service.api.readiness import readiness
+from agent_service.persistence.pool import publish_pool_stats
 
 router = APIRouter(tags=["system"])
 
@@ -59,6 +63,29 @@ async def info(request: Request) -> dict[str, Any]:
     }
 
 
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def _forget_dead_workers(directory: Path) -> None:
+    """A `live*` gauge must count live workers only, but nothing tells prometheus-client that
+    uvicorn replaced a worker: drop the live-gauge files of processes that are gone (the
+    library's `mark_process_dead`, which a gunicorn `child_exit` hook would call:
+    https://prometheus.github.io/client_python/multiprocess/). Counters and histograms of a
+    dead worker stay, so totals never go backwards."""
+    pids = {
+        int(match.group(1))
+        for name in os.listdir(directory)
+        if (match := _LIVE_GAUGE_FILE.match(name))
+    }
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+        except PermissionError:
+            continue  # alive, under another user
+
+
 @router.get(
     "/metrics",
     response_class=Response,
@@ -70,7 +97,12 @@ async def info(request: Request) -> dict[str, Any]:
     },
 )
 async def metrics(request: Request) -> Response:
-    if get_services(request).settings.prometheus_multiproc_dir is not None:
+    services = get_services(request)
+    if services.persistence.pool is not None:
+        publish_pool_stats(services.persistence.pool)
+    directory = services.settings.prometheus_multiproc_dir
+    if directory is not None:
+        _forget_dead_workers(directory)
         # Several uvicorn workers: merge every process's samples.
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -14,6 +14,12 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from agent_service.metrics import (
+    DB_POOL_AVAILABLE,
+    DB_POOL_MAX,
+    DB_POOL_REQUESTS_WAITING,
+    DB_POOL_SIZE,
+)
 from agent_service.settings import Settings
 
 Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
@@ -48,3 +54,15 @@ def build_pool(settings: Settings, *, name: str = "agent-service") -> Pool:
         open=False,
         name=name,
     )
+
+
+def publish_pool_stats(pool: Pool) -> None:
+    """Copy the pool's state into the pool gauges (psycopg_pool's `get_stats()`, which also
+    holds counters we leave alone: https://www.psycopg.org/psycopg3/docs/advanced/pool.html#pool-stats).
+    Called on every scrape and every few seconds, so that with several workers each worker's
+    gauge file is fresh whichever worker answers the scrape."""
+    stats = pool.get_stats()
+    DB_POOL_SIZE.set(stats.get("pool_size", 0))
+    DB_POOL_AVAILABLE.set(stats.get("pool_available", 0))
+    DB_POOL_MAX.set(stats.get("pool_max", pool.max_size))
+    DB_POOL_REQUESTS_WAITING.set(stats.get("requests_waiting", 0))

@@ -32,6 +32,7 @@ from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.core.request_context import annotate
 from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import Graph, Graphs
+from agent_service.metrics import ACTIVE_RUNS, GRAPH_EXECUTIONS, RUN_DURATION
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.records import RunRecord, ThreadExistsError, ThreadStatus
 from agent_service.runs.errors import (
@@ -426,6 +427,8 @@ class RunEngine:
         started = time.perf_counter()
         finished = Finished("error")
         heartbeat = asyncio.create_task(self._keep_lease(prepared.thread_id, prepared.run_id))
+        active = ACTIVE_RUNS.labels(graph=prepared.graph_id)
+        active.inc()
         log.info(
             "run started",
             run_id=prepared.run_id,
@@ -452,6 +455,7 @@ class RunEngine:
             finished = Finished("error", exc)
         finally:
             heartbeat.cancel()
+            active.dec()
             try:
                 # Record the outcome and free the thread before the client hears the end, so
                 # its next run on the thread never races this one's release.
@@ -468,6 +472,10 @@ class RunEngine:
             "error": ("error", "error"),
         }
         status, thread_status = run_status[finished.outcome]
+        # The alerts' and the canary's unit of work: a run's outcome, whatever HTTP status
+        # carried it (a stream has answered 200 long before its run fails).
+        GRAPH_EXECUTIONS.labels(graph=prepared.graph_id, status=finished.outcome).inc()
+        RUN_DURATION.labels(graph=prepared.graph_id).observe(seconds)
         error = None if finished.error is None else run_failure_message(finished.error)
         log_fields = {
             "run_id": prepared.run_id,
