@@ -151,7 +151,12 @@ class TuningSettings(GraphOptions):
     )
     log_level: LogLevel = Field(default="INFO", description="level of the JSON logs on stdout")
     shutdown_grace_seconds: float = Field(
-        default=25.0, ge=0, le=600, description="drain time after SIGTERM"
+        # As long as a run may last (REQUEST_TIMEOUT_SECONDS), so that a rollout or a
+        # scale-down lets running runs finish; the chart checks the two against each other.
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="drain time after SIGTERM",
     )
     metrics_require_auth: bool = Field(
         default=False, description="`true` puts /metrics behind X-API-Key"

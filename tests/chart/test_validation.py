@@ -27,6 +27,7 @@ from tools.kit.programs import REPO_ROOT
 pytestmark = pytest.mark.helm
 CRD_KINDS = {
     ("flagger.app/v1beta1", "Canary"),
+    ("flagger.app/v1beta1", "MetricTemplate"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("external-secrets.io/v1", "ExternalSecret"),

@@ -57,7 +57,8 @@ CHART_NOTES = {
     "retention jobs are not rendered.",
     "backup_bucket": "Required when backup.enabled.",
     "shutdown_grace_seconds": "The pod's grace period must exceed preStopSleepSeconds + this + "
-    "5 s, which the chart checks.",
+    "5 s, and this must be at least requestTimeoutSeconds (a drain that cancels runs the "
+    "request timeout would have let finish), which the chart checks.",
     "metrics_require_auth": "A ServiceMonitor cannot send that header, so the chart refuses "
     "this together with monitoring.enabled.",
 }

@@ -264,9 +264,6 @@ change. Included once, from the Deployment.
 {{- if and $v.podDisruptionBudget.enabled (not (kindIs "invalid" $v.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
 {{- end }}
-{{- if and $v.podDisruptionBudget.enabled (kindIs "invalid" $v.podDisruptionBudget.minAvailable) (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable) }}
-{{- fail "podDisruptionBudget.enabled requires minAvailable or maxUnavailable" }}
-{{- end }}
 {{- if gt (int $v.config.databasePoolMin) (int $v.config.databasePoolMax) }}
 {{- fail (printf "config.databasePoolMin (%d) is greater than config.databasePoolMax (%d)" (int $v.config.databasePoolMin) (int $v.config.databasePoolMax)) }}
 {{- end }}
@@ -279,6 +276,30 @@ change. Included once, from the Deployment.
 {{- $minGrace := add $v.preStopSleepSeconds $v.config.shutdownGraceSeconds 5 }}
 {{- if le (int $v.terminationGracePeriodSeconds) (int $minGrace) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + config.shutdownGraceSeconds + 5 s of cancellation (%d)" (int $v.terminationGracePeriodSeconds) (int $minGrace)) }}
+{{- end }}
+{{- if lt (float64 $v.config.shutdownGraceSeconds) (float64 $v.config.requestTimeoutSeconds) }}
+{{- fail (printf "config.shutdownGraceSeconds (%v) must be at least config.requestTimeoutSeconds (%v): a rollout or scale-down would cancel runs the request timeout lets run" $v.config.shutdownGraceSeconds $v.config.requestTimeoutSeconds) }}
+{{- end }}
+{{- if $v.podDisruptionBudget.enabled }}
+{{- $pdb := $v.podDisruptionBudget }}
+{{- $smallest := ternary (int $v.autoscaling.minReplicas) (int $v.replicaCount) $v.autoscaling.enabled }}
+{{- if not (kindIs "invalid" $pdb.maxUnavailable) }}
+{{- if or (eq (toString $pdb.maxUnavailable) "0") (eq (toString $pdb.maxUnavailable) "0%") }}
+{{- fail "podDisruptionBudget.maxUnavailable 0 blocks every eviction: node drains and cluster upgrades would hang; use 1" }}
+{{- end }}
+{{- else if kindIs "string" $pdb.minAvailable }}
+{{- if eq $pdb.minAvailable "100%" }}
+{{- fail "podDisruptionBudget.minAvailable 100% blocks every eviction: node drains would hang; use maxUnavailable: 1" }}
+{{- end }}
+{{- else if ge (int $pdb.minAvailable) $smallest }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) is not below the smallest replica count (%d): it blocks every eviction and node drains would hang; use maxUnavailable: 1" (int $pdb.minAvailable) $smallest) }}
+{{- end }}
+{{- end }}
+{{- $configured := include "langgraph-agent.configData" . | fromYaml }}
+{{- range $v.extraEnv }}
+{{- if hasKey $configured .name }}
+{{- fail (printf "extraEnv %s is set by the chart (config.%s): change the config value instead" .name (.name | lower | camelcase | untitle)) }}
+{{- end }}
 {{- end }}
 {{- if not $v.config.databaseUrl }}
 {{- if or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled $v.canary.enabled }}
