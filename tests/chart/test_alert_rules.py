@@ -15,7 +15,7 @@ import yaml
 
 from tests.chart.prometheus_rules import write_rule_file
 from tests.chart.support import FULLNAME, NAMESPACE, Rendered, render_env
-from tests.support.binaries import REPO_ROOT, require_binary
+from tools.kit.programs import REPO_ROOT, require_program
 
 pytestmark = pytest.mark.helm
 
@@ -28,7 +28,7 @@ CRONJOB = f'cronjob="{FULLNAME}-backup", namespace="{NAMESPACE}"'
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [require_binary("promtool"), *args], capture_output=True, text=True, timeout=60
+        [require_program("promtool"), *args], capture_output=True, text=True, timeout=60
     )
 
 

@@ -78,7 +78,7 @@ def test_turning_the_canary_off_after_deleting_the_canary_serves_the_target_pods
 
 
 def test_the_procedure_is_documented(canary: Rendered) -> None:
-    from tests.support.binaries import REPO_ROOT
+    from tools.kit.programs import REPO_ROOT
 
     text = (REPO_ROOT / "docs" / "canary.md").read_text()
     for step in (

@@ -218,15 +218,15 @@ def test_with_the_canary_the_charts_service_is_flaggers_apex_spec(canary: Render
     """Flagger adopts an existing apex Service by setting its ports and selector to its own
     (ClusterIP, the Canary's port/portName/targetPort over TCP, the -primary pods): the chart
     renders exactly that, so neither undoes the other (pkg/router/kubernetes_default.go)."""
-    canary = canary.one("Canary")["spec"]["service"]
+    flagger = canary.one("Canary")["spec"]["service"]
     service = canary.one("Service")
     assert service["spec"] == {
         "type": "ClusterIP",
         "ports": [
             {
-                "name": canary["portName"],
-                "port": canary["port"],
-                "targetPort": canary["targetPort"],
+                "name": flagger["portName"],
+                "port": flagger["port"],
+                "targetPort": flagger["targetPort"],
                 "protocol": "TCP",
             }
         ],
