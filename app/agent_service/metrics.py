@@ -13,7 +13,13 @@ words): never a user, thread or request id, which would grow the series without 
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.registry import Collector
 
 # --- runs (updated by the server's run engine) ----------------------------------------------
 
@@ -144,3 +150,49 @@ DB_POOL_REQUESTS_WAITING = Gauge(
     "Requests queued for a PostgreSQL connection, summed over live workers.",
     multiprocess_mode="livesum",
 )
+
+
+# --- exposition ----------------------------------------------------------------------------
+
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def forget_dead_workers(directory: Path) -> None:
+    """A `live*` gauge must count live workers only, but nothing tells prometheus-client that
+    uvicorn replaced a worker: drop the live-gauge files of processes that are gone (the
+    library's `mark_process_dead`, which a gunicorn `child_exit` hook would call:
+    https://prometheus.github.io/client_python/multiprocess/). Counters and histograms of a
+    dead worker stay, so totals never go backwards."""
+    pids = {
+        int(match.group(1))
+        for name in os.listdir(directory)
+        if (match := _LIVE_GAUGE_FILE.match(name))
+    }
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+        except PermissionError:
+            continue  # alive, under another user
+
+
+class _WorkersCollector(Collector):
+    """Every worker's samples, merged from the multiprocess directory at each scrape."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._merged = multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            None, path=str(directory)
+        )
+
+    def collect(self) -> Any:
+        forget_dead_workers(self._directory)
+        return self._merged.collect()  # type: ignore[no-untyped-call]
+
+
+def workers_registry(directory: Path) -> CollectorRegistry:
+    """The registry that serves the merged samples of every worker writing to `directory`."""
+    registry = CollectorRegistry()
+    registry.register(_WorkersCollector(directory))
+    return registry

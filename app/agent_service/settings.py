@@ -224,6 +224,13 @@ class Settings(BaseSettings, TuningSettings):
         description="listen address",
     )
     port: int = Field(default=8000, ge=1, le=65535, description="listen port")
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="port of a separate /metrics listener (the chart sets 9464, which its "
+        "Ingress never routes); 0 serves /metrics on PORT",
+    )
     secrets_dir: Path = Field(
         default=Path(DEFAULT_SECRETS_DIR),
         description="directory of the secret files, one per secret setting, named in lower case",

@@ -34,7 +34,10 @@ def _agent(rendered: Rendered) -> dict[str, Any]:
 def test_probes_hit_health_and_ready_on_the_http_port(each_env: tuple[str, Rendered]) -> None:
     _, rendered = each_env
     container = _agent(rendered)
-    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9464, "protocol": "TCP"},
+    ]
     probes = {name: container[name] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
     assert probes["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert probes["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}

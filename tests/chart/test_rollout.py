@@ -232,8 +232,8 @@ def test_with_the_canary_the_charts_service_is_flaggers_apex_spec(canary: Render
         ],
         "selector": {"app.kubernetes.io/name": "langgraph-agent-primary"},
     }
-    # Not scraped through the apex (it would count the primary pods twice).
-    assert "app.kubernetes.io/component" not in service["metadata"]["labels"]
+    # No metrics port: the PodMonitor scrapes the pods, never through a Service.
+    assert all(port["name"] == "http" for port in service["spec"]["ports"])
 
 
 def test_without_the_canary_the_chart_creates_the_service(autoscaled: Rendered) -> None:

@@ -90,7 +90,7 @@ def _prometheus_config(service_port: int, rules: Path) -> dict[str, Any]:
 @pytest.fixture
 def prometheus_and_service(
     tmp_path: Path, postgres_server_own: PostgresServer, rendered: Rendered
-) -> Iterator[tuple[str, str, PostgresServer]]:
+) -> Iterator[tuple[str, str, int, PostgresServer]]:
     env = service_env(
         database_url=fresh_database(postgres_server_own),
         api_keys=api_keys_json(),
@@ -99,14 +99,15 @@ def prometheus_and_service(
         database_pool_timeout_seconds=1,
         request_timeout_seconds=30,
         shutdown_grace_seconds=30,
+        # As the chart runs it: /metrics only on its own port, which Prometheus scrapes.
+        metrics_port=(metrics_port := free_port()),
     )
     with serve_in_process(env, tmp_path / "service.log", [sys.executable, *DRILL_LAUNCHER]) as svc:
         wait_until_ready(svc.url)
-        service_port = int(svc.url.rsplit(":", 1)[1])
         rules = tmp_path / "rules.yaml"
         _drill_rules(rendered, rules)
         config = tmp_path / "prometheus.yml"
-        config.write_text(yaml.safe_dump(_prometheus_config(service_port, rules)))
+        config.write_text(yaml.safe_dump(_prometheus_config(metrics_port, rules)))
         port = free_port()
         command = [
             require_program("prometheus"),
@@ -123,7 +124,7 @@ def prometheus_and_service(
             ready_path="/-/ready",
             stop_timeout=10,
         ) as prometheus:
-            yield prometheus.url, svc.url, postgres_server_own
+            yield prometheus.url, svc.url, metrics_port, postgres_server_own
 
 
 def _query(prometheus: str, promql: str) -> list[dict[str, Any]]:
@@ -161,8 +162,8 @@ def _run(service: str, graph: str, **body: Any) -> int:
         return http.post("/runs/wait", json=payload).status_code
 
 
-def _service_counters(service: str) -> dict[str, float]:
-    samples = scrape(service)
+def _service_counters(metrics: str) -> dict[str, float]:
+    samples = scrape(metrics)
     runs = "agent_service_graph_executions_total"
     return {
         "success": value(samples, runs, graph=GRAPH_ID, status="success"),
@@ -171,12 +172,12 @@ def _service_counters(service: str) -> dict[str, float]:
 
 
 def test_alerts_fire_and_canary_queries_answer_under_injected_faults(
-    prometheus_and_service: tuple[str, str, PostgresServer],
+    prometheus_and_service: tuple[str, str, int, PostgresServer],
     rendered: Rendered,
     request: pytest.FixtureRequest,
 ) -> None:
     started_at = time.monotonic()
-    prometheus, service, postgres = prometheus_and_service
+    prometheus, service, metrics_port, postgres = prometheus_and_service
     # The scrape works and carries the pod's labels.
     _wait_for("the first scrape", lambda: _scalar(prometheus, f'up{{pod="{CANARY_POD}"}} == 1'))
 
@@ -187,7 +188,7 @@ def test_alerts_fire_and_canary_queries_answer_under_injected_faults(
         delay = {"configurable": {"delay": SLOW_SECONDS}}
         assert _run(service, GRAPH_ID, config=delay) == 200
     failed_codes = {_run(service, FAILING_GRAPH) for _ in range(FAILED_RUNS)}
-    counters = _service_counters(service)
+    counters = _service_counters(f"http://127.0.0.1:{metrics_port}")
     assert counters == {"success": HEALTHY_RUNS + SLOW_RUNS, "error": FAILED_RUNS}
 
     alert = "AgentServiceHighErrorRate"

@@ -40,6 +40,7 @@ VALUES_HEADER = (
 FIXED_BY_CHART = {
     "host": "the pod's address",
     "port": "the container port the probes and the Service use",
+    "metrics_port": "the container port Prometheus scrapes, which the Ingress never routes",
     "secrets_dir": "where the chart mounts the secret files",
 }
 # Settings the chart deliberately leaves to the service, and why.
@@ -59,7 +60,7 @@ CHART_NOTES = {
     "shutdown_grace_seconds": "The pod's grace period must exceed preStopSleepSeconds + this + "
     "5 s, and this must be at least requestTimeoutSeconds (a drain that cancels runs the "
     "request timeout would have let finish), which the chart checks.",
-    "metrics_require_auth": "A ServiceMonitor cannot send that header, so the chart refuses "
+    "metrics_require_auth": "A PodMonitor cannot send that header, so the chart refuses "
     "this together with monitoring.enabled.",
 }
 

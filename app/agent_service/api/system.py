@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 import agent_service
 from agent_service.api.deps import get_services
 from agent_service.api.readiness import readiness
+from agent_service.metrics import workers_registry
 from agent_service.persistence.pool import publish_pool_stats
 
 router = APIRouter(tags=["system"])
@@ -63,29 +55,6 @@ async def info(request: Request) -> dict[str, Any]:
     }
 
 
-_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
-
-
-def _forget_dead_workers(directory: Path) -> None:
-    """A `live*` gauge must count live workers only, but nothing tells prometheus-client that
-    uvicorn replaced a worker: drop the live-gauge files of processes that are gone (the
-    library's `mark_process_dead`, which a gunicorn `child_exit` hook would call:
-    https://prometheus.github.io/client_python/multiprocess/). Counters and histograms of a
-    dead worker stay, so totals never go backwards."""
-    pids = {
-        int(match.group(1))
-        for name in os.listdir(directory)
-        if (match := _LIVE_GAUGE_FILE.match(name))
-    }
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
-        except PermissionError:
-            continue  # alive, under another user
-
-
 @router.get(
     "/metrics",
     response_class=Response,
@@ -98,15 +67,17 @@ def _forget_dead_workers(directory: Path) -> None:
 )
 async def metrics(request: Request) -> Response:
     services = get_services(request)
+    if services.settings.metrics_port:
+        # Served on METRICS_PORT, which no Ingress routes; not here, where it would be public.
+        return JSONResponse(
+            {
+                "error": "not_found",
+                "detail": f"metrics are served on port {services.settings.metrics_port}",
+            },
+            status_code=404,
+        )
     if services.persistence.pool is not None:
         publish_pool_stats(services.persistence.pool)
     directory = services.settings.prometheus_multiproc_dir
-    if directory is not None:
-        _forget_dead_workers(directory)
-        # Several uvicorn workers: merge every process's samples.
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        payload = generate_latest(registry)
-    else:
-        payload = generate_latest(REGISTRY)
-    return Response(payload, media_type=CONTENT_TYPE_LATEST)
+    registry = REGISTRY if directory is None else workers_registry(directory)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

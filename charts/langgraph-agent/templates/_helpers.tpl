@@ -6,6 +6,10 @@ here so that selectors, the NetworkPolicies and Flagger agree on them.
 {{/* The container port; the service interface fixes PORT at 8000. */}}
 {{- define "langgraph-agent.port" -}}8000{{- end }}
 
+{{/* The metrics port (METRICS_PORT): /metrics is served there only, so the Ingress, which
+routes the http port, never exposes it. 9464 is OpenTelemetry's Prometheus exporter port. */}}
+{{- define "langgraph-agent.metricsPort" -}}9464{{- end }}
+
 {{/* Where the secret files are mounted (SECRETS_DIR in the service interface). */}}
 {{- define "langgraph-agent.secretsDir" -}}/run/secrets/agent-service{{- end }}
 
@@ -141,7 +145,7 @@ app.kubernetes.io/component: {{ .component }}
 The environment of the service and its jobs as name: value lines (ConfigMap data). Each
 config key names its variable: `requestTimeoutSeconds` is REQUEST_TIMEOUT_SECONDS (the keys are
 the settings' names in camelCase, generated from the service's settings model). Only HOST,
-PORT and SECRETS_DIR are fixed by the chart. Empty values are left out so that the service's
+PORT, METRICS_PORT and SECRETS_DIR are fixed by the chart. Empty values are left out so that the service's
 own default applies.
 */}}
 {{- define "langgraph-agent.configData" -}}
@@ -151,6 +155,7 @@ own default applies.
 {{- end }}
 {{- $_ := set $env "HOST" "0.0.0.0" }}
 {{- $_ := set $env "PORT" (include "langgraph-agent.port" .) }}
+{{- $_ := set $env "METRICS_PORT" (include "langgraph-agent.metricsPort" .) }}
 {{- $_ := set $env "SECRETS_DIR" (include "langgraph-agent.secretsDir" .) }}
 {{- range $key := keys $env | sortAlpha }}
 {{- $value := get $env $key }}
@@ -313,7 +318,7 @@ change. Included once, from the Deployment.
 {{- fail "backup.enabled requires config.backupBucket" }}
 {{- end }}
 {{- if and $v.monitoring.enabled $v.config.metricsRequireAuth }}
-{{- fail "monitoring.enabled with config.metricsRequireAuth: a ServiceMonitor cannot send X-API-Key; keep /metrics open (the NetworkPolicy admits only Prometheus)" }}
+{{- fail "monitoring.enabled with config.metricsRequireAuth: a PodMonitor cannot send X-API-Key; keep /metrics open (the NetworkPolicy admits only Prometheus, to the metrics port)" }}
 {{- end }}
 {{- if and $v.networkPolicy.enabled $v.config.databaseUrl (eq (len $v.networkPolicy.egress.postgres.cidrs) 0) }}
 {{- fail "networkPolicy.enabled with config.databaseUrl requires networkPolicy.egress.postgres.cidrs: otherwise the pods cannot reach the database" }}

@@ -35,6 +35,7 @@ from tests.app.server.service import (
     service_env,
     wait_until_ready,
 )
+from tools.kit.ports import free_port
 from tools.kit.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -236,10 +237,15 @@ def test_two_workers_sum_their_samples(tmp_path: Path, postgres_server: Postgres
         database_pool_min=1,
         database_pool_max=3,
         prometheus_multiproc_dir=tmp_path / "prometheus",
+        # As in the chart: /metrics on a port of its own, served by the uvicorn parent.
+        metrics_port=(metrics_port := free_port()),
     )
+    metrics_url = f"http://127.0.0.1:{metrics_port}"
     runs = 8
     with serve_in_process(env, tmp_path / "service.log") as process:
         wait_until_ready(process.url)
+        # Not on the API port, which the Ingress routes.
+        assert httpx.get(f"{process.url}/metrics").status_code == 404
         headers = {"X-API-Key": KEYS["alice"]}
         for index in range(runs):
             # A fresh connection each time, so the runs spread over both workers.
@@ -253,10 +259,10 @@ def test_two_workers_sum_their_samples(tmp_path: Path, postgres_server: Postgres
             assert response.status_code == 200, process.log()
         # Both workers refresh their pool gauges every few seconds; wait for both files.
         deadline = time.monotonic() + 15
-        samples = scrape(process.url)
+        samples = scrape(metrics_url)
         while time.monotonic() < deadline and value(samples, "agent_service_db_pool_max") < 6:
             time.sleep(0.5)
-            samples = scrape(process.url)
+            samples = scrape(metrics_url)
         process.terminate()
     succeeded = value(
         samples, "agent_service_graph_executions_total", graph=GRAPH_ID, status="success"
