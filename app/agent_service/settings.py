@@ -264,6 +264,16 @@ class Settings(BaseSettings, TuningSettings):
         "per principal; none configured: every API request answers 401",
     )
     model_api_key: SecretStr | None = Field(default=None, description="the model provider's key")
+    langsmith_api_key: SecretStr | None = Field(
+        default=None,
+        description="LangSmith key: when set, runs are traced to LangSmith (LANGSMITH_TRACING)",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="OTLP/gRPC collector URL, e.g. `http://otel-collector:4317`: when set, HTTP "
+        "requests and graph runs are traced with OpenTelemetry; unset: no tracing",
+    )
 
     backup_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = (
         Field(default=None, description="S3 bucket the backups go to")
@@ -299,7 +309,7 @@ class Settings(BaseSettings, TuningSettings):
 
     @field_validator(
         "database_url", "redis_url", "backup_bucket", "backup_kms_key_id", "aws_region",
-        "s3_endpoint_url", "pg_bin_dir", "prometheus_multiproc_dir",
+        "s3_endpoint_url", "pg_bin_dir", "prometheus_multiproc_dir", "otel_exporter_otlp_endpoint",
         mode="before",
     )  # fmt: skip
     @classmethod

@@ -103,6 +103,7 @@ def test_every_setting_of_the_service_can_be_set_from_values() -> None:
                 "principalGraphs": {"ops": ["main_agent"]},
                 "storeItemTtlDays": 30,
                 "backupKmsKeyId": "alias/agent-backups",
+                "otelExporterOtlpEndpoint": "http://otel-collector.monitoring:4317",
             }
         },
     )
@@ -187,7 +188,13 @@ def test_the_secret_files_are_the_services_secret_settings() -> None:
     item = SCHEMA["properties"]["externalSecrets"]["properties"]["data"]["items"]
     assert set(item["properties"]["secretKey"]["enum"]) == SECRET_FIELDS
     # The files docs/service-interface.md lists.
-    assert {"database_password", "redis_password", "api_keys", "model_api_key"} == SECRET_FIELDS
+    assert {
+        "database_password",
+        "redis_password",
+        "api_keys",
+        "model_api_key",
+        "langsmith_api_key",
+    } == SECRET_FIELDS
 
 
 def test_every_command_the_chart_runs_is_a_service_command(each_env: tuple[str, Rendered]) -> None:

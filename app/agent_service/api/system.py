@@ -51,7 +51,11 @@ async def info(request: Request) -> dict[str, Any]:
         "graphs": services.catalog.graph_ids,
         "persistence": services.persistence.backend,
         "cache": services.cache.backend,
-        "flags": {"assistants": True, "crons": False, "langsmith": False},
+        "flags": {
+            "assistants": True,
+            "crons": False,
+            "langsmith": bool(getattr(request.app.state, "langsmith", False)),
+        },
     }
 
 

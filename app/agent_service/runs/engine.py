@@ -27,6 +27,7 @@ from langchain_core.messages import convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import EmptyInputError, GraphRecursionError, InvalidUpdateError
 from langgraph.types import Command, Send
+from opentelemetry import trace
 
 from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.core.request_context import annotate
@@ -49,6 +50,7 @@ from agent_service.runs.stream_events import EventTranslator, langgraph_modes
 from agent_service.runs.tracker import RunTracker
 
 log = structlog.get_logger(__name__)
+tracer = trace.get_tracer("agent_service.runs")
 
 DEFAULT_RECURSION_LIMIT = 25
 MAX_RECURSION_LIMIT = 1000
@@ -436,6 +438,10 @@ class RunEngine:
             graph=prepared.graph_id,
             principal=prepared.principal,
         )
+        span = tracer.start_span(
+            f"run {prepared.graph_id}",
+            attributes={"agent.graph": prepared.graph_id, "agent.run_id": prepared.run_id},
+        )
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 async for ns, mode, chunk in prepared.graph.astream(
@@ -454,6 +460,10 @@ class RunEngine:
         except Exception as exc:
             finished = Finished("error", exc)
         finally:
+            span.set_attribute("agent.outcome", finished.outcome)
+            if finished.outcome in ("error", "timeout"):
+                span.set_status(trace.StatusCode.ERROR, finished.outcome)
+            span.end()
             heartbeat.cancel()
             active.dec()
             try:

@@ -42,6 +42,7 @@ from agent_service.server.middleware import (
     RequestLogMiddleware,
     UrlLimitMiddleware,
 )
+from agent_service.server.tracing import configure_langsmith, configure_tracing
 from agent_service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -164,6 +165,8 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_tracing(settings)
+        app.state.langsmith = configure_langsmith(settings)
         async with AsyncExitStack() as stack:
             persistence = await stack.enter_async_context(open_persistence(settings))
             if persistence.backend == "sqlite":

@@ -10,6 +10,8 @@ import uuid
 from typing import Any
 
 import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +22,7 @@ from agent_service.core.request_context import annotate, current, start_request
 from agent_service.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 log = structlog.get_logger("agent_service.request")
+tracer = trace.get_tracer("agent_service.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SAFE_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
@@ -90,12 +93,27 @@ class RequestLogMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        span = tracer.start_span(f"HTTP {scope.get('method', '')}")
+        # The run's span (started in the run's task, which copies this context) is its child.
+        token = otel_context.attach(trace.set_span_in_context(span))
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            otel_context.detach(token)
             elapsed = time.perf_counter() - started
             method = method_label(scope)
             route = route_template(scope, self.routes)
+            span.update_name(f"{method} {route}")
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "http.route": route,
+                    "http.response.status_code": status,
+                }
+            )
+            if status >= 500:
+                span.set_status(trace.StatusCode.ERROR)
+            span.end()
             HTTP_REQUESTS.labels(method=method, route=route, code=str(status)).inc()
             HTTP_REQUEST_DURATION.labels(method=method, route=route).observe(elapsed)
             path = scope.get("path", "")
