@@ -27,7 +27,7 @@ WAIT = ["--wait=watcher", "--timeout=120s"]
 CHART_KINDS = (
     "deployments,replicasets,pods,services,configmaps,secrets,serviceaccounts,jobs,cronjobs,"
     "horizontalpodautoscalers,poddisruptionbudgets,networkpolicies,ingresses,roles,rolebindings,"
-    "canaries.flagger.app,servicemonitors.monitoring.coreos.com,"
+    "canaries.flagger.app,metrictemplates.flagger.app,podmonitors.monitoring.coreos.com,"
     "prometheusrules.monitoring.coreos.com,externalsecrets.external-secrets.io"
 )
 # Left behind on purpose: what every namespace has, and the migration Job (with its pod),
