@@ -137,6 +137,8 @@ def test_canary_webhooks_make_a_real_run_and_load_runs_through_the_ingress(
     webhooks = {w["name"]: w for w in canary.one("Canary")["spec"]["analysis"]["webhooks"]}
     smoke = webhooks["smoke-run"]
     assert smoke["type"] == "pre-rollout"
+    # As Flagger writes the Canary back (else Helm's server-side apply conflicts with it).
+    assert all(w["muteAlert"] is False for w in webhooks.values())
     assert smoke["url"] == "http://flagger-loadtester.flagger-system/"
     cmd = smoke["metadata"]["cmd"]
     # Authenticated (the key from the load tester's environment, expanded by sh: double

@@ -124,6 +124,13 @@ def test_install_upgrade_rollback_uninstall(
         if not canary:
             _assert_rolled_to_new_replicaset(kube, namespace, target, None)
 
+        if canary:
+            # docs/canary.md: the Canary goes first. With revertOnDeletion its finalizer hands
+            # the target Deployment back; uninstalling both at once leaves the Canary
+            # Terminating, its finalizer reverting a Deployment that is being deleted.
+            kube.kubectl(
+                "delete", "canary", FULLNAME, "-n", namespace, "--wait=true", "--timeout=90s"
+            )
         kube.helm("uninstall", RELEASE, "--wait", "--timeout=120s", namespace=namespace)
         kube.wait_for(
             lambda: _only_documented_leftovers(_objects(kube, namespace)),
