@@ -107,9 +107,7 @@ def test_metrics_are_on_a_port_no_service_or_ingress_routes(
         # Only Prometheus's namespace reaches the metrics port.
         (policy,) = [p for p in rendered.all("NetworkPolicy") if p["metadata"]["name"] == FULLNAME]
         to_metrics = [
-            r
-            for r in policy["spec"]["ingress"]
-            if {"port": "metrics", "protocol": "TCP"} in r["ports"]
+            r for r in policy["spec"]["ingress"] if {"port": 9464, "protocol": "TCP"} in r["ports"]
         ]
         (rule,) = to_metrics
         assert rule["from"] == [

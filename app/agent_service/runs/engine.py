@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -65,6 +65,18 @@ _RESERVED_CONFIGURABLE = frozenset(
 )
 
 Outcome = Literal["success", "interrupted", "timeout", "error", "cancelled"]
+OUTCOMES: tuple[Outcome, ...] = ("success", "interrupted", "timeout", "error", "cancelled")
+
+
+def initialise_run_series(graph_ids: Iterable[str]) -> None:
+    """Create every graph's run series at 0. A counter series that first appears at 6 loses
+    those 6 to rate() (no earlier sample), so the first errors after a start would never reach
+    the error-ratio alert or the canary's check."""
+    for graph_id in graph_ids:
+        for outcome in OUTCOMES:
+            GRAPH_EXECUTIONS.labels(graph=graph_id, status=outcome)
+        RUN_DURATION.labels(graph=graph_id)
+        ACTIVE_RUNS.labels(graph=graph_id)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from agent_service.persistence.errors import NOT_MIGRATED, UNAVAILABLE, describe
 from agent_service.persistence.migrations import migrate_sqlite
 from agent_service.persistence.node_cache import NodeCache
 from agent_service.persistence.pool import Pool, publish_pool_stats
+from agent_service.runs.engine import initialise_run_series
 from agent_service.runs.errors import RunError
 from agent_service.server.middleware import (
     AuthMiddleware,
@@ -212,6 +213,7 @@ def create_app(
                 access=access,
             )
             app.state.services = services
+            initialise_run_series(graphs.keys())
             if persistence.pool is not None:
                 publisher = asyncio.create_task(_publish_pool_stats_forever(persistence.pool))
 
