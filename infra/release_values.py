@@ -146,7 +146,7 @@ def _monitoring(config: StackConfig) -> dict[str, Any]:
     labels = {"release": PROMETHEUS_RELEASE}
     return {
         "enabled": config.release.monitoring,
-        "serviceMonitor": {"labels": labels},
+        "podMonitor": {"labels": labels},
         "prometheusRule": {"labels": labels},
     }
 

@@ -13,7 +13,13 @@ words): never a user, thread or request id, which would grow the series without 
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.registry import Collector
 
 # --- runs (updated by the server's run engine) ----------------------------------------------
 
@@ -95,6 +101,24 @@ RESEARCH_TASKS = Counter(
 
 # --- HTTP edge (updated by the server) ----------------------------------------------------
 
+# Labelled by the route *template* (`/threads/{thread_id}/runs`), never the raw path: a path
+# holds thread ids, and an unmatched path (a scanner's probe) counts as `unmatched`.
+HTTP_REQUESTS = Counter(
+    "agent_service_http_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "code"],
+)
+
+# Streams count until their last byte: a streamed run's request lasts as long as the run.
+HTTP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+HTTP_REQUEST_DURATION = Histogram(
+    "agent_service_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its response, by method and route template.",
+    ["method", "route"],
+    buckets=HTTP_LATENCY_BUCKETS,
+)
+
 RATE_LIMIT_REJECTIONS = Counter(
     "agent_service_rate_limit_rejections_total",
     "Requests answered 429 by the per-principal rate limiter, by limiter backend (redis, memory).",
@@ -126,3 +150,49 @@ DB_POOL_REQUESTS_WAITING = Gauge(
     "Requests queued for a PostgreSQL connection, summed over live workers.",
     multiprocess_mode="livesum",
 )
+
+
+# --- exposition ----------------------------------------------------------------------------
+
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def forget_dead_workers(directory: Path) -> None:
+    """A `live*` gauge must count live workers only, but nothing tells prometheus-client that
+    uvicorn replaced a worker: drop the live-gauge files of processes that are gone (the
+    library's `mark_process_dead`, which a gunicorn `child_exit` hook would call:
+    https://prometheus.github.io/client_python/multiprocess/). Counters and histograms of a
+    dead worker stay, so totals never go backwards."""
+    pids = {
+        int(match.group(1))
+        for name in os.listdir(directory)
+        if (match := _LIVE_GAUGE_FILE.match(name))
+    }
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+        except PermissionError:
+            continue  # alive, under another user
+
+
+class _WorkersCollector(Collector):
+    """Every worker's samples, merged from the multiprocess directory at each scrape."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._merged = multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            None, path=str(directory)
+        )
+
+    def collect(self) -> Any:
+        forget_dead_workers(self._directory)
+        return self._merged.collect()  # type: ignore[no-untyped-call]
+
+
+def workers_registry(directory: Path) -> CollectorRegistry:
+    """The registry that serves the merged samples of every worker writing to `directory`."""
+    registry = CollectorRegistry()
+    registry.register(_WorkersCollector(directory))
+    return registry

@@ -151,7 +151,12 @@ class TuningSettings(GraphOptions):
     )
     log_level: LogLevel = Field(default="INFO", description="level of the JSON logs on stdout")
     shutdown_grace_seconds: float = Field(
-        default=25.0, ge=0, le=600, description="drain time after SIGTERM"
+        # As long as a run may last (REQUEST_TIMEOUT_SECONDS), so that a rollout or a
+        # scale-down lets running runs finish; the chart checks the two against each other.
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="drain time after SIGTERM",
     )
     metrics_require_auth: bool = Field(
         default=False, description="`true` puts /metrics behind X-API-Key"
@@ -219,6 +224,13 @@ class Settings(BaseSettings, TuningSettings):
         description="listen address",
     )
     port: int = Field(default=8000, ge=1, le=65535, description="listen port")
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="port of a separate /metrics listener (the chart sets 9464, which its "
+        "Ingress never routes); 0 serves /metrics on PORT",
+    )
     secrets_dir: Path = Field(
         default=Path(DEFAULT_SECRETS_DIR),
         description="directory of the secret files, one per secret setting, named in lower case",
@@ -269,6 +281,16 @@ class Settings(BaseSettings, TuningSettings):
         "per principal; none configured: every API request answers 401",
     )
     model_api_key: SecretStr | None = Field(default=None, description="the model provider's key")
+    langsmith_api_key: SecretStr | None = Field(
+        default=None,
+        description="LangSmith key: when set, runs are traced to LangSmith (LANGSMITH_TRACING)",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="OTLP/gRPC collector URL, e.g. `http://otel-collector:4317`: when set, HTTP "
+        "requests and graph runs are traced with OpenTelemetry; unset: no tracing",
+    )
 
     backup_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = (
         Field(default=None, description="S3 bucket the backups go to")
@@ -305,7 +327,7 @@ class Settings(BaseSettings, TuningSettings):
     @field_validator(
         "database_url", "redis_url", "backup_bucket", "backup_kms_key_id", "aws_region",
         "s3_endpoint_url", "pg_bin_dir", "prometheus_multiproc_dir", "database_user",
-        "redis_username",
+        "redis_username", "otel_exporter_otlp_endpoint",
         mode="before",
     )  # fmt: skip
     @classmethod

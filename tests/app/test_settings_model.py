@@ -18,6 +18,7 @@ ENVIRON_WRITERS = {
     "commands/serve.py": "passes the command line's overrides on to uvicorn's workers",
     "dr/postgres.py": "builds pg_dump's / pg_restore's environment (PGPASSWORD)",
     "dr/drill/target.py": "builds the drilled service's environment",
+    "server/tracing.py": "hands the LangSmith key (a secret file) to LangChain's tracer",
 }
 
 

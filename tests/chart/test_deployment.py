@@ -34,7 +34,10 @@ def _agent(rendered: Rendered) -> dict[str, Any]:
 def test_probes_hit_health_and_ready_on_the_http_port(each_env: tuple[str, Rendered]) -> None:
     _, rendered = each_env
     container = _agent(rendered)
-    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9464, "protocol": "TCP"},
+    ]
     probes = {name: container[name] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
     assert probes["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert probes["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
@@ -190,10 +193,10 @@ def test_grace_period_covers_prestop_drain_and_cancellation(each_env: tuple[str,
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        # 5 s preStop + 25 s drain + 5 s cancellation = 35: equal is not enough.
-        ({"terminationGracePeriodSeconds": 35}, r"\(35\) must exceed .* \(35\)"),
-        ({"config": {"shutdownGraceSeconds": 40}}, r"\(45\) must exceed .* \(50\)"),
-        ({"preStopSleepSeconds": 20}, r"\(45\) must exceed .* \(50\)"),
+        # 5 s preStop + 60 s drain + 5 s cancellation = 70: equal is not enough.
+        ({"terminationGracePeriodSeconds": 70}, r"\(70\) must exceed .* \(70\)"),
+        ({"config": {"shutdownGraceSeconds": 70}}, r"\(75\) must exceed .* \(80\)"),
+        ({"preStopSleepSeconds": 10}, r"\(75\) must exceed .* \(75\)"),
     ],
 )
 def test_a_grace_period_too_short_for_the_drain_is_refused(
@@ -205,9 +208,9 @@ def test_a_grace_period_too_short_for_the_drain_is_refused(
 
 def test_the_smallest_sufficient_grace_period_renders() -> None:
     spec = pod_spec(
-        render_env("existing-secret", {"terminationGracePeriodSeconds": 36}).one("Deployment")
+        render_env("existing-secret", {"terminationGracePeriodSeconds": 71}).one("Deployment")
     )
-    assert spec["terminationGracePeriodSeconds"] == 36
+    assert spec["terminationGracePeriodSeconds"] == 71
 
 
 def test_no_prestop_sleep_renders_no_hook() -> None:

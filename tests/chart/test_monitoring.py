@@ -1,4 +1,4 @@
-"""ServiceMonitor and PrometheusRule: the alerts parse as PromQL and query metrics that exist."""
+"""PodMonitor and PrometheusRule: the alerts parse as PromQL and query metrics that exist."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ pytestmark = pytest.mark.helm
 
 # Metrics the alerts may use that other components export.
 EXTERNAL_METRICS = {
-    "kube_pod_container_status_restarts_total",  # kube-state-metrics
-    "flagger_canary_status",  # Flagger
-    "kube_cronjob_status_last_successful_time",  # kube-state-metrics
-    "kube_job_status_failed",  # kube-state-metrics
+    # kube-state-metrics
+    "kube_pod_container_status_restarts_total",
+    "kube_pod_status_ready",
+    "kube_cronjob_status_last_successful_time",
+    "kube_cronjob_created",
+    "kube_job_status_failed",
+    # Flagger
+    "flagger_canary_status",
 }
 POD_MATCHERS = {("namespace", "=", NAMESPACE), ("pod", "=~", f"{FULLNAME}-.*")}
 
@@ -62,8 +66,8 @@ def _selectors(expr: str) -> list[tuple[str, set[tuple[str, str, str]]]]:
     return found
 
 
-def test_service_monitor_scrapes_metrics_on_the_http_port(autoscaled: Rendered) -> None:
-    monitor = autoscaled.one("ServiceMonitor")
+def test_pod_monitor_scrapes_the_metrics_port_of_every_server_pod(autoscaled: Rendered) -> None:
+    monitor = autoscaled.one("PodMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     spec = monitor["spec"]
     assert spec["selector"] == {
@@ -73,29 +77,42 @@ def test_service_monitor_scrapes_metrics_on_the_http_port(autoscaled: Rendered) 
         }
     }
     assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
-    assert spec["endpoints"] == [
+    assert spec["podMetricsEndpoints"] == [
         {
-            "port": "http",
+            "port": "metrics",
             "path": "/metrics",
             "scheme": "http",
             "interval": "30s",
             "scrapeTimeout": "10s",
         }
     ]
-    # The chart's own Service carries the labels the monitor selects.
-    labels = autoscaled.one("Service")["metadata"]["labels"]
-    assert labels.items() >= spec["selector"]["matchLabels"].items()
+    pod_labels = autoscaled.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels.items() >= spec["selector"]["matchLabels"].items()
 
 
-def test_with_the_canary_flaggers_primary_and_canary_services_get_the_monitor_labels(
-    canary: Rendered,
+def test_metrics_are_on_a_port_no_service_or_ingress_routes(
+    autoscaled: Rendered, canary: Rendered
 ) -> None:
-    selector = canary.one("ServiceMonitor")["spec"]["selector"]["matchLabels"]
-    service = canary.one("Canary")["spec"]["service"]
-    assert service["primary"]["labels"] == selector
-    assert service["canary"]["labels"] == selector
-    # The apex Service points at the primary pods too; labelling it would scrape them twice.
-    assert "apex" not in service
+    for rendered in (autoscaled, canary):
+        (agent,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in agent["ports"]}
+        assert ports == {"http": 8000, "metrics": 9464}
+        assert rendered.one("ConfigMap")["data"]["METRICS_PORT"] == "9464"
+        for service in rendered.all("Service"):
+            assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+        for ingress in rendered.all("Ingress"):
+            for rule in ingress["spec"]["rules"]:
+                for path in rule["http"]["paths"]:
+                    assert path["backend"]["service"]["port"] == {"name": "http"}
+        # Only Prometheus's namespace reaches the metrics port.
+        (policy,) = [p for p in rendered.all("NetworkPolicy") if p["metadata"]["name"] == FULLNAME]
+        to_metrics = [
+            r for r in policy["spec"]["ingress"] if {"port": 9464, "protocol": "TCP"} in r["ports"]
+        ]
+        (rule,) = to_metrics
+        assert rule["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        ]
 
 
 def test_alerts_cover_errors_latency_restarts_and_canary_failure(canary: Rendered) -> None:
@@ -104,19 +121,21 @@ def test_alerts_cover_errors_latency_restarts_and_canary_failure(canary: Rendere
         "AgentServiceHighErrorRate",
         "AgentServiceSlowRuns",
         "AgentServicePodRestarting",
-        "AgentServiceCanaryFailed",
+        "AgentServiceReadinessFlapping",
+        "AgentServiceDatabasePoolSaturated",
+        "AgentServiceModelBudgetExhausted",
         "AgentServiceBackupTooOld",
+        "AgentServiceCanaryFailed",
         "AgentServiceBackupFailed",
     }
-    # The backup CronJob: its last success within 26 h, no failed Job.
+    # The backup CronJob: its last success (or, never succeeded, its age) within
+    # backupMaxAgeHours (13 h in this fixture), and no failed Job; promtool tests both.
     too_old = alerts["AgentServiceBackupTooOld"]["expr"]
-    assert _selectors(too_old) == [
-        (
-            "kube_cronjob_status_last_successful_time",
-            {("namespace", "=", NAMESPACE), ("cronjob", "=", f"{FULLNAME}-backup")},
-        )
-    ]
-    assert too_old.rstrip().endswith(f"> {26 * 3600}")
+    assert {name for name, _ in _selectors(too_old)} == {
+        "kube_cronjob_status_last_successful_time",
+        "kube_cronjob_created",
+    }
+    assert f"> {13 * 3600}" in too_old
     assert _selectors(alerts["AgentServiceBackupFailed"]["expr"]) == [
         (
             "kube_job_status_failed",
@@ -150,7 +169,7 @@ def test_alerts_cover_errors_latency_restarts_and_canary_failure(canary: Rendere
     ]
     assert failed.rstrip().endswith("== 2")
     for rule in alerts.values():
-        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["labels"]["severity"] in {"info", "warning", "critical"}
         assert rule["annotations"]["summary"]
 
 
@@ -197,10 +216,10 @@ def test_without_the_canary_there_is_no_canary_alert(autoscaled: Rendered) -> No
 
 
 def test_monitoring_off_renders_no_prometheus_objects(existing_secret: Rendered) -> None:
-    assert not existing_secret.all("ServiceMonitor")
+    assert not existing_secret.all("PodMonitor")
     assert not existing_secret.all("PrometheusRule")
 
 
 def test_metrics_behind_an_api_key_cannot_be_scraped() -> None:
-    with pytest.raises(RenderError, match="ServiceMonitor cannot send X-API-Key"):
+    with pytest.raises(RenderError, match="PodMonitor cannot send X-API-Key"):
         render_env("autoscaled", {"config": {"metricsRequireAuth": True}})

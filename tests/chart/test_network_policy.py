@@ -56,7 +56,7 @@ def test_service_ingress_only_from_ingress_controller_prometheus_and_load_tester
     # By number, not by name (the EKS network policy agent has had named-port bugs).
     http = [{"port": 8000, "protocol": "TCP"}]
     assert (["ingress-nginx"], http) in sources
-    assert (["monitoring"], http) in sources
+    assert (["monitoring"], [{"port": 9464, "protocol": "TCP"}]) in sources
     assert (["flagger-system"], http) in sources
     # The helm test pod, by its own labels.
     test_rule = spec["ingress"][-1]

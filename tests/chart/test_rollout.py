@@ -49,12 +49,14 @@ def test_pdb_selects_the_served_pods(autoscaled: Rendered, canary: Rendered) -> 
     staging_pdb = autoscaled.one("PodDisruptionBudget")
     assert staging_pdb["apiVersion"] == "policy/v1"
     assert staging_pdb["spec"] == {
-        "minAvailable": 1,
+        "maxUnavailable": 1,
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
         "selector": {"matchLabels": {"app.kubernetes.io/name": "langgraph-agent"}},
     }
     # With the canary on, Flagger serves traffic from <name>-primary pods.
     assert canary.one("PodDisruptionBudget")["spec"] == {
-        "minAvailable": 2,
+        "maxUnavailable": 1,
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
         "selector": {"matchLabels": {"app.kubernetes.io/name": "langgraph-agent-primary"}},
     }
 
@@ -69,7 +71,7 @@ def test_pdb_takes_max_unavailable_or_a_percentage() -> None:
 
 def test_pdb_with_both_bounds_is_refused() -> None:
     with pytest.raises(RenderError, match="either minAvailable or maxUnavailable, not both"):
-        render_env("autoscaled", {"podDisruptionBudget": {"maxUnavailable": 1}})
+        render_env("autoscaled", {"podDisruptionBudget": {"minAvailable": 1}})
 
 
 def test_service_and_ingress_without_canary(autoscaled: Rendered) -> None:
@@ -112,22 +114,48 @@ def test_canary_fields(canary: Rendered) -> None:
     assert (analysis["interval"], analysis["threshold"]) == ("1m", 5)
     assert (analysis["maxWeight"], analysis["stepWeight"]) == (50, 10)
     metrics = {m["name"]: m["thresholdRange"] for m in analysis["metrics"]}
-    assert metrics == {"request-success-rate": {"min": 99}, "request-duration": {"max": 500}}
+    # No mean-latency gate (Flagger's nginx request-duration): the run checks judge instead.
+    assert metrics == {
+        "request-success-rate": {"min": 99},
+        "run-error-ratio": {"max": 1},
+        "run-duration-p99": {"max": 30},
+    }
+    refs = {m["name"]: m.get("templateRef") for m in analysis["metrics"]}
+    assert refs["run-error-ratio"] == {"name": f"{FULLNAME}-run-error-ratio"}
+    assert refs["run-duration-p99"] == {"name": f"{FULLNAME}-run-duration-p99"}
+    assert spec["revertOnDeletion"] is True
 
 
-def test_canary_webhooks_gate_on_ready_and_load_through_the_ingress(canary: Rendered) -> None:
+RUN_BODY = (
+    '{"assistant_id":"main_agent","input":{"messages":[{"content":"canary check","role":"user"}]}}'
+)
+
+
+def test_canary_webhooks_make_a_real_run_and_load_runs_through_the_ingress(
+    canary: Rendered,
+) -> None:
     webhooks = {w["name"]: w for w in canary.one("Canary")["spec"]["analysis"]["webhooks"]}
-    acceptance = webhooks["acceptance-test"]
-    assert acceptance["type"] == "pre-rollout"
-    assert acceptance["url"] == "http://flagger-loadtester.flagger-system/"
-    assert acceptance["metadata"]["type"] == "bash"
-    assert f"http://{FULLNAME}-canary.{NAMESPACE}:80/ready" in acceptance["metadata"]["cmd"]
+    smoke = webhooks["smoke-run"]
+    assert smoke["type"] == "pre-rollout"
+    # As Flagger writes the Canary back (else Helm's server-side apply conflicts with it).
+    assert all(w["muteAlert"] is False for w in webhooks.values())
+    assert smoke["url"] == "http://flagger-loadtester.flagger-system/"
+    cmd = smoke["metadata"]["cmd"]
+    # Authenticated (the key from the load tester's environment, expanded by sh: double
+    # quotes), a real run on the canary Service, judged by its body.
+    assert '-H "X-API-Key: ${AGENT_SMOKE_API_KEY}"' in cmd
+    assert f"-d '{RUN_BODY}' http://{FULLNAME}-canary.{NAMESPACE}:80/runs/wait" in cmd
+    assert "grep -q '\"messages\"'" in cmd
+    assert "! printf '%s' \"$out\" | grep -q '__error__'" in cmd
     load = webhooks["load-test"]
     assert load["type"] == "rollout"
     assert load["metadata"]["cmd"] == (
-        "hey -z 1m -q 10 -c 2 -host agent.example.com "
-        "https://ingress-nginx-controller.ingress-nginx/health"
+        "hey -z 1m -q 1 -c 2 -m POST -T application/json "
+        '-H "X-API-Key: ${AGENT_SMOKE_API_KEY}" '
+        f"-d '{RUN_BODY}' -host agent.example.com "
+        "https://ingress-nginx-controller.ingress-nginx/runs/wait"
     )
+    assert "/health" not in load["metadata"]["cmd"]
 
 
 def test_a_mesh_provider_loads_the_apex_service_and_has_no_ingress_ref() -> None:
@@ -135,7 +163,7 @@ def test_a_mesh_provider_loads_the_apex_service_and_has_no_ingress_ref() -> None
     assert "ingressRef" not in canary["spec"]
     webhooks = {w["name"]: w for w in canary["spec"]["analysis"]["webhooks"]}
     assert webhooks["load-test"]["metadata"]["cmd"].endswith(
-        f"http://{FULLNAME}.{NAMESPACE}:80/health"
+        f"http://{FULLNAME}.{NAMESPACE}:80/runs/wait"
     )
 
 
@@ -148,7 +176,6 @@ def _flagger_generated(rendered: Rendered) -> set[tuple[str, str]]:
     generated = {
         ("Deployment", f"{spec['targetRef']['name']}-primary"),
         ("HorizontalPodAutoscaler", f"{spec['autoscalerRef']['name']}-primary"),
-        ("Service", service),
         ("Service", f"{service}-primary"),
         ("Service", f"{service}-canary"),
     }
@@ -184,10 +211,31 @@ def test_the_canarys_references_resolve_to_the_charts_objects(canary: Rendered) 
 
 def test_with_the_canary_the_chart_leaves_flaggers_objects_to_flagger(canary: Rendered) -> None:
     generated = _flagger_generated(canary)
-    assert len(generated) == 8
+    assert len(generated) == 7
     rendered = {(m["kind"], m["metadata"]["name"]) for m in canary.manifests}
     assert rendered & generated == set()
-    assert not canary.all("Service")
+
+
+def test_with_the_canary_the_charts_service_is_flaggers_apex_spec(canary: Rendered) -> None:
+    """Flagger adopts an existing apex Service by setting its ports and selector to its own
+    (ClusterIP, the Canary's port/portName/targetPort over TCP, the -primary pods): the chart
+    renders exactly that, so neither undoes the other (pkg/router/kubernetes_default.go)."""
+    flagger = canary.one("Canary")["spec"]["service"]
+    service = canary.one("Service")
+    assert service["spec"] == {
+        "type": "ClusterIP",
+        "ports": [
+            {
+                "name": flagger["portName"],
+                "port": flagger["port"],
+                "targetPort": flagger["targetPort"],
+                "protocol": "TCP",
+            }
+        ],
+        "selector": {"app.kubernetes.io/name": "langgraph-agent-primary"},
+    }
+    # No metrics port: the PodMonitor scrapes the pods, never through a Service.
+    assert all(port["name"] == "http" for port in service["spec"]["ports"])
 
 
 def test_without_the_canary_the_chart_creates_the_service(autoscaled: Rendered) -> None:

@@ -27,7 +27,8 @@ from tools.kit.programs import REPO_ROOT
 pytestmark = pytest.mark.helm
 CRD_KINDS = {
     ("flagger.app/v1beta1", "Canary"),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("flagger.app/v1beta1", "MetricTemplate"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("external-secrets.io/v1", "ExternalSecret"),
 }
@@ -74,8 +75,8 @@ def test_the_crd_kinds_used_are_exactly_those_with_schemas(canary: Rendered) -> 
         ("Canary", lambda s: s.update(stages=[{"weight": 10}]), "Additional properties"),
         ("Canary", lambda s: s["targetRef"].update(kind="Job"), "is not one of"),
         (
-            "ServiceMonitor",
-            lambda s: s["endpoints"][0].update(interval="30 seconds"),
+            "PodMonitor",
+            lambda s: s["podMetricsEndpoints"][0].update(interval="30 seconds"),
             "does not match",
         ),
         (

@@ -128,13 +128,13 @@ def test_server_rejects_a_canary_that_breaks_its_crd_schema(kube: Kube, namespac
     assert "spec.analysis.threshold" in refused.stderr, refused.stderr
 
 
-def test_service_monitor_is_validated_against_the_operator_crd(kube: Kube, namespace: str) -> None:
+def test_pod_monitor_is_validated_against_the_operator_crd(kube: Kube, namespace: str) -> None:
     """The chart's CRD objects against the projects' own CRDs (not the repo's JSON copies)."""
     docs = _rendered(kube, namespace, _fixture_with("monitoring"))
     kinds = {d["kind"] for d in docs}
-    assert {"ServiceMonitor", "PrometheusRule"} <= kinds
-    broken = _one(docs, "ServiceMonitor")
-    broken["spec"]["endpoints"][0]["scheme"] = "gopher"
+    assert {"PodMonitor", "PrometheusRule"} <= kinds
+    broken = _one(docs, "PodMonitor")
+    broken["spec"]["podMetricsEndpoints"][0]["scheme"] = "gopher"
     refused = _apply(kube, namespace, broken)
     assert refused.returncode != 0
     assert "scheme" in refused.stderr, refused.stderr

@@ -27,7 +27,7 @@ WAIT = ["--wait=watcher", "--timeout=120s"]
 CHART_KINDS = (
     "deployments,replicasets,pods,services,configmaps,secrets,serviceaccounts,jobs,cronjobs,"
     "horizontalpodautoscalers,poddisruptionbudgets,networkpolicies,ingresses,roles,rolebindings,"
-    "canaries.flagger.app,servicemonitors.monitoring.coreos.com,"
+    "canaries.flagger.app,metrictemplates.flagger.app,podmonitors.monitoring.coreos.com,"
     "prometheusrules.monitoring.coreos.com,externalsecrets.external-secrets.io"
 )
 # Left behind on purpose: what every namespace has, and the migration Job (with its pod),
@@ -124,6 +124,13 @@ def test_install_upgrade_rollback_uninstall(
         if not canary:
             _assert_rolled_to_new_replicaset(kube, namespace, target, None)
 
+        if canary:
+            # docs/canary.md: the Canary goes first. With revertOnDeletion its finalizer hands
+            # the target Deployment back; uninstalling both at once leaves the Canary
+            # Terminating, its finalizer reverting a Deployment that is being deleted.
+            kube.kubectl(
+                "delete", "canary", FULLNAME, "-n", namespace, "--wait=true", "--timeout=90s"
+            )
         kube.helm("uninstall", RELEASE, "--wait", "--timeout=120s", namespace=namespace)
         kube.wait_for(
             lambda: _only_documented_leftovers(_objects(kube, namespace)),

@@ -27,7 +27,6 @@ WAIT = ["--wait=watcher", "--timeout=120s"]
 # Flagger runs each Canary's loop at its analysis interval (1m in the fixtures), never faster
 # than 10 s; 10 s keeps the tests short without changing what Flagger does at each step.
 FAST = {"canary": {"analysis": {"interval": "10s", "threshold": 2}}}
-ISSUE_17 = "issue 17 (observability: safe canary lifecycle)"
 
 
 class EndpointGap(AssertionError):
@@ -162,19 +161,20 @@ def test_bootstrap_creates_primary_and_the_pdb_selects_it(
     assert kube.ready_endpoints(FULLNAME, namespace) >= minimum
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OwnershipConflict,
-    reason=f"{ISSUE_17}: canary.enabled=false renders Service {FULLNAME}, which Flagger created, "
-    "so Helm refuses it ('invalid ownership metadata')",
-)
 def test_turning_the_canary_off_on_a_live_release(
     kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
+    """docs/canary.md: delete the Canary (revertOnDeletion: Flagger scales the target back up
+    and points the Service at it), then upgrade with the canary off. Helm owns the Service
+    throughout: no ownership conflict, and it never loses its endpoints."""
     files = _install(kube, namespace, tmp_path, canary=True)
     _wait_phase(kube, namespace, "Initialized")
     off = values_file(tmp_path, "off", {"canary": {"enabled": False}})
     with recording(kube, namespace, "services", "endpointslices") as recorder:
+        kube.kubectl("delete", "canary", FULLNAME, "-n", namespace, "--wait=true", "--timeout=60s")
+        kube.wait_for(
+            lambda: _ready(kube, namespace, FULLNAME) >= 1, "target serving", namespace=namespace
+        )
         try:
             kube.helm(
                 "upgrade", RELEASE, str(CHART_DIR), *files, "-f", str(off), *WAIT,
@@ -184,30 +184,28 @@ def test_turning_the_canary_off_on_a_live_release(
             if "invalid ownership metadata" in str(error):
                 raise OwnershipConflict(str(error)) from None
             raise
-        kube.wait_for(
-            lambda: _ready(kube, namespace, FULLNAME) >= 1, "target serving", namespace=namespace
-        )
     assert not kube.exists("canary", FULLNAME, namespace)
     _assert_no_endpoint_gap(recorder.events, FULLNAME)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=EndpointGap,
-    reason=f"{ISSUE_17}: canary.enabled=true on a live release drops the chart's Service "
-    f"{FULLNAME} before Flagger recreates it for the primary",
-)
 def test_turning_the_canary_on_for_a_live_release(
     kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
+    """docs/canary.md: canary on with the Service in handover (it selects old and -primary pods
+    alike) until Flagger has initialised, then on Flagger's own selector."""
     files = _install(kube, namespace, tmp_path, canary=False)
     assert kube.ready_endpoints(FULLNAME, namespace) >= 1
-    on = values_file(tmp_path, "on", {"canary": {"enabled": True}})
+    handover = values_file(tmp_path, "handover", {"canary": {"enabled": True, "handover": True}})
+    on = values_file(tmp_path, "on", {"canary": {"enabled": True, "handover": False}})
     with recording(kube, namespace, "services", "endpointslices") as recorder:
+        kube.helm(
+            "upgrade", RELEASE, str(CHART_DIR), *files, "-f", str(handover), *WAIT,
+            namespace=namespace,
+        )  # fmt: skip
+        _wait_phase(kube, namespace, "Initialized")
         kube.helm(
             "upgrade", RELEASE, str(CHART_DIR), *files, "-f", str(on), *WAIT, namespace=namespace
         )
-        _wait_phase(kube, namespace, "Initialized")
         kube.wait_for(
             lambda: kube.ready_endpoints(FULLNAME, namespace) >= 1,
             "apex endpoints",
@@ -232,12 +230,6 @@ def _delete_canary_and_expect_target_back(kube: Kube, namespace: str) -> None:
         ) from None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TargetNotRestored,
-    reason=f"{ISSUE_17}: the chart's Canary has no revertOnDeletion, so deleting it leaves the "
-    "target Deployment at 0 replicas",
-)
 def test_deleting_the_chart_canary_restores_the_target(
     kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
@@ -247,8 +239,8 @@ def test_deleting_the_chart_canary_restores_the_target(
 
 
 def test_revert_on_deletion_restores_the_target(kube: Kube, namespace: str, tmp_path: Path) -> None:
-    """What the chart needs (issue 17), proven on Flagger itself: with revertOnDeletion the
-    Canary gets Flagger's finalizer and its deletion scales the target back up."""
+    """Flagger itself: with revertOnDeletion the Canary gets Flagger's finalizer and its
+    deletion scales the target back up (the chart sets it since issue 17)."""
     _install(kube, namespace, tmp_path, canary=True)
     _wait_phase(kube, namespace, "Initialized")
     patch = json.dumps({"spec": {"revertOnDeletion": True}})

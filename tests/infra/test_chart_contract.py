@@ -106,7 +106,7 @@ def test_the_chart_renders_with_the_programs_values(stack: str) -> None:
         "eks.amazonaws.com/role-arn": roles[f"agent-{stack}-backup"]
     }
     progressive = {"Canary", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress"}
-    monitoring = {"ServiceMonitor", "PrometheusRule"}
+    monitoring = {"PodMonitor", "PrometheusRule"}
     if stack == "dev":
         assert not (progressive | monitoring) & kinds
     else:

@@ -40,6 +40,7 @@ VALUES_HEADER = (
 FIXED_BY_CHART = {
     "host": "the pod's address",
     "port": "the container port the probes and the Service use",
+    "metrics_port": "the container port Prometheus scrapes, which the Ingress never routes",
     "secrets_dir": "where the chart mounts the secret files",
 }
 # Settings the chart deliberately leaves to the service, and why.
@@ -57,8 +58,9 @@ CHART_NOTES = {
     "retention jobs are not rendered.",
     "backup_bucket": "Required when backup.enabled.",
     "shutdown_grace_seconds": "The pod's grace period must exceed preStopSleepSeconds + this + "
-    "5 s, which the chart checks.",
-    "metrics_require_auth": "A ServiceMonitor cannot send that header, so the chart refuses "
+    "5 s, and this must be at least requestTimeoutSeconds (a drain that cancels runs the "
+    "request timeout would have let finish), which the chart checks.",
+    "metrics_require_auth": "A PodMonitor cannot send that header, so the chart refuses "
     "this together with monitoring.enabled.",
 }
 

@@ -106,7 +106,7 @@ CRD_SOURCES = (
         "github.com/prometheus-operator/prometheus-operator",
         versions.PROMETHEUS_OPERATOR,
         (
-            "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+            "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
             "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
         ),
     ),

@@ -11,7 +11,7 @@ KWOK = "v0.8.0"
 # Not older: Flagger <= 1.36 is built on k8s.io/api 0.27, whose copy of the pod spec drops the
 # chart's `preStop: sleep` handler, and the -primary Deployment is then refused by the server.
 FLAGGER = "v1.41.0"
-# CRD manifests only (never built): ServiceMonitor/PrometheusRule and ExternalSecret.
+# CRD manifests only (never built): PodMonitor/PrometheusRule and ExternalSecret.
 PROMETHEUS_OPERATOR = "v0.85.0"
 EXTERNAL_SECRETS = "v1.3.2"
 

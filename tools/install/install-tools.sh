@@ -25,8 +25,10 @@ actionlint_version="v1.7.12"
 # podman builds and runs the service image (make image, tests/image) with runc (crun 1.8 fails on
 # some VMs' cgroup layouts), debootstrap makes its Debian base where no registry answers, uidmap
 # gives podman its user-namespace helpers; etcd-server is the test cluster's datastore (make
-# cluster, tests/cluster); graphviz's `dot` draws the stack picture in the `make plan` bundle.
-debian_packages=(postgresql redis-server podman runc debootstrap uidmap etcd-server graphviz)
+# cluster, tests/cluster); graphviz's `dot` draws the stack picture in the `make plan` bundle;
+# prometheus: Debian's package ships `prometheus` (the monitoring drill's real server) and
+# `promtool` (the chart's alert rules are checked and unit-tested).
+debian_packages=(postgresql redis-server podman runc debootstrap uidmap etcd-server graphviz prometheus)
 
 log() { printf 'tools: %s\n' "$*"; }
 die() { printf 'tools: error: %s\n' "$*" >&2; exit 1; }
@@ -100,6 +102,7 @@ install_debian_packages() {
       postgresql) postgres_present || missing+=("$pkg") ;;
       redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
       graphviz) command -v dot >/dev/null 2>&1 || missing+=("$pkg") ;;
+      prometheus) command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=("$pkg") ;;
       *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
     esac
   done
@@ -115,6 +118,7 @@ install_debian_packages() {
   if command -v service >/dev/null 2>&1; then
     service redis-server stop >/dev/null 2>&1 || true
     service postgresql stop >/dev/null 2>&1 || true
+    service prometheus stop >/dev/null 2>&1 || true
   fi
 }
 

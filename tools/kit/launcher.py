@@ -7,12 +7,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from agent_service.server.app import GraphSourceFactory, create_app
 from agent_service.server.logging_setup import configure_logging
 from agent_service.server.serve import run_uvicorn
 from agent_service.settings import load_settings
 from fastapi import FastAPI
+
+if TYPE_CHECKING:
+    from agent_service.server.app import GraphSourceFactory
 
 # How the choice reaches uvicorn's workers, which import `build_app` afresh.
 GRAPH_SOURCE_VARIABLE = "LAUNCHER_GRAPH_SOURCE"
@@ -30,6 +33,10 @@ def _graph_source(spec: str) -> GraphSourceFactory:
 
 
 def build_app() -> FastAPI:
+    # Imported in the worker, as `agent-service serve` does: the app imports the metrics, which
+    # open their multiprocess files at import, after run_uvicorn has made the directory.
+    from agent_service.server.app import create_app
+
     settings = load_settings()
     configure_logging(settings.log_level)
     return create_app(settings, graph_source=_graph_source(os.environ[GRAPH_SOURCE_VARIABLE]))

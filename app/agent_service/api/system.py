@@ -6,17 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 import agent_service
 from agent_service.api.deps import get_services
 from agent_service.api.readiness import readiness
+from agent_service.metrics import workers_registry
+from agent_service.persistence.pool import publish_pool_stats
 
 router = APIRouter(tags=["system"])
 
@@ -55,7 +51,11 @@ async def info(request: Request) -> dict[str, Any]:
         "graphs": services.catalog.graph_ids,
         "persistence": services.persistence.backend,
         "cache": services.cache.backend,
-        "flags": {"assistants": True, "crons": False, "langsmith": False},
+        "flags": {
+            "assistants": True,
+            "crons": False,
+            "langsmith": bool(getattr(request.app.state, "langsmith", False)),
+        },
     }
 
 
@@ -70,11 +70,18 @@ async def info(request: Request) -> dict[str, Any]:
     },
 )
 async def metrics(request: Request) -> Response:
-    if get_services(request).settings.prometheus_multiproc_dir is not None:
-        # Several uvicorn workers: merge every process's samples.
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        payload = generate_latest(registry)
-    else:
-        payload = generate_latest(REGISTRY)
-    return Response(payload, media_type=CONTENT_TYPE_LATEST)
+    services = get_services(request)
+    if services.settings.metrics_port:
+        # Served on METRICS_PORT, which no Ingress routes; not here, where it would be public.
+        return JSONResponse(
+            {
+                "error": "not_found",
+                "detail": f"metrics are served on port {services.settings.metrics_port}",
+            },
+            status_code=404,
+        )
+    if services.persistence.pool is not None:
+        publish_pool_stats(services.persistence.pool)
+    directory = services.settings.prometheus_multiproc_dir
+    registry = REGISTRY if directory is None else workers_registry(directory)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

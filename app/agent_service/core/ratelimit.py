@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from agent_service.core.circuit import Circuit
 from agent_service.core.redis_access import RATE_LIMIT_PREFIX
+from agent_service.metrics import RATE_LIMIT_REJECTIONS
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +96,12 @@ class RateLimiter:
                         reason=type(exc).__name__,
                     )
             else:
-                return None if wait_ms == 0 else max(1, math.ceil(wait_ms / 1000))
+                if wait_ms == 0:
+                    return None
+                RATE_LIMIT_REJECTIONS.labels(backend="redis").inc()
+                return max(1, math.ceil(wait_ms / 1000))
         wait = self._local.hit(principal)
-        return None if wait is None else max(1, math.ceil(wait))
+        if wait is None:
+            return None
+        RATE_LIMIT_REJECTIONS.labels(backend="memory").inc()
+        return max(1, math.ceil(wait))

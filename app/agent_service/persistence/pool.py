@@ -28,6 +28,12 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from agent_service.core.credentials import Credential, RotatingCredential, database_credential
+from agent_service.metrics import (
+    DB_POOL_AVAILABLE,
+    DB_POOL_MAX,
+    DB_POOL_REQUESTS_WAITING,
+    DB_POOL_SIZE,
+)
 from agent_service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -206,3 +212,15 @@ def pool_credentials(pool: Pool) -> PoolCredentials | None:
     kwargs = pool.kwargs
     owner = getattr(kwargs, "__self__", None)
     return owner if isinstance(owner, PoolCredentials) else None
+
+
+def publish_pool_stats(pool: Pool) -> None:
+    """Copy the pool's state into the pool gauges (psycopg_pool's `get_stats()`, which also
+    holds counters we leave alone: https://www.psycopg.org/psycopg3/docs/advanced/pool.html#pool-stats).
+    Called on every scrape and every few seconds, so that with several workers each worker's
+    gauge file is fresh whichever worker answers the scrape."""
+    stats = pool.get_stats()
+    DB_POOL_SIZE.set(stats.get("pool_size", 0))
+    DB_POOL_AVAILABLE.set(stats.get("pool_available", 0))
+    DB_POOL_MAX.set(stats.get("pool_max", pool.max_size))
+    DB_POOL_REQUESTS_WAITING.set(stats.get("requests_waiting", 0))

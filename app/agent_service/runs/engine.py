@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,11 +27,13 @@ from langchain_core.messages import convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import EmptyInputError, GraphRecursionError, InvalidUpdateError
 from langgraph.types import Command, Send
+from opentelemetry import trace
 
 from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.core.request_context import annotate
 from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import Graph, Graphs
+from agent_service.metrics import ACTIVE_RUNS, GRAPH_EXECUTIONS, RUN_DURATION
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.records import RunRecord, ThreadExistsError, ThreadStatus
 from agent_service.runs.errors import (
@@ -48,6 +50,7 @@ from agent_service.runs.stream_events import EventTranslator, langgraph_modes
 from agent_service.runs.tracker import RunTracker
 
 log = structlog.get_logger(__name__)
+tracer = trace.get_tracer("agent_service.runs")
 
 DEFAULT_RECURSION_LIMIT = 25
 MAX_RECURSION_LIMIT = 1000
@@ -62,6 +65,18 @@ _RESERVED_CONFIGURABLE = frozenset(
 )
 
 Outcome = Literal["success", "interrupted", "timeout", "error", "cancelled"]
+OUTCOMES: tuple[Outcome, ...] = ("success", "interrupted", "timeout", "error", "cancelled")
+
+
+def initialise_run_series(graph_ids: Iterable[str]) -> None:
+    """Create every graph's run series at 0. A counter series that first appears at 6 loses
+    those 6 to rate() (no earlier sample), so the first errors after a start would never reach
+    the error-ratio alert or the canary's check."""
+    for graph_id in graph_ids:
+        for outcome in OUTCOMES:
+            GRAPH_EXECUTIONS.labels(graph=graph_id, status=outcome)
+        RUN_DURATION.labels(graph=graph_id)
+        ACTIVE_RUNS.labels(graph=graph_id)
 
 
 @dataclass
@@ -426,12 +441,18 @@ class RunEngine:
         started = time.perf_counter()
         finished = Finished("error")
         heartbeat = asyncio.create_task(self._keep_lease(prepared.thread_id, prepared.run_id))
+        active = ACTIVE_RUNS.labels(graph=prepared.graph_id)
+        active.inc()
         log.info(
             "run started",
             run_id=prepared.run_id,
             thread_id=prepared.thread_id,
             graph=prepared.graph_id,
             principal=prepared.principal,
+        )
+        span = tracer.start_span(
+            f"run {prepared.graph_id}",
+            attributes={"agent.graph": prepared.graph_id, "agent.run_id": prepared.run_id},
         )
         try:
             async with asyncio.timeout(self.timeout_seconds):
@@ -451,7 +472,12 @@ class RunEngine:
         except Exception as exc:
             finished = Finished("error", exc)
         finally:
+            span.set_attribute("agent.outcome", finished.outcome)
+            if finished.outcome in ("error", "timeout"):
+                span.set_status(trace.StatusCode.ERROR, finished.outcome)
+            span.end()
             heartbeat.cancel()
+            active.dec()
             try:
                 # Record the outcome and free the thread before the client hears the end, so
                 # its next run on the thread never races this one's release.
@@ -468,6 +494,10 @@ class RunEngine:
             "error": ("error", "error"),
         }
         status, thread_status = run_status[finished.outcome]
+        # The alerts' and the canary's unit of work: a run's outcome, whatever HTTP status
+        # carried it (a stream has answered 200 long before its run fails).
+        GRAPH_EXECUTIONS.labels(graph=prepared.graph_id, status=finished.outcome).inc()
+        RUN_DURATION.labels(graph=prepared.graph_id).observe(seconds)
         error = None if finished.error is None else run_failure_message(finished.error)
         log_fields = {
             "run_id": prepared.run_id,

@@ -3,6 +3,8 @@ database pool, Redis and the graphs once per process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -13,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Match
@@ -30,6 +33,8 @@ from agent_service.persistence.backends import open_persistence
 from agent_service.persistence.errors import NOT_MIGRATED, UNAVAILABLE, describe_unavailable
 from agent_service.persistence.migrations import migrate_sqlite
 from agent_service.persistence.node_cache import NodeCache
+from agent_service.persistence.pool import Pool, publish_pool_stats
+from agent_service.runs.engine import initialise_run_series
 from agent_service.runs.errors import RunError
 from agent_service.server.middleware import (
     AuthMiddleware,
@@ -38,11 +43,14 @@ from agent_service.server.middleware import (
     RequestLogMiddleware,
     UrlLimitMiddleware,
 )
+from agent_service.server.tracing import configure_langsmith, configure_tracing
 from agent_service.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 FINAL_DRAIN_SECONDS = 5.0
+# How stale a worker's pool gauges may get: a scrape refreshes only the worker it reaches.
+POOL_STATS_SECONDS = 5.0
 # Routes that need the database (the others answer from memory).
 DATABASE_PATHS = ("/threads", "/runs", "/invoke", "/users")
 
@@ -147,11 +155,19 @@ _EXCEPTION_HANDLERS: dict[
 }
 
 
+async def _publish_pool_stats_forever(pool: Pool) -> None:
+    while True:
+        publish_pool_stats(pool)
+        await asyncio.sleep(POOL_STATS_SECONDS)
+
+
 def create_app(
     settings: Settings, *, graph_source: GraphSourceFactory = registry_graph_source
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_tracing(settings)
+        app.state.langsmith = configure_langsmith(settings)
         async with AsyncExitStack() as stack:
             persistence = await stack.enter_async_context(open_persistence(settings))
             if persistence.backend == "sqlite":
@@ -197,6 +213,16 @@ def create_app(
                 access=access,
             )
             app.state.services = services
+            initialise_run_series(graphs.keys())
+            if persistence.pool is not None:
+                publisher = asyncio.create_task(_publish_pool_stats_forever(persistence.pool))
+
+                async def stop_publisher() -> None:
+                    publisher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await publisher
+
+                stack.push_async_callback(stop_publisher)
             log.info(
                 "service started",
                 persistence=persistence.backend,
@@ -219,8 +245,15 @@ def create_app(
     open_paths = {"/health", "/ready"}
     if not settings.metrics_require_auth:
         open_paths.add("/metrics")
+    routers = (system, assistants, threads, runs, gdpr)
+    route_patterns = tuple(
+        (route.path_regex, route.path)
+        for module in routers
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+    )
     middleware = [
-        Middleware(RequestLogMiddleware),
+        Middleware(RequestLogMiddleware, routes=route_patterns),
         Middleware(UrlLimitMiddleware, max_url_chars=settings.max_url_chars),
         Middleware(
             CORSMiddleware,
@@ -244,6 +277,6 @@ def create_app(
     )
     for exc_type, handler in _EXCEPTION_HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
-    for module in (system, assistants, threads, runs, gdpr):
+    for module in routers:
         app.include_router(module.router, responses=ERROR_RESPONSES)
     return app

@@ -10,6 +10,8 @@ import uuid
 from typing import Any
 
 import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,8 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_service.auth.api_keys import API_KEY_HEADER
 from agent_service.core.json_limits import text_problem
 from agent_service.core.request_context import annotate, current, start_request
+from agent_service.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 log = structlog.get_logger("agent_service.request")
+tracer = trace.get_tracer("agent_service.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SAFE_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
@@ -28,13 +32,42 @@ LOGGED_PATH_CHARS = 256
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
+UNMATCHED_ROUTE = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+RoutePatterns = tuple[tuple[re.Pattern[str], str], ...]
+
+
+def route_template(scope: Scope, patterns: RoutePatterns) -> str:
+    """The matched route's path template, a bounded label value. FastAPI puts the route in the
+    scope when it routes; requests answered before routing (401, 413, 429) are matched here
+    against the app's route patterns."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    requested = scope.get("path", "")
+    for regex, template in patterns:
+        if regex.match(requested):
+            return template
+    return UNMATCHED_ROUTE
+
+
+def method_label(scope: Scope) -> str:
+    """The request method, or OTHER for anything outside HTTP's standard set (the server
+    accepts any token as a method; each would be a new series)."""
+    method = str(scope.get("method", ""))
+    return method if method in _METHODS else "OTHER"
+
+
 class RequestLogMiddleware:
     """Request id (X-Request-ID in and out), contextvars for every log line of the request,
     and one JSON line per request with method, path, status, principal, thread, graph and
     latency."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: RoutePatterns = ()) -> None:
         self.app = app
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,15 +93,35 @@ class RequestLogMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        span = tracer.start_span(f"HTTP {scope.get('method', '')}")
+        # The run's span (started in the run's task, which copies this context) is its child.
+        token = otel_context.attach(trace.set_span_in_context(span))
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            otel_context.detach(token)
+            elapsed = time.perf_counter() - started
+            method = method_label(scope)
+            route = route_template(scope, self.routes)
+            span.update_name(f"{method} {route}")
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "http.route": route,
+                    "http.response.status_code": status,
+                }
+            )
+            if status >= 500:
+                span.set_status(trace.StatusCode.ERROR)
+            span.end()
+            HTTP_REQUESTS.labels(method=method, route=route, code=str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(method=method, route=route).observe(elapsed)
             path = scope.get("path", "")
             fields: dict[str, Any] = {
                 "method": scope.get("method"),
                 "path": path[:LOGGED_PATH_CHARS],
                 "status": status,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                "latency_ms": round(elapsed * 1000, 1),
                 **current(),
             }
             if path in _QUIET_PATHS:

@@ -32,25 +32,42 @@ def build_app() -> FastAPI:
     return create_app(settings)
 
 
-def _prepare_multiprocess_metrics(settings: Settings) -> None:
+def _prepare_multiprocess_metrics(settings: Settings) -> Path | None:
     # prometheus-client must see the directory before any metric is created, in every
     # worker: set it here, in the parent, before uvicorn starts them.
     if settings.workers <= 1 and settings.prometheus_multiproc_dir is None:
-        return
+        return None
     directory = settings.prometheus_multiproc_dir or Path(DEFAULT_MULTIPROC_DIR)
     # prometheus-client reads the directory from this variable, in the workers too.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     # Samples of a previous container's processes would be summed into ours.
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _serve_metrics(settings: Settings, directory: Path | None) -> None:
+    """/metrics on METRICS_PORT, from this (the parent) process: a port of its own, which the
+    chart's Service exposes to Prometheus and its Ingress never routes. With several workers it
+    merges their samples (prometheus-client's multiprocess mode); with one, uvicorn runs the
+    app in this process and the default registry is the app's."""
+    if not settings.metrics_port:
+        return
+    from prometheus_client import REGISTRY, start_http_server
+
+    from agent_service.metrics import workers_registry
+
+    registry = REGISTRY if directory is None else workers_registry(directory)
+    start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
 
 
 def run_uvicorn(settings: Settings, app_factory: str) -> None:
     """Serve `app_factory` ("module:function" returning the app, called in each worker)."""
     # The metrics directory first: the logs' PII filter imports the metrics module, whose
     # multiprocess values open their files in that directory at import time.
-    _prepare_multiprocess_metrics(settings)
+    directory = _prepare_multiprocess_metrics(settings)
     configure_logging(settings.log_level)
+    _serve_metrics(settings, directory)
     uvicorn.run(
         app_factory,
         factory=True,

@@ -6,6 +6,10 @@ here so that selectors, the NetworkPolicies and Flagger agree on them.
 {{/* The container port; the service interface fixes PORT at 8000. */}}
 {{- define "langgraph-agent.port" -}}8000{{- end }}
 
+{{/* The metrics port (METRICS_PORT): /metrics is served there only, so the Ingress, which
+routes the http port, never exposes it. 9464 is OpenTelemetry's Prometheus exporter port. */}}
+{{- define "langgraph-agent.metricsPort" -}}9464{{- end }}
+
 {{/* Where the secret files are mounted (SECRETS_DIR in the service interface). */}}
 {{- define "langgraph-agent.secretsDir" -}}/run/secrets/agent-service{{- end }}
 
@@ -196,7 +200,7 @@ spec:
 The environment of the service and its jobs as name: value lines (ConfigMap data). Each
 config key names its variable: `requestTimeoutSeconds` is REQUEST_TIMEOUT_SECONDS (the keys are
 the settings' names in camelCase, generated from the service's settings model). Only HOST,
-PORT and SECRETS_DIR are fixed by the chart. Empty values are left out so that the service's
+PORT, METRICS_PORT and SECRETS_DIR are fixed by the chart. Empty values are left out so that the service's
 own default applies.
 */}}
 {{- define "langgraph-agent.configData" -}}
@@ -206,6 +210,7 @@ own default applies.
 {{- end }}
 {{- $_ := set $env "HOST" "0.0.0.0" }}
 {{- $_ := set $env "PORT" (include "langgraph-agent.port" .) }}
+{{- $_ := set $env "METRICS_PORT" (include "langgraph-agent.metricsPort" .) }}
 {{- $_ := set $env "SECRETS_DIR" (include "langgraph-agent.secretsDir" .) }}
 {{- range $key := keys $env | sortAlpha }}
 {{- $value := get $env $key }}
@@ -326,9 +331,6 @@ change. Included once, from the Deployment.
 {{- if and $v.podDisruptionBudget.enabled (not (kindIs "invalid" $v.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
 {{- end }}
-{{- if and $v.podDisruptionBudget.enabled (kindIs "invalid" $v.podDisruptionBudget.minAvailable) (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable) }}
-{{- fail "podDisruptionBudget.enabled requires minAvailable or maxUnavailable" }}
-{{- end }}
 {{- if gt (int $v.config.databasePoolMin) (int $v.config.databasePoolMax) }}
 {{- fail (printf "config.databasePoolMin (%d) is greater than config.databasePoolMax (%d)" (int $v.config.databasePoolMin) (int $v.config.databasePoolMax)) }}
 {{- end }}
@@ -358,6 +360,30 @@ change. Included once, from the Deployment.
 {{- if le (int $v.terminationGracePeriodSeconds) (int $minGrace) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + config.shutdownGraceSeconds + 5 s of cancellation (%d)" (int $v.terminationGracePeriodSeconds) (int $minGrace)) }}
 {{- end }}
+{{- if lt (float64 $v.config.shutdownGraceSeconds) (float64 $v.config.requestTimeoutSeconds) }}
+{{- fail (printf "config.shutdownGraceSeconds (%v) must be at least config.requestTimeoutSeconds (%v): a rollout or scale-down would cancel runs the request timeout lets run" $v.config.shutdownGraceSeconds $v.config.requestTimeoutSeconds) }}
+{{- end }}
+{{- if $v.podDisruptionBudget.enabled }}
+{{- $pdb := $v.podDisruptionBudget }}
+{{- $smallest := ternary (int $v.autoscaling.minReplicas) (int $v.replicaCount) $v.autoscaling.enabled }}
+{{- if not (kindIs "invalid" $pdb.maxUnavailable) }}
+{{- if or (eq (toString $pdb.maxUnavailable) "0") (eq (toString $pdb.maxUnavailable) "0%") }}
+{{- fail "podDisruptionBudget.maxUnavailable 0 blocks every eviction: node drains and cluster upgrades would hang; use 1" }}
+{{- end }}
+{{- else if kindIs "string" $pdb.minAvailable }}
+{{- if eq $pdb.minAvailable "100%" }}
+{{- fail "podDisruptionBudget.minAvailable 100% blocks every eviction: node drains would hang; use maxUnavailable: 1" }}
+{{- end }}
+{{- else if ge (int $pdb.minAvailable) $smallest }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) is not below the smallest replica count (%d): it blocks every eviction and node drains would hang; use maxUnavailable: 1" (int $pdb.minAvailable) $smallest) }}
+{{- end }}
+{{- end }}
+{{- $configured := include "langgraph-agent.configData" . | fromYaml }}
+{{- range $v.extraEnv }}
+{{- if hasKey $configured .name }}
+{{- fail (printf "extraEnv %s is set by the chart (config.%s): change the config value instead" .name (.name | lower | camelcase | untitle)) }}
+{{- end }}
+{{- end }}
 {{- if not $v.config.databaseUrl }}
 {{- if or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled $v.canary.enabled }}
 {{- fail "config.databaseUrl is empty (the embedded SQLite database belongs to one pod): set config.databaseUrl, or keep replicaCount 1 with autoscaling and canary off" }}
@@ -370,7 +396,7 @@ change. Included once, from the Deployment.
 {{- fail "backup.enabled requires config.backupBucket" }}
 {{- end }}
 {{- if and $v.monitoring.enabled $v.config.metricsRequireAuth }}
-{{- fail "monitoring.enabled with config.metricsRequireAuth: a ServiceMonitor cannot send X-API-Key; keep /metrics open (the NetworkPolicy admits only Prometheus)" }}
+{{- fail "monitoring.enabled with config.metricsRequireAuth: a PodMonitor cannot send X-API-Key; keep /metrics open (the NetworkPolicy admits only Prometheus, to the metrics port)" }}
 {{- end }}
 {{- if and $v.networkPolicy.enabled $v.config.databaseUrl (eq (len $v.networkPolicy.egress.postgres.cidrs) 0) }}
 {{- fail "networkPolicy.enabled with config.databaseUrl requires networkPolicy.egress.postgres.cidrs: otherwise the pods cannot reach the database" }}

@@ -40,7 +40,7 @@ def test_defaults(clean_env: Path) -> None:
     assert settings.rate_limit_per_minute == 120
     assert settings.request_timeout_seconds == 60
     assert settings.max_body_bytes == 1_048_576
-    assert settings.shutdown_grace_seconds == 25
+    assert settings.shutdown_grace_seconds == 60
     assert settings.api_keys == {}
 
 
