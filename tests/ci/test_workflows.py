@@ -103,3 +103,66 @@ def test_a_deploy_waits_for_approval_and_the_canarys_promotion() -> None:
     assert "kubectl wait" in runs
     assert "--for=condition=Promoted" in runs
     assert runs.index("make deploy") < runs.index("kubectl wait")
+
+
+# The token's access levels, ordered: "write includes read" (docs.github.com, "Assigning
+# permissions to jobs"). A reusable workflow can only keep or downgrade the permissions of the
+# caller job, never elevate them (docs.github.com, "Reusing workflows", access and permissions);
+# GitHub rejects the whole run before any job starts, and actionlint does not check it.
+_LEVEL = {"none": 0, "read": 1, "write": 2}
+
+
+def _permissions(granted: Any) -> dict[str, int] | None:
+    """A permissions value as scope -> level; None when it is absent (inherit the default)."""
+    if granted is None:
+        return None
+    if granted in ("read-all", "write-all"):
+        level = _LEVEL[str(granted).removesuffix("-all")]
+        return {"*": level}
+    if granted == {} or granted == "{}":
+        return {}
+    assert isinstance(granted, dict), granted
+    return {str(scope): _LEVEL[str(level)] for scope, level in granted.items()}
+
+
+def _effective(workflow: dict[str, Any], job: dict[str, Any]) -> dict[str, int] | None:
+    return _permissions(job.get("permissions", workflow.get("permissions")))
+
+
+def _level(granted: dict[str, int], scope: str) -> int:
+    # Once any scope is listed, every unlisted scope is none.
+    return granted.get(scope, granted.get("*", 0))
+
+
+def _missing_permissions(caller_name: str, caller: dict[str, Any]) -> list[str]:
+    missing: list[str] = []
+    for job_id, job in caller["jobs"].items():
+        uses = str(job.get("uses", ""))
+        if not uses.startswith("./.github/workflows/"):
+            continue
+        called = _workflow(Path(uses).name)
+        granted = _effective(caller, job)
+        for called_id, called_job in called["jobs"].items():
+            requested = _effective(called, called_job)
+            if requested is None:
+                continue
+            assert granted is not None, (
+                f"{caller_name} job {job_id} grants the repository default while {uses} "
+                f"job {called_id} requests {requested}: state the caller's permissions"
+            )
+            for scope, level in requested.items():
+                if _level(granted, scope) < level:
+                    missing.append(f"{caller_name} {job_id} -> {called_id}: {scope}")
+    return missing
+
+
+def test_every_reusable_workflow_call_grants_what_the_called_jobs_request() -> None:
+    for caller in sorted(p.name for p in WORKFLOWS.glob("*.yml")):
+        assert _missing_permissions(caller, _workflow(caller)) == [], caller
+
+
+def test_the_permission_check_catches_a_caller_that_grants_too_little() -> None:
+    caller = _workflow("main.yml")
+    # Without job permissions the caller job has the workflow's contents: read only.
+    caller["jobs"]["deploy-prod"].pop("permissions")
+    assert _missing_permissions("main.yml", caller) == ["main.yml deploy-prod -> deploy: id-token"]
