@@ -166,3 +166,29 @@ def test_the_permission_check_catches_a_caller_that_grants_too_little() -> None:
     # Without job permissions the caller job has the workflow's contents: read only.
     caller["jobs"]["deploy-prod"].pop("permissions")
     assert _missing_permissions("main.yml", caller) == ["main.yml deploy-prod -> deploy: id-token"]
+
+
+def test_a_preview_never_asks_for_the_committed_image_tag() -> None:
+    """No CI run pushes the stack files' release.image.tag, and the program looks the image up
+    in ECR (infra/image.py): a preview takes the newest image main pushed, and previews the
+    cloud phase (no release, no lookup) while the repository holds none."""
+    preview = _workflow("pull-request.yml")["jobs"]["preview"]
+    steps = preview["steps"]
+    (pick,) = [s for s in steps if s.get("id") == "phase"]
+    (pulumi,) = [s for s in steps if s.get("uses", "").startswith("pulumi/actions")]
+    assert steps.index(pick) < steps.index(pulumi)
+    assert pulumi["env"]["AGENT_PLATFORM_PHASE"] == "${{ steps.phase.outputs.phase }}"
+    assert "aws ecr describe-images" in pick["run"]
+    assert 'echo "phase=cloud"' in pick["run"]
+    assert "--path agent-platform:release.image.tag" in pick["run"]
+    assert pick["env"]["REPOSITORY"] == "agent-${{ matrix.stack }}/langgraph-agent"
+
+
+def test_a_deploy_passes_the_pushed_tag_and_digest_not_the_committed_tag() -> None:
+    jobs = _workflow("main.yml")["jobs"]
+    pushed = _runs(jobs["image"])
+    assert 'docker push "$repository:$IMAGE_TAG"' in pushed
+    assert _workflow("main.yml")["env"]["IMAGE_TAG"] == "${{ github.sha }}"
+    for job in (jobs["deploy-staging"], jobs["deploy-prod"]):
+        assert job["with"]["image-tag"] == "${{ github.sha }}"
+        assert job["with"]["image-digest"] == "${{ needs.image.outputs.digest }}"
