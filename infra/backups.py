@@ -126,9 +126,14 @@ class BackupsArgs:
 
 @dataclass(frozen=True)
 class _Bucket:
+    name: str
     bucket: aws.s3.Bucket
     key: aws.kms.Key
     versioning: aws.s3.BucketVersioning
+    provider: pulumi.ProviderResource | None
+    is_replica: bool
+    # What the bucket policy must come after: it denies changing them to all but break glass.
+    settings: list[pulumi.Resource]
 
 
 class Backups(pulumi.ComponentResource):
@@ -166,7 +171,9 @@ class Backups(pulumi.ComponentResource):
                 ),
                 provider=args.replica_provider,
             )
-            self._replicate(name, args, primary, replica)
+            replication = self._replicate(name, args, primary, replica)
+            self._policy(args, replica, after=[])
+            self._policy(args, primary, after=[replication])
             self.replica_bucket_name = replica.bucket.bucket
             self.replica_key_arn = replica.key.arn
             assert break_glass is not None
@@ -174,6 +181,8 @@ class Backups(pulumi.ComponentResource):
             self.restore_role_arn = restore_role.arn
             self._break_glass_policy(args, break_glass, [primary, replica], restore_role)
 
+        else:
+            self._policy(args, primary, after=[])
         self.bucket_name = primary.bucket.bucket
         self.bucket_arn = primary.bucket.arn
         self.key_arn = primary.key.arn
@@ -287,24 +296,40 @@ class Backups(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[versioning]),
         )
-        statements = tls_only_statements(bucket.arn)
+        return _Bucket(
+            name=name,
+            bucket=bucket,
+            key=key,
+            versioning=versioning,
+            provider=provider,
+            is_replica=args.is_replica,
+            settings=[block, versioning, lifecycle, *protected],
+        )
+
+    def _policy(self, args: BackupsArgs, bucket: _Bucket, after: list[pulumi.Resource]) -> None:
+        """TLS only and, with a break-glass role, the deny on the protected actions. Once in
+        place it denies the deployer too (PutLifecycleConfiguration, PutReplicationConfiguration,
+        PutBucketVersioning, Object Lock, the policy itself), so it comes after every setting
+        it protects, replication included, or the first deploy races it; a later change to
+        those settings is made by the break-glass role (docs/runbooks/backup-deletion.md). A
+        policy put before the public access block could also be judged public."""
+        statements = tls_only_statements(bucket.bucket.arn)
         if self.break_glass_role_arn is not None:
             statements += protection_statements(
-                bucket.arn, self.break_glass_role_arn, replica=args.is_replica
+                bucket.bucket.arn, self.break_glass_role_arn, replica=bucket.is_replica
             )
         aws.s3.BucketPolicy(
-            name,
-            bucket=bucket.id,
+            bucket.name,
+            bucket=bucket.bucket.id,
             policy=policy_document(statements),
-            # A policy put before the block is in place could be judged public; once in place
-            # it denies changing lifecycle and lock to all but break glass, so those go first.
             opts=pulumi.ResourceOptions(
-                parent=self, provider=provider, depends_on=[block, lifecycle, *protected]
+                parent=self, provider=bucket.provider, depends_on=[*bucket.settings, *after]
             ),
         )
-        return _Bucket(bucket=bucket, key=key, versioning=versioning)
 
-    def _replicate(self, name: str, args: BackupsArgs, source: _Bucket, target: _Bucket) -> None:
+    def _replicate(
+        self, name: str, args: BackupsArgs, source: _Bucket, target: _Bucket
+    ) -> aws.s3.BucketReplicationConfig:
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-backups-replication",
@@ -358,7 +383,7 @@ class Backups(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        aws.s3.BucketReplicationConfig(
+        return aws.s3.BucketReplicationConfig(
             f"{name}-backups-replication",
             bucket=source.bucket.id,
             role=role.arn,

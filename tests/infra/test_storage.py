@@ -237,3 +237,35 @@ def test_the_break_glass_role_needs_mfa_and_can_only_run_the_runbooks(
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert "s3:DeleteObjectVersion" in actions
     assert not any(a.endswith("*") for a in actions)
+
+
+def test_each_bucket_policy_comes_after_every_setting_it_protects(
+    run: OfflineRun, stack: str
+) -> None:
+    """The policy denies Put{Replication,Lifecycle,Versioning,ObjectLock}Configuration to all
+    but break glass, the deployer included: put first, it would fail those puts on the first
+    deploy. Replication is configured on the source bucket, so its policy waits for it too."""
+    replication = run.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    for bucket in run.of_type(BUCKET):
+        policy = _attached(run, "aws:s3/bucketPolicy:BucketPolicy", bucket)
+        settings = [
+            _attached(run, type_, bucket)
+            for type_ in (
+                "aws:s3/bucketVersioning:BucketVersioning",
+                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            )
+        ]
+        settings += [
+            r
+            for r in [
+                *run.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"),
+                *replication,
+            ]
+            if r.inputs["bucket"] == bucket.id
+        ]
+        for setting in settings:
+            assert setting.urn in policy.depends_on, (bucket.name, setting.type, stack)
+    if stack == "prod":
+        (config,) = replication
+        assert config.inputs["bucket"] == _primary_bucket(run, stack).id
