@@ -192,3 +192,34 @@ def test_a_deploy_passes_the_pushed_tag_and_digest_not_the_committed_tag() -> No
     for job in (jobs["deploy-staging"], jobs["deploy-prod"]):
         assert job["with"]["image-tag"] == "${{ github.sha }}"
         assert job["with"]["image-digest"] == "${{ needs.image.outputs.digest }}"
+
+
+def _uses_pulumi(step: dict[str, Any]) -> bool:
+    run = str(step.get("run", ""))
+    return str(step.get("uses", "")).startswith("pulumi/actions") or any(
+        line.lstrip().startswith(("pulumi ", "if pulumi ", "$(pulumi ")) or "$(pulumi " in line
+        for line in run.splitlines()
+    )
+
+
+def test_every_pulumi_step_uses_the_s3_backend_not_pulumi_cloud() -> None:
+    """The state lives in the account's S3 bucket (docs/deploy.md, step 1): every step that
+    runs pulumi gets PULUMI_BACKEND_URL from the GitHub variable, and no workflow asks for a
+    Pulumi Cloud token (without a backend URL the CLI would log in to Pulumi Cloud)."""
+    pulumi_steps = 0
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        assert "PULUMI_ACCESS_TOKEN" not in path.read_text(), path.name
+        workflow = _workflow(path.name)
+        for job_id, job in workflow["jobs"].items():
+            for step in job.get("steps", []):
+                if not _uses_pulumi(step) and "make deploy" not in str(step.get("run", "")):
+                    continue
+                pulumi_steps += 1
+                env = {**workflow.get("env", {}), **job.get("env", {}), **step.get("env", {})}
+                assert env.get("PULUMI_BACKEND_URL") == "${{ vars.PULUMI_BACKEND_URL }}", (
+                    path.name,
+                    job_id,
+                    step.get("name", step.get("uses")),
+                )
+    # The preview's phase pick and action; the deploy's note, make deploy and canary wait.
+    assert pulumi_steps >= 5
