@@ -53,7 +53,7 @@ def test_public_mode_opens_the_endpoint_to_the_listed_cidrs_only() -> None:
 
 def test_the_version_upgrades_at_the_end_of_standard_support(run: OfflineRun) -> None:
     cluster = run.one(CLUSTER).inputs
-    assert cluster["version"] == "1.35"
+    assert cluster["version"] == "1.36"
     assert cluster["upgradePolicy"] == {"supportType": "STANDARD"}
     # The chart's fixtures are validated against the schemas of the version the stacks run.
     assert f"{cluster['version']}.0" == KUBERNETES_VERSION
