@@ -181,7 +181,10 @@ def test_a_preview_never_asks_for_the_committed_image_tag() -> None:
     assert "aws ecr describe-images" in pick["run"]
     assert 'echo "phase=cloud"' in pick["run"]
     assert "--path agent-platform:release.image.tag" in pick["run"]
-    assert pick["env"]["REPOSITORY"] == "agent-${{ matrix.stack }}/langgraph-agent"
+    assert 'echo "agent-$STACK/langgraph-agent"' in pick["run"]
+    # The DR stack previews against the replicated repository, in its own region.
+    assert "agent-platform:recovery.repositoryName" in pick["run"]
+    assert '--region "$region"' in pick["run"]
 
 
 def test_a_deploy_passes_the_pushed_tag_and_digest_not_the_committed_tag() -> None:
