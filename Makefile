@@ -14,8 +14,11 @@ STACKS := $(sort $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)))
 TOOLS_STAMP := .tools/.stamp
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 UV := uv run --locked --quiet
+# What `make deploy` loads: the Pulumi program (infra), the policy pack (policy) and the
+# preflight in tools/deploy; no test tools, so the deploy runner needs only uv and PyPI.
+DEPLOY_GROUPS := --no-default-groups --group infra --group policy
 
-.PHONY: help tools lint typecheck test test-fast generate up down rotate deploy plan dr-drill bench smoke clean stack-given image \
+.PHONY: help tools deploy-env plan-env lint typecheck test test-fast generate up down rotate deploy plan dr-drill bench smoke clean stack-given image \
 	cluster cluster-down cluster-build
 
 help: ## List the entry points
@@ -60,10 +63,18 @@ stack-given:
 	@test -n "$(STACK)" || { echo "make $(MAKECMDGOALS): name a stack: STACK=<stack>, one of: $(STACKS)." >&2; exit 2; }
 	@case " $(STACKS) " in *" $(STACK) "*) ;; *) echo "make $(MAKECMDGOALS): no stack '$(STACK)' (no Pulumi.$(STACK).yaml); the stacks are: $(STACKS)." >&2; exit 2;; esac
 
-deploy: stack-given $(TOOLS_STAMP) ## STACK=<stack> [PHASE=cloud] [IMAGE_TAG= IMAGE_DIGEST=]: preflight, then pulumi up --policy-pack policies
-	@$(UV) python -m tools.deploy "$(STACK)" --phase "$(PHASE)" $(if $(IMAGE_TAG),--image-tag "$(IMAGE_TAG)") $(if $(IMAGE_DIGEST),--image-digest "$(IMAGE_DIGEST)") $(if $(CI),--yes)
+# deploy and plan install only what they run (tools/install/install-tools.sh <verb>): the deploy
+# runner may be Amazon Linux, macOS or a non-root user, with no apt, npm or go.
+deploy-env:
+	@bash tools/install/install-tools.sh deploy $(DEPLOY_GROUPS)
 
-plan: stack-given $(TOOLS_STAMP) ## STACK=<stack> [AGAINST=<stack>]: offline review bundle in build/plan/<stack>/
+plan-env:
+	@bash tools/install/install-tools.sh plan
+
+deploy: stack-given deploy-env ## STACK=<stack> [PHASE=cloud] [IMAGE_TAG= IMAGE_DIGEST=]: preflight, then pulumi up --policy-pack policies
+	@$(UV) $(DEPLOY_GROUPS) python -m tools.deploy "$(STACK)" --phase "$(PHASE)" $(if $(IMAGE_TAG),--image-tag "$(IMAGE_TAG)") $(if $(IMAGE_DIGEST),--image-digest "$(IMAGE_DIGEST)") $(if $(CI),--yes)
+
+plan: stack-given plan-env ## STACK=<stack> [AGAINST=<stack>]: offline review bundle in build/plan/<stack>/
 	@$(UV) python -m tools.plan "$(STACK)" $(if $(AGAINST),--against "$(AGAINST)")
 
 SCENARIO ?= dump

@@ -14,6 +14,13 @@ backups with it. That copy cannot be deleted, by a mistake or a compromised role
   versioning or the policy itself to everyone but the break-glass role.
 A DR restore role may read the replica and decrypt it with the replica region's key
 (docs/runbooks/region-loss.md).
+
+The stack that replicates creates the break-glass role itself (named
+`backups.breakGlassRoleName`): a role's trust policy may only name principals that exist
+("Invalid principal in policy", docs.aws.amazon.com/IAM/latest/UserGuide/
+reference_policies_elements_principal.html#principal-roles), so the restore role's trust
+refers to the created role's ARN. Assumed only with MFA, by the configured principals or the
+account's admins; it may do what the runbooks need and nothing else.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ def role_arn(account: Account, name: str) -> str:
 
 
 def protection_statements(
-    bucket_arn: pulumi.Input[str], break_glass_role_arn: str, *, replica: bool
+    bucket_arn: pulumi.Input[str], break_glass_role_arn: pulumi.Input[str], *, replica: bool
 ) -> list[dict[str, Any]]:
     """Deny the destructive actions to every principal but the break-glass role."""
     objects = pulumi.Output.from_input(bucket_arn).apply(lambda arn: f"{arn}/*")
@@ -119,9 +126,14 @@ class BackupsArgs:
 
 @dataclass(frozen=True)
 class _Bucket:
+    name: str
     bucket: aws.s3.Bucket
     key: aws.kms.Key
     versioning: aws.s3.BucketVersioning
+    provider: pulumi.ProviderResource | None
+    is_replica: bool
+    # What the bucket policy must come after: it denies changing them to all but break glass.
+    settings: list[pulumi.Resource]
 
 
 class Backups(pulumi.ComponentResource):
@@ -137,6 +149,13 @@ class Backups(pulumi.ComponentResource):
         super().__init__("agent-platform:backups:Backups", name, None, opts)
         if (args.config.replica_region is None) != (args.replica_provider is None):
             raise ValueError("a replica region needs its provider, and only then")
+        self.break_glass_role_arn: pulumi.Input[str] | None = None
+        if args.config.break_glass_role_name is not None:
+            self.break_glass_role_arn = role_arn(args.account, args.config.break_glass_role_name)
+        break_glass: aws.iam.Role | None = None
+        if args.config.replica_region is not None:
+            break_glass = self._break_glass_role(args)
+            self.break_glass_role_arn = break_glass.arn
         primary = self._bucket(f"{name}-backups", args, provider=None)
         self.replica_bucket_name: pulumi.Output[str] | None = None
         self.replica_key_arn: pulumi.Output[str] | None = None
@@ -152,11 +171,18 @@ class Backups(pulumi.ComponentResource):
                 ),
                 provider=args.replica_provider,
             )
-            self._replicate(name, args, primary, replica)
+            replication = self._replicate(name, args, primary, replica)
+            self._policy(args, replica, after=[])
+            self._policy(args, primary, after=[replication])
             self.replica_bucket_name = replica.bucket.bucket
             self.replica_key_arn = replica.key.arn
-            self.restore_role_arn = self._restore_role(name, args, replica)
+            assert break_glass is not None
+            restore_role = self._restore_role(name, args, replica, break_glass)
+            self.restore_role_arn = restore_role.arn
+            self._break_glass_policy(args, break_glass, [primary, replica], restore_role)
 
+        else:
+            self._policy(args, primary, after=[])
         self.bucket_name = primary.bucket.bucket
         self.bucket_arn = primary.bucket.arn
         self.key_arn = primary.key.arn
@@ -169,6 +195,7 @@ class Backups(pulumi.ComponentResource):
                 "replicaBucketName": self.replica_bucket_name,
                 "replicaKeyArn": self.replica_key_arn,
                 "restoreRoleArn": self.restore_role_arn,
+                "breakGlassRoleArn": self.break_glass_role_arn,
             }
         )
 
@@ -269,26 +296,40 @@ class Backups(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[versioning]),
         )
-        statements = tls_only_statements(bucket.arn)
-        if config.break_glass_role_name is not None:
+        return _Bucket(
+            name=name,
+            bucket=bucket,
+            key=key,
+            versioning=versioning,
+            provider=provider,
+            is_replica=args.is_replica,
+            settings=[block, versioning, lifecycle, *protected],
+        )
+
+    def _policy(self, args: BackupsArgs, bucket: _Bucket, after: list[pulumi.Resource]) -> None:
+        """TLS only and, with a break-glass role, the deny on the protected actions. Once in
+        place it denies the deployer too (PutLifecycleConfiguration, PutReplicationConfiguration,
+        PutBucketVersioning, Object Lock, the policy itself), so it comes after every setting
+        it protects, replication included, or the first deploy races it; a later change to
+        those settings is made by the break-glass role (docs/runbooks/backup-deletion.md). A
+        policy put before the public access block could also be judged public."""
+        statements = tls_only_statements(bucket.bucket.arn)
+        if self.break_glass_role_arn is not None:
             statements += protection_statements(
-                bucket.arn,
-                role_arn(args.account, config.break_glass_role_name),
-                replica=args.is_replica,
+                bucket.bucket.arn, self.break_glass_role_arn, replica=bucket.is_replica
             )
         aws.s3.BucketPolicy(
-            name,
-            bucket=bucket.id,
+            bucket.name,
+            bucket=bucket.bucket.id,
             policy=policy_document(statements),
-            # A policy put before the block is in place could be judged public; once in place
-            # it denies changing lifecycle and lock to all but break glass, so those go first.
             opts=pulumi.ResourceOptions(
-                parent=self, provider=provider, depends_on=[block, lifecycle, *protected]
+                parent=self, provider=bucket.provider, depends_on=[*bucket.settings, *after]
             ),
         )
-        return _Bucket(bucket=bucket, key=key, versioning=versioning)
 
-    def _replicate(self, name: str, args: BackupsArgs, source: _Bucket, target: _Bucket) -> None:
+    def _replicate(
+        self, name: str, args: BackupsArgs, source: _Bucket, target: _Bucket
+    ) -> aws.s3.BucketReplicationConfig:
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-backups-replication",
@@ -342,7 +383,7 @@ class Backups(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        aws.s3.BucketReplicationConfig(
+        return aws.s3.BucketReplicationConfig(
             f"{name}-backups-replication",
             bucket=source.bucket.id,
             role=role.arn,
@@ -374,14 +415,72 @@ class Backups(pulumi.ComponentResource):
             ),
         )
 
-    def _restore_role(self, name: str, args: BackupsArgs, replica: _Bucket) -> pulumi.Output[str]:
+    def _break_glass_role(self, args: BackupsArgs) -> aws.iam.Role:
+        name = args.config.break_glass_role_name
+        assert name is not None  # required with a replica region (infra/config.py)
+        principals = args.config.break_glass_principals or [args.account.root_arn]
+        return aws.iam.Role(
+            name,
+            name=name,
+            description="Break glass for the backup buckets: assumed with MFA only",
+            assume_role_policy=policy_document(
+                [
+                    {
+                        "Sid": "OperatorsWithMfa",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": sorted(principals)},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+                    }
+                ]
+            ),
+            max_session_duration=3600,
+            tags=args.tags.named(name),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+
+    def _break_glass_policy(
+        self,
+        args: BackupsArgs,
+        role: aws.iam.Role,
+        buckets: list[_Bucket],
+        restore_role: aws.iam.Role,
+    ) -> None:
+        """What the runbooks do with it (docs/runbooks/backup-deletion.md, region-loss.md):
+        list and delete versions, change the protected bucket settings, assume the restore
+        role. The bucket policies deny those actions to everyone else."""
+        bucket_arns = [b.bucket.arn for b in buckets]
+        objects = [b.bucket.arn.apply(lambda arn: f"{arn}/*") for b in buckets]
+        aws.iam.RolePolicy(
+            f"{args.config.break_glass_role_name}",
+            role=role.id,
+            policy=policy_document(
+                [
+                    allow(
+                        "ListBackups",
+                        ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketPolicy"],
+                        bucket_arns,
+                    ),
+                    allow("ChangeProtection", list(PROTECTED_BUCKET_ACTIONS), bucket_arns),
+                    allow(
+                        "DeleteVersions",
+                        [*PROTECTED_OBJECT_ACTIONS, *REPLICA_OBJECT_ACTIONS],
+                        objects,
+                    ),
+                    allow("AssumeRestoreRole", ["sts:AssumeRole"], [restore_role.arn]),
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _restore_role(
+        self, name: str, args: BackupsArgs, replica: _Bucket, break_glass: aws.iam.Role
+    ) -> aws.iam.Role:
         """Who restores in the DR region: reads the replica's versions and decrypts them with
         the replica region's key (the key policy lets IAM delegate, infra/kms.py). Assumed
         only from the break-glass role, with MFA (the operators of the region-loss runbook);
         it cannot delete or change anything."""
         region = args.config.replica_region
-        assert args.config.break_glass_role_name is not None  # required with a replica region
-        break_glass = role_arn(args.account, args.config.break_glass_role_name)
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-dr-restore",
@@ -391,7 +490,7 @@ class Backups(pulumi.ComponentResource):
                     {
                         "Sid": "BreakGlassWithMfa",
                         "Effect": "Allow",
-                        "Principal": {"AWS": break_glass},
+                        "Principal": {"AWS": break_glass.arn},
                         "Action": "sts:AssumeRole",
                         "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
                     }
@@ -422,4 +521,4 @@ class Backups(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        return role.arn
+        return role

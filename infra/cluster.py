@@ -6,6 +6,7 @@ cluster autoscaler's role."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +56,17 @@ class ClusterArgs:
     deployer_arn: str
     account: Account
     tags: Tags
+
+
+def admin_entry_name(name: str, principal_arn: str) -> str:
+    """An access entry's resource name, from its principal alone: the same principal keeps its
+    entry whoever deploys and in whatever order the list is. Named by position, a different
+    deployer shifted every entry, Pulumi replaced them (create before delete), and EKS refused
+    the new one: "An IAM principal can't be included in more than one access entry"
+    (ResourceInUseException; docs.aws.amazon.com/eks/latest/userguide/
+    creating-access-entries.html)."""
+    digest = hashlib.sha256(principal_arn.encode()).hexdigest()[:12]
+    return f"{name}-admin-{digest}"
 
 
 def admin_principals(deployer_arn: str, config: ClusterConfig) -> list[str]:
@@ -336,18 +348,19 @@ class Cluster(pulumi.ComponentResource):
             f"arn:{account.partition}:eks::aws:cluster-access-policy/{CLUSTER_ADMIN_POLICY}"
         )
         associations = []
-        for index, principal in enumerate(admin_role_arns):
+        for principal in admin_role_arns:
+            entry_name = admin_entry_name(name, principal)
             entry = aws.eks.AccessEntry(
-                f"{name}-admin-{index}",
+                entry_name,
                 cluster_name=cluster.name,
                 principal_arn=principal,
                 type="STANDARD",
-                tags=self._tags.named(f"{name}-admin-{index}"),
+                tags=self._tags.named(entry_name),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             associations.append(
                 aws.eks.AccessPolicyAssociation(
-                    f"{name}-admin-{index}",
+                    entry_name,
                     cluster_name=cluster.name,
                     principal_arn=principal,
                     policy_arn=admin_policy,

@@ -293,6 +293,10 @@ class BackupsConfig(Section):
     # change the buckets' lifecycle, replication, lock, versioning or policy (assumed with
     # MFA, see docs/runbooks/backup-deletion.md). Required with a replica region.
     break_glass_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,64}$")] | None = None
+    # Who may assume the break-glass role, always with MFA; empty: the account itself, i.e.
+    # the account's IAM principals whose own policies allow them sts:AssumeRole on it (its
+    # admins). The stack with replicaRegion creates the role; other stacks only name it.
+    break_glass_principals: list[RoleArn] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _replica_is_protected(self) -> BackupsConfig:

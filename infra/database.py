@@ -311,6 +311,8 @@ class Database(pulumi.ComponentResource):
             delete_automated_backups=False,
             skip_final_snapshot=False,
             final_snapshot_identifier=f"{name}-db-pitr-{stamp}-final",
+            # As the primary: stated, not left to the default (Database Insights).
+            database_insights_mode="standard",
             performance_insights_enabled=True,
             performance_insights_kms_key_id=key.arn,
             performance_insights_retention_period=config.performance_insights_retention_days,

@@ -6,6 +6,12 @@ extended support billed per cluster hour
 the dates below as https://endoflife.date/amazon-eks tabulates that calendar). Add a row when
 EKS releases a version; the policy refuses a version missing here, so a new one cannot slip
 past unchecked.
+
+1.36: available on EKS (docs.aws.amazon.com/eks/latest/userguide/
+kubernetes-versions-standard.html, "Kubernetes 1.36 is now available in Amazon EKS"); EKS
+release on 2026-06-02 and end of standard support on 2027-08-02 (14 months), as reported at
+devopsdreams.blogspot.com/2026/08/kubernetes-136-on-amazon-eks-upgrade.html; check against
+`aws eks describe-cluster-versions --cluster-versions 1.36` (its endOfStandardSupportDate).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ STANDARD_SUPPORT: Final[dict[str, tuple[date, date]]] = {
     "1.33": (date(2025, 5, 28), date(2026, 7, 29)),
     "1.34": (date(2025, 10, 6), date(2026, 12, 2)),
     "1.35": (date(2026, 1, 28), date(2027, 3, 27)),
+    "1.36": (date(2026, 6, 2), date(2027, 8, 2)),
 }
 
 

@@ -1,4 +1,4 @@
-"""Every rendered object is valid: Kubernetes 1.35 schemas (strict) for built-in kinds, the
+"""Every rendered object is valid: Kubernetes 1.36 schemas (strict) for built-in kinds, the
 schemas in schemas/ for the CRD kinds; plus `helm lint --strict` and `helm package`."""
 
 from __future__ import annotations

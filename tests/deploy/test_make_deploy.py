@@ -126,3 +126,61 @@ def test_without_the_aws_cli_the_deploy_says_so(stand_ins: Path) -> None:
     assert "the AWS CLI v2 is not installed" in sentence
     assert "aws eks get-token" in sentence
     assert not (stand_ins / "invoked").exists()
+
+
+# What the documented deploy runners (Amazon Linux 2023, macOS, a non-root user) cannot run:
+# the test toolchain's apt packages, npm and go.
+TEST_ONLY_INSTALLERS = ("apt-get", "dpkg", "npm", "go", "sudo")
+
+
+@pytest.mark.parametrize("verb", ["deploy", "plan"])
+def test_deploy_and_plan_do_not_install_the_test_toolchain(verb: str) -> None:
+    """`make -n` prints what would run: neither verb goes through the `make tools` stamp."""
+    result = _make("--dry-run", verb, "STACK=dev")
+    assert result.returncode == 0, result.stderr
+    installs = [line for line in result.stdout.splitlines() if "install-tools.sh" in line]
+    assert installs, result.stdout
+    assert all(f"install-tools.sh {verb}" in line for line in installs), installs
+    assert ".tools/.stamp" not in result.stdout
+
+
+def test_the_deploy_install_runs_no_system_installer(tmp_path: Path) -> None:
+    """The deploy verb's install syncs the Python groups only: apt, dpkg, npm and go, put on
+    PATH as recorders, are never called."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    for name in TEST_ONLY_INSTALLERS:
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\nexit 1\n')
+        (bin_dir / name).chmod(0o755)
+    result = subprocess.run(
+        [
+            "bash",
+            str(REPO_ROOT / "tools" / "install" / "install-tools.sh"),
+            "deploy",
+            "--no-default-groups",
+            "--group",
+            "infra",
+            "--group",
+            "policy",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not calls.exists(), calls.read_text()
+
+
+def test_the_install_script_refuses_an_unknown_verb() -> None:
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "tools" / "install" / "install-tools.sh"), "deploi"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown verb deploi" in result.stderr

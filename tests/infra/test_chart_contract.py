@@ -85,7 +85,7 @@ def _render(stack: str) -> Rendered:
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_chart_renders_with_the_programs_values(stack: str) -> None:
     rendered = _render(stack)
-    # Every manifest valid for Kubernetes 1.35 (strict) or its CRD's schema.
+    # Every manifest valid for Kubernetes 1.36 (strict) or its CRD's schema.
     assert rendered.schema_errors == []
     documents = rendered.manifests
     kinds = {doc["kind"] for doc in documents}

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from infra.cluster import CONTROL_PLANE_LOGS
+from infra.cluster import CONTROL_PLANE_LOGS, admin_entry_name
 from infra.config import StackConfig
 from tests.infra.support import by_name, document
 from tools.kit.chart import KUBERNETES_VERSION
+from tools.plan import mocks
 from tools.plan.mocks import ACCOUNT_ID, ADDON_VERSIONS, DEPLOYER_ROLE
 from tools.plan.offline import OfflineRun, run_offline, stack_config_values
 
@@ -52,7 +53,7 @@ def test_public_mode_opens_the_endpoint_to_the_listed_cidrs_only() -> None:
 
 def test_the_version_upgrades_at_the_end_of_standard_support(run: OfflineRun) -> None:
     cluster = run.one(CLUSTER).inputs
-    assert cluster["version"] == "1.35"
+    assert cluster["version"] == "1.36"
     assert cluster["upgradePolicy"] == {"supportType": "STANDARD"}
     # The chart's fixtures are validated against the schemas of the version the stacks run.
     assert f"{cluster['version']}.0" == KUBERNETES_VERSION
@@ -91,7 +92,7 @@ def test_the_deployer_is_the_first_admin_access_entry(run: OfflineRun, config: S
     # The role behind the STS session that runs `pulumi up`, not the session itself.
     assert (
         by_name(run, "aws:eks/accessEntry:AccessEntry")[
-            f"agent-{config.environment}-admin-0"
+            admin_entry_name(f"agent-{config.environment}", DEPLOYER_ROLE)
         ].inputs["principalArn"]
         == DEPLOYER_ROLE
     )
@@ -119,7 +120,40 @@ def test_configured_admins_follow_the_deployer_once() -> None:
     entries = {
         e.name: e.inputs["principalArn"] for e in run.of_type("aws:eks/accessEntry:AccessEntry")
     }
-    assert entries == {"agent-dev-admin-0": DEPLOYER_ROLE, "agent-dev-admin-1": other}
+    assert entries == {
+        admin_entry_name("agent-dev", DEPLOYER_ROLE): DEPLOYER_ROLE,
+        admin_entry_name("agent-dev", other): other,
+    }
+
+
+def _admin_entries(values: dict[str, str]) -> dict[str, str]:
+    run = run_offline("dev", config=values)
+    return {
+        e.name: e.inputs["principalArn"] for e in run.of_type("aws:eks/accessEntry:AccessEntry")
+    }
+
+
+def test_another_deployer_keeps_every_listed_admins_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each entry is named by its principal: when someone else deploys, the listed admins'
+    entries keep their names (no replacement, which EKS refuses while the old entry holds the
+    principal), and a deployer who is also listed gets one entry, not two."""
+    values, _ = stack_config_values("dev")
+    cluster = json.loads(values["agent-platform:cluster"])
+    oncall = f"arn:aws:iam::{ACCOUNT_ID}:role/oncall"
+    second = f"arn:aws:iam::{ACCOUNT_ID}:role/platform/second-deployer"
+    cluster["adminRoleArns"] = [oncall, second]
+    values = {**values, "agent-platform:cluster": json.dumps(cluster)}
+    first_run = _admin_entries(values)
+    monkeypatch.setattr(mocks, "DEPLOYER_ROLE", second)
+    second_run = _admin_entries(values)
+    for listed in (oncall, second):
+        name = admin_entry_name("agent-dev", listed)
+        assert first_run[name] == listed
+        assert second_run[name] == listed
+    assert sorted(second_run.values()) == sorted({oncall, second})
+    assert len(first_run) == 3
 
 
 def test_an_admin_of_another_account_stops_the_program() -> None:

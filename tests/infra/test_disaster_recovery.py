@@ -94,6 +94,8 @@ def test_point_in_time_restore_adds_an_instance_and_can_serve_it(serve: bool) ->
     for same in ("dbSubnetGroupName", "vpcSecurityGroupIds", "parameterGroupName", "kmsKeyId"):
         assert restored.inputs[same] == primary.inputs[same], same
     assert restored.inputs["manageMasterUserPassword"] is True
+    assert restored.inputs["databaseInsightsMode"] == primary.inputs["databaseInsightsMode"]
+    assert restored.inputs["databaseInsightsMode"] == "standard"
     assert restored.inputs["skipFinalSnapshot"] is False
     served = restored if serve else primary
     assert run.outputs["databaseEndpoint"] == f"{served.outputs['address']}:5432"

@@ -159,7 +159,11 @@ def test_the_replica_cannot_be_deleted_in_prod(run: OfflineRun, stack: str) -> N
         for action in as_list(statement["Action"])
     }
     assert "s3:ReplicateDelete" not in actions
-    break_glass = f"arn:aws:iam::{ACCOUNT_ID}:role/backup-break-glass"
+    (break_glass_role,) = [
+        r for r in run.of_type("aws:iam/role:Role") if r.inputs.get("name") == "backup-break-glass"
+    ]
+    break_glass = break_glass_role.outputs["arn"]
+    assert break_glass == f"arn:aws:iam::{ACCOUNT_ID}:role/backup-break-glass"
     for bucket, extra in ((_primary_bucket(run, stack), set()), (replica, {"s3:DeleteObject"})):
         policy = _attached(run, "aws:s3/bucketPolicy:BucketPolicy", bucket)
         statements = {s["Sid"]: s for s in document(policy, "policy")["Statement"]}
@@ -191,7 +195,77 @@ def test_a_dr_restore_role_reads_the_replica_and_its_key(run: OfflineRun, stack:
     ]
     statements = {s["Sid"]: s for s in document(policy, "policy")["Statement"]}
     assert as_list(statements["ReadReplica"]["Resource"]) == [f"{replica.outputs['arn']}/*"]
+    # The trust names a principal the stack itself creates: IAM refuses a trust policy whose
+    # principal does not exist ("Invalid principal in policy").
+    (restore_role,) = roles
+    (trust,) = document(restore_role, "assumeRolePolicy")["Statement"]
+    (break_glass,) = [
+        r for r in run.of_type("aws:iam/role:Role") if r.inputs.get("name") == "backup-break-glass"
+    ]
+    assert trust["Principal"] == {"AWS": break_glass.outputs["arn"]}
+    assert trust["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
     (key_arn,) = as_list(statements["DecryptReplica"]["Resource"])
     assert key_arn.startswith("arn:aws:kms:eu-central-1:")
     every = {a for s in statements.values() for a in as_list(s["Action"])}
     assert not any(action.startswith(("s3:Delete", "s3:Put")) for action in every)
+
+
+def test_the_break_glass_role_needs_mfa_and_can_only_run_the_runbooks(
+    run: OfflineRun, stack: str
+) -> None:
+    roles = [
+        r for r in run.of_type("aws:iam/role:Role") if r.inputs.get("name") == "backup-break-glass"
+    ]
+    if stack != "prod":
+        # prod-dr names prod's role (IAM is global); creating it twice would collide.
+        assert roles == []
+        return
+    (role,) = roles
+    (trust,) = document(role, "assumeRolePolicy")["Statement"]
+    assert trust["Principal"] == {"AWS": [f"arn:aws:iam::{ACCOUNT_ID}:root"]}
+    assert trust["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    (policy,) = [
+        p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "backup-break-glass"
+    ]
+    statements = document(policy, "policy")["Statement"]
+    buckets = {b.outputs["arn"] for b in run.of_type(BUCKET)}
+    (restore,) = [r for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-dr-restore")]
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        for resource in as_list(statement["Resource"]):
+            assert resource.removesuffix("/*") in buckets | {restore.outputs["arn"]}
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert "s3:DeleteObjectVersion" in actions
+    assert not any(a.endswith("*") for a in actions)
+
+
+def test_each_bucket_policy_comes_after_every_setting_it_protects(
+    run: OfflineRun, stack: str
+) -> None:
+    """The policy denies Put{Replication,Lifecycle,Versioning,ObjectLock}Configuration to all
+    but break glass, the deployer included: put first, it would fail those puts on the first
+    deploy. Replication is configured on the source bucket, so its policy waits for it too."""
+    replication = run.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    for bucket in run.of_type(BUCKET):
+        policy = _attached(run, "aws:s3/bucketPolicy:BucketPolicy", bucket)
+        settings = [
+            _attached(run, type_, bucket)
+            for type_ in (
+                "aws:s3/bucketVersioning:BucketVersioning",
+                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            )
+        ]
+        settings += [
+            r
+            for r in [
+                *run.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"),
+                *replication,
+            ]
+            if r.inputs["bucket"] == bucket.id
+        ]
+        for setting in settings:
+            assert setting.urn in policy.depends_on, (bucket.name, setting.type, stack)
+    if stack == "prod":
+        (config,) = replication
+        assert config.inputs["bucket"] == _primary_bucket(run, stack).id

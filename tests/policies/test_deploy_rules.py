@@ -79,7 +79,12 @@ def test_a_version_in_extended_support_is_refused() -> None:
     (problem,) = _version_problems(cluster_props(version="1.33"))
     assert "Kubernetes 1.33" in problem
     assert "ended on 2026-07-29" in problem
-    assert "(1.34, 1.35)" in problem
+    assert "(1.34, 1.35, 1.36)" in problem
+
+
+def test_the_newest_eks_version_is_dated_and_accepted() -> None:
+    """1.36, released on EKS in June 2026, is in standard support until 2027-08-02."""
+    assert _version_problems(cluster_props(version="1.36")) == []
 
 
 def test_a_version_about_to_leave_standard_support_is_refused() -> None:

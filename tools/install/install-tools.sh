@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs and the machine may lack: uv, pinned helm and kubectl in
-# .tools/bin, checkov in its own virtualenv, and the Debian packages for the real servers the
-# tests start. Idempotent: a second run prints nothing and changes nothing.
+# Installs what a make verb needs and the machine may lack. `install-tools.sh` (or `test`):
+# everything `make test` needs: uv, pinned helm and kubectl in .tools/bin, checkov in its own
+# virtualenv, actionlint, and the Debian packages for the real servers the tests start.
+# `install-tools.sh deploy <uv sync options>`: uv and the Python groups `pulumi up` and its
+# preflight load (the Makefile names them, and runs with the same), nothing else (no root, no apt, npm or go: the deploy runner may be Amazon Linux or macOS).
+# `install-tools.sh plan`: those plus helm, checkov and Graphviz, which the review bundle runs.
+# Idempotent: a second run prints nothing and changes nothing.
 set -euo pipefail
+
+verb=${1:-test}
+shift || true
+case "$verb" in
+  test|deploy|plan) ;;
+  *) printf 'tools: error: unknown verb %s (test, deploy or plan)\n' "$verb" >&2; exit 2 ;;
+esac
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tools="$root/.tools"
@@ -97,7 +108,7 @@ postgres_present() {
 
 install_debian_packages() {
   local missing=() pkg
-  for pkg in "${debian_packages[@]}"; do
+  for pkg in "$@"; do
     case "$pkg" in
       postgresql) postgres_present || missing+=("$pkg") ;;
       redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
@@ -136,12 +147,28 @@ install_actionlint() {
 
 sync_python() {
   # Fast no-op when the virtualenv already matches uv.lock.
-  (cd "$root" && uv sync --locked --quiet) || die "uv sync --locked failed; is uv.lock up to date? (uv lock)"
+  (cd "$root" && uv sync --locked --quiet "$@") || die "uv sync --locked failed; is uv.lock up to date? (uv lock)"
 }
 
-install_uv
-install_debian_packages
-install_helm_kubectl
-sync_python
-install_checkov
-install_actionlint
+case "$verb" in
+  test)
+    install_uv
+    install_debian_packages "${debian_packages[@]}"
+    install_helm_kubectl
+    sync_python
+    install_checkov
+    install_actionlint
+    ;;
+  deploy)
+    install_uv
+    # --inexact: a developer's full environment keeps its test tools.
+    sync_python --inexact "$@"
+    ;;
+  plan)
+    install_uv
+    install_debian_packages graphviz
+    install_helm_kubectl
+    sync_python --inexact
+    install_checkov
+    ;;
+esac

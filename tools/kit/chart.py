@@ -26,7 +26,7 @@ CRD_SCHEMAS = REPO_ROOT / "charts" / "crd-schemas"
 # The Kubernetes version the chart's fixtures are rendered for and validated against;
 # `make plan` uses each stack's own cluster version instead (kubernetes-validate ships the
 # schemas of each minor version).
-KUBERNETES_VERSION = "1.35.0"
+KUBERNETES_VERSION = "1.36.0"
 
 Manifest = dict[str, Any]
 

@@ -21,7 +21,7 @@ DEPLOYER_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/platform/deployer"
 # deploy asks EKS (`get_addon_version`) for its default build of the cluster's version.
 ADDON_VERSIONS = {
     "vpc-cni": "v1.21.1-eksbuild.1",
-    "kube-proxy": "v1.35.0-eksbuild.2",
+    "kube-proxy": "v1.36.0-eksbuild.1",
     "coredns": "v1.13.1-eksbuild.1",
     "aws-ebs-csi-driver": "v1.53.0-eksbuild.1",
 }
