@@ -273,6 +273,15 @@ class RunEngine:
         access = self._access
         access.require_graph(principal, graph_id)
         command = body.command
+        if graph_id in access.approval_graphs and (
+            body.checkpoint_id or (body.checkpoint or {}).get("checkpoint_id")
+        ):
+            # Replaying a checkpoint taken after an approval runs the approved tool call
+            # again, with nobody's approval: such a graph only continues from its latest state.
+            raise Forbidden(
+                f"graph {graph_id!r} has approval steps: a run continues from the thread's "
+                "latest checkpoint; checkpoint_id and checkpoint are refused"
+            )
         if graph_id not in access.approval_graphs or command is None:
             access.require(principal, "user", action=f"running graph {graph_id!r}")
             return principal, {}

@@ -202,3 +202,34 @@ def test_deleting_ones_data_keeps_the_days_model_call_count(service: Service) ->
     assert before
     assert service.http("bob").delete("/users/bob").status_code == 200
     assert usage() == before, "the budget survives the delete"
+
+
+def test_an_approved_refund_cannot_be_replayed_from_an_earlier_checkpoint(
+    service: Service,
+) -> None:
+    # Replaying the checkpoint between the approval and the tool call re-ran issue_refund
+    # with nobody's approval, as often as the requester liked.
+    async def scenario() -> None:
+        alice = service.client("alice")
+        thread = await alice.threads.create()
+        thread_id = thread["thread_id"]
+        await alice.runs.wait(thread_id, "main_agent", input=say("refund order RP-1 amount 5"))
+        await service.client("carol").runs.wait(thread_id, "main_agent", command=APPROVE)
+        issued = [r["value"] for r in _refunds(service) if r["value"]["order_id"] == "RP-1"]
+        history = await alice.threads.get_history(thread_id, limit=50)
+        before_tools = [h["checkpoint"] for h in history if h["next"] == ["tools"]]
+        assert before_tools, "the approved call waits for the tools node in one checkpoint"
+        for principal in ("alice", "carol"):
+            for fields in (
+                {"checkpoint_id": before_tools[0]["checkpoint_id"]},
+                {"checkpoint": before_tools[0]},
+            ):
+                with pytest.raises(REFUSED, match="checkpoint"):
+                    await service.client(principal).runs.wait(
+                        thread_id, "main_agent", input=None, **fields
+                    )
+        assert [r["value"] for r in _refunds(service) if r["value"]["order_id"] == "RP-1"] == (
+            issued
+        )
+
+    asyncio.run(scenario())
