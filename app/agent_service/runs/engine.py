@@ -35,6 +35,7 @@ from agent_service.graphs.source import Graph, Graphs
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.records import RunRecord, ThreadExistsError, ThreadStatus
 from agent_service.runs.errors import (
+    ApprovalPending,
     AssistantNotFound,
     GraphMismatch,
     InvalidRunConfig,
@@ -284,6 +285,8 @@ class RunEngine:
             )
         if graph_id not in access.approval_graphs or command is None:
             access.require(principal, "user", action=f"running graph {graph_id!r}")
+            if graph_id in access.approval_graphs and thread_id is not None:
+                await self._refuse_input_while_waiting(principal, thread_id, body)
             return principal, {}
         if command.goto is not None or command.update is not None:
             raise Forbidden(
@@ -301,6 +304,19 @@ class RunEngine:
             # Another principal's thread is only reachable while it waits for an approval.
             raise ThreadNotFound(thread_id)
         return owner, {"approved_by": principal}
+
+    async def _refuse_input_while_waiting(
+        self, principal: str, thread_id: str, body: RunCreate
+    ) -> None:
+        if body.input is None:
+            # No new input re-runs the waiting step, which asks for the approval again.
+            return
+        thread = await self._tables.get_thread(thread_id, principal)
+        if thread is not None and thread.status == "interrupted":
+            raise ApprovalPending(
+                f"thread {thread_id!r} waits for an approval: an approver decides first "
+                "(new input would replace the request they are reading); or delete the thread"
+            )
 
     async def prepare(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
         graph_id = self._catalog.resolve(body.assistant_id)

@@ -233,3 +233,24 @@ def test_an_approved_refund_cannot_be_replayed_from_an_earlier_checkpoint(
         )
 
     asyncio.run(scenario())
+
+
+def test_a_waiting_refund_cannot_be_swapped_before_the_approver_decides(
+    service: Service,
+) -> None:
+    # The approver read a refund of 12; the requester sent a new turn asking for 99,999, which
+    # replaced the waiting request, and the approver's plain "approve" issued 99,999.
+    async def scenario() -> None:
+        alice = service.client("alice")
+        thread = await alice.threads.create()
+        thread_id = thread["thread_id"]
+        await alice.runs.wait(thread_id, "main_agent", input=say("refund order SW-1 amount 12"))
+        with pytest.raises(httpx.HTTPStatusError, match="409"):
+            await alice.runs.wait(
+                thread_id, "main_agent", input=say("refund order SW-1 amount 99999")
+            )
+        await service.client("carol").runs.wait(thread_id, "main_agent", command=APPROVE)
+
+    asyncio.run(scenario())
+    issued = [r["value"] for r in _refunds(service) if r["value"]["order_id"] == "SW-1"]
+    assert [r["amount"] for r in issued] == [12.0]
