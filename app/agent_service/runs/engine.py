@@ -294,10 +294,11 @@ class RunEngine:
                 "(command.resume); command.goto and command.update are refused"
             )
         access.require(principal, "approver", action=f"resuming an approval on {graph_id!r}")
-        if thread_id is None:
-            return principal, {}
-        owner = await self._tables.thread_owner(thread_id)
-        if owner is None or owner == principal:
+        owner = None if thread_id is None else await self._tables.thread_owner(thread_id)
+        if thread_id is None or owner is None or owner == principal:
+            # Not someone else's request: a run of the principal's own, which needs `user`
+            # too (an approver-only principal ran graphs through a stateless resume).
+            access.require(principal, "user", action=f"running graph {graph_id!r}")
             return principal, {}
         waiting = await self._tables.get_thread(thread_id, owner)
         if waiting is None or waiting.status != "interrupted":

@@ -254,3 +254,19 @@ def test_a_waiting_refund_cannot_be_swapped_before_the_approver_decides(
     asyncio.run(scenario())
     issued = [r["value"] for r in _refunds(service) if r["value"]["order_id"] == "SW-1"]
     assert [r["amount"] for r in issued] == [12.0]
+
+
+def test_an_approver_only_principal_cannot_start_runs_through_a_resume(service: Service) -> None:
+    # carol has the approver role only: a resume that approves nobody's request (stateless,
+    # or on a thread she creates with if_not_exists) ran the graph for her as a user.
+    resume = {"command": {"resume": {"decisions": [{"type": "approve"}]}}}
+    with service.http("carol") as carol:
+        for graph in ("main_agent", "support_agent"):
+            for path, extra in [
+                ("/runs/wait", {}),
+                ("/runs/stream", {}),
+                (f"/threads/carol-{graph}/runs/wait", {"if_not_exists": "create"}),
+            ]:
+                response = carol.post(path, json={"assistant_id": graph, **resume, **extra})
+                assert response.status_code == 403, (path, response.text)
+                assert "needs role 'user'" in response.json()["detail"]
