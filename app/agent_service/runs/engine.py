@@ -50,6 +50,9 @@ from agent_service.runs.tracker import RunTracker
 
 log = structlog.get_logger(__name__)
 
+# Who approved a resumed run, in its metadata: written by the service only.
+APPROVED_BY = "approved_by"
+
 DEFAULT_RECURSION_LIMIT = 25
 MAX_RECURSION_LIMIT = 1000
 # A run holds its thread with a short lease that it renews while it lives: a run whose process
@@ -304,7 +307,7 @@ class RunEngine:
         if waiting is None or waiting.status != "interrupted":
             # Another principal's thread is only reachable while it waits for an approval.
             raise ThreadNotFound(thread_id)
-        return owner, {"approved_by": principal}
+        return owner, {APPROVED_BY: principal}
 
     async def _refuse_input_while_waiting(
         self, principal: str, thread_id: str, body: RunCreate
@@ -323,6 +326,10 @@ class RunEngine:
         graph_id = self._catalog.resolve(body.assistant_id)
         if graph_id is None:
             raise AssistantNotFound(body.assistant_id)
+        if APPROVED_BY in (body.metadata or {}):
+            raise InvalidRunConfig(
+                f"metadata.{APPROVED_BY}: set by the service when an approver resumes a run"
+            )
         principal, extra_metadata = await self._acting_for(principal, thread_id, graph_id, body)
         if extra_metadata:
             body = body.model_copy(update={"metadata": {**(body.metadata or {}), **extra_metadata}})

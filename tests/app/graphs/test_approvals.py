@@ -270,3 +270,18 @@ def test_an_approver_only_principal_cannot_start_runs_through_a_resume(service: 
                 response = carol.post(path, json={"assistant_id": graph, **resume, **extra})
                 assert response.status_code == 403, (path, response.text)
                 assert "needs role 'user'" in response.json()["detail"]
+
+
+def test_a_client_cannot_write_approved_by_into_its_runs_metadata(service: Service) -> None:
+    # `approved_by` records who approved a run; a requester could set it on their own run.
+    with service.http("alice") as alice:
+        response = alice.post(
+            "/runs/wait",
+            json={
+                "assistant_id": "main_agent",
+                "input": say("hello"),
+                "metadata": {"approved_by": "carol"},
+            },
+        )
+    assert response.status_code == 422, response.text
+    assert "metadata.approved_by" in response.json()["detail"]
