@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from agent_service.runs.errors import (
+    ApprovalPending,
     AssistantNotFound,
     GraphMismatch,
     InvalidRunConfig,
@@ -90,6 +91,7 @@ RUN_ERRORS: dict[type[RunError], tuple[int, str]] = {
     InvalidRunConfig: (422, "validation_error"),
     GraphMismatch: (409, "graph_mismatch"),
     ThreadBusy: (409, "thread_busy"),
+    ApprovalPending: (409, "approval_pending"),
     ThreadStayedBusy: (504, "timeout"),
 }
 

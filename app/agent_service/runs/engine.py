@@ -37,6 +37,7 @@ from agent_service.metrics import ACTIVE_RUNS, GRAPH_EXECUTIONS, RUN_DURATION
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.records import RunRecord, ThreadExistsError, ThreadStatus
 from agent_service.runs.errors import (
+    ApprovalPending,
     AssistantNotFound,
     GraphMismatch,
     InvalidRunConfig,
@@ -51,6 +52,9 @@ from agent_service.runs.tracker import RunTracker
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("agent_service.runs")
+
+# Who approved a resumed run, in its metadata: written by the service only.
+APPROVED_BY = "approved_by"
 
 DEFAULT_RECURSION_LIMIT = 25
 MAX_RECURSION_LIMIT = 1000
@@ -288,8 +292,19 @@ class RunEngine:
         access = self._access
         access.require_graph(principal, graph_id)
         command = body.command
+        if graph_id in access.approval_graphs and (
+            body.checkpoint_id or (body.checkpoint or {}).get("checkpoint_id")
+        ):
+            # Replaying a checkpoint taken after an approval runs the approved tool call
+            # again, with nobody's approval: such a graph only continues from its latest state.
+            raise Forbidden(
+                f"graph {graph_id!r} has approval steps: a run continues from the thread's "
+                "latest checkpoint; checkpoint_id and checkpoint are refused"
+            )
         if graph_id not in access.approval_graphs or command is None:
             access.require(principal, "user", action=f"running graph {graph_id!r}")
+            if graph_id in access.approval_graphs and thread_id is not None:
+                await self._refuse_input_while_waiting(principal, thread_id, body)
             return principal, {}
         if command.goto is not None or command.update is not None:
             raise Forbidden(
@@ -297,21 +312,39 @@ class RunEngine:
                 "(command.resume); command.goto and command.update are refused"
             )
         access.require(principal, "approver", action=f"resuming an approval on {graph_id!r}")
-        if thread_id is None:
-            return principal, {}
-        owner = await self._tables.thread_owner(thread_id)
-        if owner is None or owner == principal:
+        owner = None if thread_id is None else await self._tables.thread_owner(thread_id)
+        if thread_id is None or owner is None or owner == principal:
+            # Not someone else's request: a run of the principal's own, which needs `user`
+            # too (an approver-only principal ran graphs through a stateless resume).
+            access.require(principal, "user", action=f"running graph {graph_id!r}")
             return principal, {}
         waiting = await self._tables.get_thread(thread_id, owner)
         if waiting is None or waiting.status != "interrupted":
             # Another principal's thread is only reachable while it waits for an approval.
             raise ThreadNotFound(thread_id)
-        return owner, {"approved_by": principal}
+        return owner, {APPROVED_BY: principal}
+
+    async def _refuse_input_while_waiting(
+        self, principal: str, thread_id: str, body: RunCreate
+    ) -> None:
+        if body.input is None:
+            # No new input re-runs the waiting step, which asks for the approval again.
+            return
+        thread = await self._tables.get_thread(thread_id, principal)
+        if thread is not None and thread.status == "interrupted":
+            raise ApprovalPending(
+                f"thread {thread_id!r} waits for an approval: an approver decides first "
+                "(new input would replace the request they are reading); or delete the thread"
+            )
 
     async def prepare(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
         graph_id = self._catalog.resolve(body.assistant_id)
         if graph_id is None:
             raise AssistantNotFound(body.assistant_id)
+        if APPROVED_BY in (body.metadata or {}):
+            raise InvalidRunConfig(
+                f"metadata.{APPROVED_BY}: set by the service when an approver resumes a run"
+            )
         principal, extra_metadata = await self._acting_for(principal, thread_id, graph_id, body)
         if extra_metadata:
             body = body.model_copy(update={"metadata": {**(body.metadata or {}), **extra_metadata}})

@@ -42,5 +42,10 @@ class ThreadBusy(RunError):
     """multitask_strategy="reject" and another run holds the thread."""
 
 
+class ApprovalPending(RunError):
+    """New input on a thread that waits for an approval: it would replace the request the
+    approver is reading, and the approver's "approve" would then approve the new one."""
+
+
 class ThreadStayedBusy(RunError):
     """multitask_strategy="enqueue" and the thread stayed busy for the whole request timeout."""

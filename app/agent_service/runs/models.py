@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -10,6 +10,10 @@ from agent_service.core.request_body import Body
 
 # A thread id, wherever it comes from (a body, or a path with if_not_exists=create).
 MAX_THREAD_ID = 200
+# Targets of one command.goto: each `Send` is a task of the next step, and LangGraph's work per
+# step grows faster than linearly with them (400 held the event loop for minutes, past the
+# request timeout). A graph's own fan-out is bounded by its options (RESEARCH_MAX_TASKS).
+MAX_GOTO = 32
 
 StreamModeName = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints"
@@ -24,7 +28,9 @@ class SendModel(Body):
 class CommandModel(Body):
     resume: Any = None
     update: dict[str, Any] | list[tuple[str, Any]] | None = None
-    goto: SendModel | str | list[SendModel | str] | None = None
+    goto: SendModel | str | Annotated[list[SendModel | str], Field(max_length=MAX_GOTO)] | None = (
+        None
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> CommandModel:

@@ -202,3 +202,86 @@ def test_deleting_ones_data_keeps_the_days_model_call_count(service: Service) ->
     assert before
     assert service.http("bob").delete("/users/bob").status_code == 200
     assert usage() == before, "the budget survives the delete"
+
+
+def test_an_approved_refund_cannot_be_replayed_from_an_earlier_checkpoint(
+    service: Service,
+) -> None:
+    # Replaying the checkpoint between the approval and the tool call re-ran issue_refund
+    # with nobody's approval, as often as the requester liked.
+    async def scenario() -> None:
+        alice = service.client("alice")
+        thread = await alice.threads.create()
+        thread_id = thread["thread_id"]
+        await alice.runs.wait(thread_id, "main_agent", input=say("refund order RP-1 amount 5"))
+        await service.client("carol").runs.wait(thread_id, "main_agent", command=APPROVE)
+        issued = [r["value"] for r in _refunds(service) if r["value"]["order_id"] == "RP-1"]
+        history = await alice.threads.get_history(thread_id, limit=50)
+        before_tools = [h["checkpoint"] for h in history if h["next"] == ["tools"]]
+        assert before_tools, "the approved call waits for the tools node in one checkpoint"
+        for principal in ("alice", "carol"):
+            for fields in (
+                {"checkpoint_id": before_tools[0]["checkpoint_id"]},
+                {"checkpoint": before_tools[0]},
+            ):
+                with pytest.raises(REFUSED, match="checkpoint"):
+                    await service.client(principal).runs.wait(
+                        thread_id, "main_agent", input=None, **fields
+                    )
+        assert [r["value"] for r in _refunds(service) if r["value"]["order_id"] == "RP-1"] == (
+            issued
+        )
+
+    asyncio.run(scenario())
+
+
+def test_a_waiting_refund_cannot_be_swapped_before_the_approver_decides(
+    service: Service,
+) -> None:
+    # The approver read a refund of 12; the requester sent a new turn asking for 99,999, which
+    # replaced the waiting request, and the approver's plain "approve" issued 99,999.
+    async def scenario() -> None:
+        alice = service.client("alice")
+        thread = await alice.threads.create()
+        thread_id = thread["thread_id"]
+        await alice.runs.wait(thread_id, "main_agent", input=say("refund order SW-1 amount 12"))
+        with pytest.raises(httpx.HTTPStatusError, match="409"):
+            await alice.runs.wait(
+                thread_id, "main_agent", input=say("refund order SW-1 amount 99999")
+            )
+        await service.client("carol").runs.wait(thread_id, "main_agent", command=APPROVE)
+
+    asyncio.run(scenario())
+    issued = [r["value"] for r in _refunds(service) if r["value"]["order_id"] == "SW-1"]
+    assert [r["amount"] for r in issued] == [12.0]
+
+
+def test_an_approver_only_principal_cannot_start_runs_through_a_resume(service: Service) -> None:
+    # carol has the approver role only: a resume that approves nobody's request (stateless,
+    # or on a thread she creates with if_not_exists) ran the graph for her as a user.
+    resume = {"command": {"resume": {"decisions": [{"type": "approve"}]}}}
+    with service.http("carol") as carol:
+        for graph in ("main_agent", "support_agent"):
+            for path, extra in [
+                ("/runs/wait", {}),
+                ("/runs/stream", {}),
+                (f"/threads/carol-{graph}/runs/wait", {"if_not_exists": "create"}),
+            ]:
+                response = carol.post(path, json={"assistant_id": graph, **resume, **extra})
+                assert response.status_code == 403, (path, response.text)
+                assert "needs role 'user'" in response.json()["detail"]
+
+
+def test_a_client_cannot_write_approved_by_into_its_runs_metadata(service: Service) -> None:
+    # `approved_by` records who approved a run; a requester could set it on their own run.
+    with service.http("alice") as alice:
+        response = alice.post(
+            "/runs/wait",
+            json={
+                "assistant_id": "main_agent",
+                "input": say("hello"),
+                "metadata": {"approved_by": "carol"},
+            },
+        )
+    assert response.status_code == 422, response.text
+    assert "metadata.approved_by" in response.json()["detail"]

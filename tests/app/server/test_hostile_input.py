@@ -287,3 +287,15 @@ def test_a_number_json_cannot_carry_back_answers_422(pg_service: Service, number
         )
         assert response.status_code == 422, response.text
         assert "metadata.score: not a finite number" in response.json()["detail"]
+
+
+def test_a_command_sends_to_a_bounded_number_of_nodes(sqlite_service: Service) -> None:
+    # 400 `Send`s in one command.goto held the event loop for minutes (research_agent: 200
+    # took 24 s, superlinear), past the request timeout, and /health stopped answering.
+    sends = [{"node": "respond", "input": {}} for _ in range(100)]
+    with sqlite_service.http() as http:
+        response = http.post(
+            "/runs/wait", json={"assistant_id": GRAPH_ID, "command": {"goto": sends}}
+        )
+    assert response.status_code == 422, response.text
+    assert "command.goto" in response.text
