@@ -54,12 +54,6 @@ GATEWAY_SERVICE = "envoy-public"
 GATEWAY_LISTENER = "https"
 GATEWAY_PORT = 443
 ENVOY_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
-# Labels Envoy Gateway sets on a Gateway's proxy pods (the chart's NetworkPolicy admits them).
-GATEWAY_POD_LABELS = {
-    "app.kubernetes.io/name": "envoy",
-    "gateway.envoyproxy.io/owning-gateway-name": GATEWAY_NAME,
-    "gateway.envoyproxy.io/owning-gateway-namespace": GATEWAY_NAMESPACE,
-}
 # TLS 1.3 and 1.2 only (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/
 # describe-ssl-policies.html).
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"

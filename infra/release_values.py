@@ -24,7 +24,6 @@ from infra.edge import (
     GATEWAY_LISTENER,
     GATEWAY_NAME,
     GATEWAY_NAMESPACE,
-    GATEWAY_POD_LABELS,
     GATEWAY_PORT,
     GATEWAY_SERVICE,
 )
@@ -242,7 +241,7 @@ def build_release_values(config: StackConfig, wiring: ReleaseWiring) -> dict[str
         "monitoring": _monitoring(config),
         "networkPolicy": {
             "enabled": True,
-            "gateway": {"namespace": GATEWAY_NAMESPACE, "podLabels": dict(GATEWAY_POD_LABELS)},
+            "gateway": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
             "prometheusNamespace": PROMETHEUS_NAMESPACE,
             "egress": {
                 "postgres": {
