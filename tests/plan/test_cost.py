@@ -40,6 +40,8 @@ COMPONENTS = {
     "identity",
     "registry",
     "release",
+    # The certificate and the load balancer controller's role (stacks with an edge).
+    "edge",
 }
 
 
