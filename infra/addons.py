@@ -1,8 +1,8 @@
 """Cluster add-ons from their upstream charts, pinned, installed when the stack asks for them.
 
 The namespaces and service names here are the ones the service's chart expects by default
-(the NetworkPolicy's ingress-controller and Prometheus namespaces, Flagger's load tester URL,
-the nginx controller URL of the canary's load test).
+(the NetworkPolicy's gateway and Prometheus namespaces, Flagger's load tester URL, the
+Gateway's in-cluster URL of the canary's load test).
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ from typing import Any
 import pulumi
 
 from infra.config import PlatformAddonsConfig
+from infra.edge import (
+    GATEWAY_NAMESPACE,
+    LOAD_BALANCER_CONTROLLER_NAMESPACE,
+    LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+)
 
 PROMETHEUS_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_NAMESPACE = "monitoring"
 PROMETHEUS_URL = f"http://{PROMETHEUS_RELEASE}-prometheus.{PROMETHEUS_NAMESPACE}:9090"
-INGRESS_NAMESPACE = "ingress-nginx"
 FLAGGER_NAMESPACE = "flagger-system"
 
 
@@ -29,6 +33,14 @@ class AddonChart:
     version: str
     namespace: str
     values: dict[str, Any] = field(default_factory=dict)
+    # Leave the chart's crds/ alone: another release owns those CRDs (and upgrades them,
+    # which Helm never does for crds/).
+    skip_crds: bool = False
+
+    @property
+    def oci(self) -> bool:
+        """Published as an OCI artifact: `chart` is the full oci:// reference."""
+        return self.chart.startswith("oci://")
 
 
 EXTERNAL_SECRETS = AddonChart(
@@ -107,22 +119,74 @@ def cluster_autoscaler(
     )
 
 
-def ingress_nginx(scraped: bool) -> AddonChart:
-    """The controller behind an AWS Network Load Balancer, its metrics on for the canary."""
+# Envoy Gateway's charts, one version for both (the CRDs must match the controller):
+# https://gateway.envoyproxy.io/docs/install/install-helm/ (OCI on Docker Hub).
+ENVOY_GATEWAY_VERSION = "v1.8.2"
+
+
+def gateway_api_crds() -> AddonChart:
+    """The Gateway API CRDs (standard channel: GatewayClass, Gateway, HTTPRoute, ...) and
+    Envoy Gateway's own, from Envoy Gateway's CRD chart: as templates, so that an upgrade of
+    this release upgrades them (https://gateway.envoyproxy.io/docs/install/
+    gateway-crds-helm-api/)."""
     return AddonChart(
-        name="ingress-nginx",
-        repository="https://kubernetes.github.io/ingress-nginx",
-        chart="ingress-nginx",
-        version="4.13.2",
-        namespace=INGRESS_NAMESPACE,
+        name="gateway-crds",
+        repository="",
+        chart="oci://docker.io/envoyproxy/gateway-crds-helm",
+        version=ENVOY_GATEWAY_VERSION,
+        namespace=GATEWAY_NAMESPACE,
         values={
-            "controller": {
-                "replicaCount": 2,
-                "service": {
-                    "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
-                },
-                "metrics": {"enabled": True, "serviceMonitor": {"enabled": scraped}},
+            "crds": {
+                "gatewayAPI": {"enabled": True, "channel": "standard"},
+                "envoyGateway": {"enabled": True},
             }
+        },
+    )
+
+
+def envoy_gateway() -> AddonChart:
+    """The Gateway API implementation behind the edge; its CRDs come from `gateway_api_crds`."""
+    return AddonChart(
+        name="envoy-gateway",
+        repository="",
+        chart="oci://docker.io/envoyproxy/gateway-helm",
+        version=ENVOY_GATEWAY_VERSION,
+        namespace=GATEWAY_NAMESPACE,
+        values={"crds": {"enabled": False}, "deployment": {"replicas": 2}},
+        skip_crds=True,
+    )
+
+
+def aws_load_balancer_controller(
+    cluster_name: str, region: str, vpc_id: pulumi.Input[str], role_arn: pulumi.Input[str]
+) -> AddonChart:
+    """Provisions the NLB for the Gateway's proxies (and any Service of load balancer class
+    service.k8s.aws/nlb). Region and VPC are given: the nodes' IMDS hop limit of 1 keeps pods
+    from discovering them (https://kubernetes-sigs.github.io/aws-load-balancer-controller/
+    latest/deploy/configurations/, `--aws-region`, `--aws-vpc-id`). Chart 1.14.0 is controller
+    v2.14.0, whose published IAM policy infra/edge.py narrows."""
+    return AddonChart(
+        name="aws-load-balancer-controller",
+        repository="https://aws.github.io/eks-charts",
+        chart="aws-load-balancer-controller",
+        version="1.14.0",
+        namespace=LOAD_BALANCER_CONTROLLER_NAMESPACE,
+        values={
+            "clusterName": cluster_name,
+            "region": region,
+            "vpcId": vpc_id,
+            "replicaCount": 2,
+            "serviceAccount": {
+                "create": True,
+                "name": LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+                "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+            },
+            # ALB-only integrations, not granted by the role.
+            "enableShield": False,
+            "enableWaf": False,
+            "enableWafv2": False,
+            # Only Services that name the class explicitly get an NLB from it.
+            "enableServiceMutatorWebhook": False,
         },
     )
 
@@ -156,17 +220,19 @@ def flagger(mesh_provider: str, shared_prometheus: bool) -> list[AddonChart]:
 
 
 def selected_addons(
-    config: PlatformAddonsConfig, mesh_provider: str, autoscaler: AddonChart
+    config: PlatformAddonsConfig,
+    mesh_provider: str,
+    autoscaler: AddonChart,
+    edge: list[AddonChart] | None = None,
 ) -> list[AddonChart]:
     """The add-ons in install order: each may rely on the CRDs of those before it. External
-    Secrets and the cluster autoscaler are not optional."""
-    addons = [EXTERNAL_SECRETS, autoscaler]
+    Secrets and the cluster autoscaler are not optional; the edge's (load balancer controller,
+    Gateway API CRDs, Envoy Gateway) come with a stack's `edge`."""
+    addons = [EXTERNAL_SECRETS, autoscaler, *(edge or [])]
     if config.metrics_server:
         addons.append(METRICS_SERVER)
     if config.prometheus:
         addons.append(PROMETHEUS)
-    if config.ingress_nginx:
-        addons.append(ingress_nginx(scraped=config.prometheus))
     if config.flagger:
         addons += flagger(mesh_provider, shared_prometheus=config.prometheus)
     return addons

@@ -370,15 +370,31 @@ class ResourcesConfig(Section):
     limits: ResourceAmounts
 
 
-class IngressConfig(Section):
-    """The way in, through the ingress-nginx controller (also the canary's traffic router)."""
+HOSTNAME_PATTERN = r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$"
+Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
 
-    host: Annotated[str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")]
-    class_name: Name = "nginx"
-    # Name of the kubernetes.io/tls Secret holding the host's certificate (e.g. issued by
-    # cert-manager); unset: plain HTTP.
-    tls_certificate: Name | None = None
-    annotations: dict[str, str] = Field(default_factory=dict)
+
+class EdgeConfig(Section):
+    """The way in from the internet (infra/edge.py): an NLB in front of the Envoy Gateway
+    proxies, TLS with an ACM certificate for `host`, validated through DNS in `hostedZone`."""
+
+    host: Hostname
+    # The public Route 53 zone that holds `host` (the zone's name, e.g. example.org); ACM's
+    # validation record is written there.
+    hosted_zone: Hostname
+    # Who may connect to the NLB: the clients' CIDRs, or 0.0.0.0/0 for a public API. Stated per
+    # stack on purpose: there is no default.
+    source_ranges: Annotated[list[Cidr], Field(min_length=1)]
+    proxy_replicas: Annotated[int, Field(ge=1, le=20)] = 2
+
+    @model_validator(mode="after")
+    def _host_in_zone(self) -> EdgeConfig:
+        if self.host != self.hosted_zone and not self.host.endswith(f".{self.hosted_zone}"):
+            raise ValueError(
+                f"{NAMESPACE}:edge.host {self.host!r} is not in {NAMESPACE}:edge.hostedZone "
+                f"{self.hosted_zone!r}: ACM validates the certificate through that zone"
+            )
+        return self
 
 
 class ReleaseConfig(Section):
@@ -393,7 +409,6 @@ class ReleaseConfig(Section):
     canary: bool
     monitoring: bool
     backup_schedule: Annotated[str, Field(pattern=r"^(\S+\s+){4}\S+$")] = "17 3 * * *"
-    ingress: IngressConfig | None = None
     resources: ResourcesConfig | None = None
     settings: ServiceSettings = Field(default_factory=ServiceSettings)
 
@@ -401,8 +416,6 @@ class ReleaseConfig(Section):
     def _canary_needs_its_parts(self) -> ReleaseConfig:
         if self.canary and not self.autoscaling.enabled:
             raise ValueError("canary needs autoscaling.enabled (Flagger scales through the HPA)")
-        if self.canary and self.ingress is None:
-            raise ValueError("canary needs an ingress (Flagger shifts traffic through nginx)")
         if self.monitoring and self.settings.metrics_require_auth:
             raise ValueError(
                 "monitoring cannot scrape /metrics when settings.metricsRequireAuth is true"
@@ -416,7 +429,6 @@ class PlatformAddonsConfig(Section):
 
     flagger: bool = False
     metrics_server: bool = False
-    ingress_nginx: bool = False
     prometheus: bool = False
 
 
@@ -443,6 +455,8 @@ class StackConfig(Section):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
     release: ReleaseConfig
+    # Unset: no way in from outside the cluster (no load balancer, no Gateway).
+    edge: EdgeConfig | None = None
     platform_addons: PlatformAddonsConfig = Field(default_factory=PlatformAddonsConfig)
     recovery: RecoveryConfig | None = None
     cost: CostConfig | None = None
@@ -464,7 +478,6 @@ class StackConfig(Section):
         needs = [
             (release.autoscaling.enabled, "metricsServer", addons.metrics_server, "autoscaling"),
             (release.canary, "flagger", addons.flagger, "canary"),
-            (release.ingress is not None, "ingressNginx", addons.ingress_nginx, "ingress"),
             (release.monitoring, "prometheus", addons.prometheus, "monitoring"),
         ]
         missing = [
@@ -472,6 +485,11 @@ class StackConfig(Section):
             for wanted, addon, installed, feature in needs
             if wanted and not installed
         ]
+        if release.canary and self.edge is None:
+            missing.append(
+                f"{NAMESPACE}:release.canary needs {NAMESPACE}:edge (Flagger shifts the "
+                "traffic through the Gateway's HTTPRoute)"
+            )
         if missing:
             raise ValueError("; ".join(missing))
         return self

@@ -5,6 +5,15 @@ statement with a wildcard action or a wildcard resource (but for reads IAM canno
 `UNSCOPED_READ_ACTIONS`): a mistake here fails `pulumi preview` instead of reaching an
 account. Key policies are the one exception (their `Resource: "*"` means "this key") and are
 built by `key_policy_document`, which still refuses `kms:*`.
+
+One more narrow case: a write on `Resource: "*"` whose condition requires a tag that a
+controller puts on everything it creates (`TAG_SCOPED_KEYS`). The AWS Load Balancer Controller
+creates load balancers, target groups and security groups whose ARNs carry IDs AWS picks at
+creation, so its published policy scopes them by the `elbv2.k8s.aws/cluster` tag instead of by
+ARN (https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/deploy/installation/
+#configure-iam, docs/install/iam_policy.json): the create must carry the tag
+(`aws:RequestTag/...` not null) and every later write needs it on the resource
+(`aws:ResourceTag/...` not null).
 """
 
 from __future__ import annotations
@@ -32,6 +41,47 @@ UNSCOPED_READ_ACTIONS = frozenset(
         "ec2:GetInstanceTypesFromInstanceRequirements",
     }
 )
+# The AWS Load Balancer Controller's reads from its published policy (EC2 and Elastic Load
+# Balancing describes, ACM's list): none has a resource type in the Service Authorization
+# Reference, so they too are granted on `*`.
+LOAD_BALANCER_READ_ACTIONS = frozenset(
+    {
+        "acm:ListCertificates",
+        "ec2:DescribeAccountAttributes",
+        "ec2:DescribeAddresses",
+        "ec2:DescribeAvailabilityZones",
+        "ec2:DescribeCoipPools",
+        "ec2:DescribeInstances",
+        "ec2:DescribeInternetGateways",
+        "ec2:DescribeIpamPools",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeRouteTables",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeTags",
+        "ec2:DescribeVpcPeeringConnections",
+        "ec2:DescribeVpcs",
+        "ec2:GetCoipPoolUsage",
+        "ec2:GetSecurityGroupsForVpc",
+        "elasticloadbalancing:DescribeCapacityReservation",
+        "elasticloadbalancing:DescribeListenerAttributes",
+        "elasticloadbalancing:DescribeListenerCertificates",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        "elasticloadbalancing:DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeRules",
+        "elasticloadbalancing:DescribeSSLPolicies",
+        "elasticloadbalancing:DescribeTags",
+        "elasticloadbalancing:DescribeTargetGroupAttributes",
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:DescribeTrustStores",
+    }
+)
+
+# Tags whose presence (a `Null: false` condition) may stand in for an ARN: each is set only by
+# the controller that owns the resources (see the module docstring for where that is documented).
+TAG_SCOPED_KEYS = frozenset({"elbv2.k8s.aws/cluster"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +108,16 @@ def _is_wildcard_action(action: Any) -> bool:
     return isinstance(action, str) and (action == "*" or action.endswith(":*"))
 
 
+def _tag_scoped(statement: Mapping[str, Any]) -> bool:
+    """The statement applies only to resources carrying (or created with) a controller's tag."""
+    required = statement.get("Condition", {}).get("Null", {})
+    return any(
+        required.get(f"aws:{side}/{tag}") == "false"
+        for tag in TAG_SCOPED_KEYS
+        for side in ("RequestTag", "ResourceTag")
+    )
+
+
 def check_least_privilege(document: Mapping[str, Any], *, key_policy: bool = False) -> None:
     """Raise ValueError when an Allow statement grants `*` actions or (outside a key policy)
     `*` resources. Deny statements may be broad: they only take permissions away."""
@@ -71,7 +131,10 @@ def check_least_privilege(document: Mapping[str, Any], *, key_policy: bool = Fal
         if "Principal" in statement and not key_policy:
             continue  # a trust policy: its resource is the role itself
         resources = _as_list(statement.get("Resource", []))
-        if resources == ["*"] and set(actions) <= UNSCOPED_READ_ACTIONS:
+        unscoped_reads = UNSCOPED_READ_ACTIONS | LOAD_BALANCER_READ_ACTIONS
+        if resources == ["*"] and set(actions) <= unscoped_reads:
+            continue
+        if resources == ["*"] and not key_policy and _tag_scoped(statement):
             continue
         if not key_policy and ("NotResource" in statement or "*" in resources):
             raise ValueError(f"statement {sid}: wildcard resource {resources}")

@@ -14,7 +14,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.addons import cluster_autoscaler, selected_addons
+from infra.addons import (
+    aws_load_balancer_controller,
+    cluster_autoscaler,
+    envoy_gateway,
+    gateway_api_crds,
+    selected_addons,
+)
 from infra.backups import Backups, BackupsArgs
 from infra.cache import Cache, CacheArgs
 from infra.cluster import (
@@ -27,6 +33,7 @@ from infra.config import NAMESPACE, StackConfig, StackConfigError, read_stack_co
 from infra.database import Database, DatabaseArgs
 from infra.database_logins import DatabaseLogins, DatabaseLoginsArgs
 from infra.ecr import Registry, RegistryArgs
+from infra.edge import Edge, EdgeArgs, gateway_objects, hosted_zone_id
 from infra.iam import Account
 from infra.identity import Identity, IdentityArgs, ReadableSecret
 from infra.image import release_image
@@ -298,6 +305,22 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         on_aws,
     )
 
+    edge = None
+    if config.edge is not None:
+        edge = Edge(
+            name,
+            EdgeArgs(
+                config=config.edge,
+                zone_id=hosted_zone_id(config.edge, config.stack_file, provider),
+                vpc_id=network.vpc_id,
+                oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_issuer=cluster.oidc_issuer,
+                account=account,
+                tags=tags,
+            ),
+            on_aws,
+        )
+
     outputs: dict[str, pulumi.Output[Any]] = {
         "clusterName": cluster.cluster_name,
         "kubeconfig": cluster.kubeconfig,
@@ -320,6 +343,8 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         "restoredDatabase": pulumi.Output.from_input(database.restored_identifier),
         "databaseIdentifier": database.identifier,
     }
+    if edge is not None:
+        outputs["edgeCertificateArn"] = edge.certificate_arn
     if phase == "cloud":
         return outputs
 
@@ -351,6 +376,17 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         namespace=AUTOSCALER_NAMESPACE,
         service_account=AUTOSCALER_SERVICE_ACCOUNT,
     )
+    edge_addons = (
+        [
+            aws_load_balancer_controller(
+                name, config.region, network.vpc_id, edge.load_balancer_controller_role_arn
+            ),
+            gateway_api_crds(),
+            envoy_gateway(),
+        ]
+        if edge is not None
+        else []
+    )
     release = Release(
         name,
         ReleaseArgs(
@@ -358,7 +394,9 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
             namespace=config.release.namespace,
             release_name=config.release.release_name,
             values=values,
-            addons=selected_addons(config.platform_addons, CANARY_PROVIDER, autoscaler),
+            addons=selected_addons(
+                config.platform_addons, CANARY_PROVIDER, autoscaler, edge_addons
+            ),
             cluster_ready=[
                 *cluster.admin_entries,
                 *cluster.node_groups,
@@ -375,6 +413,12 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
                 region=config.region,
                 service_account=config.release.service_account,
             ),
+            gateway_objects=(
+                gateway_objects(config.edge, edge.certificate_arn)
+                if config.edge is not None and edge is not None
+                else ()
+            ),
+            edge_ready=edge.ready if edge is not None else (),
         ),
     )
     outputs["releaseImage"] = pulumi.Output.from_input(f"{image.repository_url}@{image.digest}")

@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.addons import AddonChart
+from infra.edge import GatewayObject
 
 CHART_PATH = Path(__file__).resolve().parents[1] / "charts" / "langgraph-agent"
 
@@ -51,6 +52,12 @@ class ReleaseArgs:
     release_ready: Sequence[pulumi.Resource] = ()
     # Set when External Secrets syncs the credentials: the store the chart's ExternalSecret uses.
     secret_store: SecretStoreSpec | None = None
+    # The edge's EnvoyProxy, GatewayClass and Gateway, applied after the add-ons (their CRDs)
+    # and before the service's release (whose HTTPRoute attaches to the Gateway).
+    gateway_objects: Sequence[GatewayObject] = ()
+    # What the edge's objects need first: the load balancer controller's permissions and an
+    # issued certificate.
+    edge_ready: Sequence[pulumi.Resource] = ()
     chart_path: Path = CHART_PATH
 
 
@@ -90,7 +97,10 @@ class Release(pulumi.ComponentResource):
                     name=addon.name,
                     chart=addon.chart,
                     version=addon.version,
-                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=addon.repository),
+                    repository_opts=(
+                        None if addon.oci else k8s.helm.v3.RepositoryOptsArgs(repo=addon.repository)
+                    ),
+                    skip_crds=addon.skip_crds or None,
                     namespace=addon.namespace,
                     create_namespace=True,
                     values=addon.values,
@@ -113,6 +123,22 @@ class Release(pulumi.ComponentResource):
                     # The store's CRD comes with the External Secrets add-on.
                     opts=pulumi.ResourceOptions(
                         parent=self, provider=provider, depends_on=list(installed)
+                    ),
+                )
+            )
+        addons_installed = list(installed)
+        for item in args.gateway_objects:
+            installed.append(
+                k8s.apiextensions.CustomResource(
+                    f"{name}-{item.name}",
+                    api_version=item.api_version,
+                    kind=item.kind,
+                    metadata=item.metadata,
+                    spec=item.spec,
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        provider=provider,
+                        depends_on=[*addons_installed, *args.edge_ready],
                     ),
                 )
             )

@@ -15,19 +15,27 @@ from urllib.parse import quote, urlencode
 from agent_service.persistence import roles
 from pydantic.alias_generators import to_camel
 
-from infra.addons import INGRESS_NAMESPACE, PROMETHEUS_NAMESPACE, PROMETHEUS_RELEASE
+from infra.addons import PROMETHEUS_NAMESPACE, PROMETHEUS_RELEASE
 from infra.cache import PASSWORD_PROPERTY as REDIS_PASSWORD_PROPERTY
 from infra.cache import USERNAME_PROPERTY as REDIS_USERNAME_PROPERTY
 from infra.config import StackConfig
 from infra.database_logins import PASSWORD_PROPERTY, USERNAME_PROPERTY
+from infra.edge import (
+    GATEWAY_LISTENER,
+    GATEWAY_NAME,
+    GATEWAY_NAMESPACE,
+    GATEWAY_PORT,
+    GATEWAY_SERVICE,
+)
 from infra.identity import API_KEYS_PROPERTY, MODEL_API_KEY_PROPERTY
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 # The namespaced SecretStore the release component creates for the chart's ExternalSecret.
 SECRET_STORE_NAME = "aws-secrets-manager"  # noqa: S105 - a resource name
 HTTPS_PORT = 443
-# The chart's traffic router for the canary; Flagger is installed for the same provider.
-CANARY_PROVIDER = "nginx"
+# The chart's traffic router for the canary: Flagger weights the HTTPRoute on the edge's
+# Gateway; Flagger is installed for the same provider.
+CANARY_PROVIDER = "gatewayapi:v1"
 # At most 5 minutes: a rotated credential must reach the pods while the previous one is valid.
 SECRET_REFRESH_INTERVAL = "5m"  # noqa: S105 - a duration
 # The chart's jobs with a database login of their own (infra.database_logins' workloads).
@@ -126,19 +134,20 @@ def _secret_data(config: StackConfig, wiring: ReleaseWiring) -> list[dict[str, A
     return data
 
 
-def _ingress(config: StackConfig) -> dict[str, Any]:
-    ingress = config.release.ingress
-    if ingress is None:
+def _http_route(config: StackConfig) -> dict[str, Any]:
+    """The service behind the edge's Gateway, for the stack's host (the route Flagger
+    generates with the canary on carries the same parents and host)."""
+    edge = config.edge
+    if edge is None:
         return {"enabled": False}
-    values: dict[str, Any] = {
+    return {
         "enabled": True,
-        "className": ingress.class_name,
-        "annotations": dict(ingress.annotations),
-        "hosts": [{"host": ingress.host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
+        "parentRefs": [
+            {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE, "sectionName": GATEWAY_LISTENER}
+        ],
+        "hostnames": [edge.host],
+        "paths": [{"type": "PathPrefix", "value": "/"}],
     }
-    if ingress.tls_certificate is not None:
-        values["tls"] = [{"secretName": ingress.tls_certificate, "hosts": [ingress.host]}]
-    return values
 
 
 def _monitoring(config: StackConfig) -> dict[str, Any]:
@@ -218,12 +227,21 @@ def build_release_values(config: StackConfig, wiring: ReleaseWiring) -> dict[str
             "enabled": release.pod_disruption_budget.enabled,
             "minAvailable": release.pod_disruption_budget.min_available,
         },
-        "ingress": _ingress(config),
-        "canary": {"enabled": release.canary, "provider": CANARY_PROVIDER},
+        "httpRoute": _http_route(config),
+        "ingress": {"enabled": False},
+        "canary": {
+            "enabled": release.canary,
+            "provider": CANARY_PROVIDER,
+            # The load goes through the Gateway's proxies with the public host, as clients'
+            # does, so the weighted route sends part of it to the canary.
+            "loadTest": {
+                "gatewayUrl": f"http://{GATEWAY_SERVICE}.{GATEWAY_NAMESPACE}:{GATEWAY_PORT}"
+            },
+        },
         "monitoring": _monitoring(config),
         "networkPolicy": {
             "enabled": True,
-            "ingressControllerNamespace": INGRESS_NAMESPACE,
+            "gateway": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
             "prometheusNamespace": PROMETHEUS_NAMESPACE,
             "egress": {
                 "postgres": {

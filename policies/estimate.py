@@ -29,6 +29,11 @@ from policies.pricing import Price, PriceTable
 PROVIDER_PACKAGES = frozenset({"aws", "kubernetes", "random", "tls"})
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 SERVICE = "kubernetes:core/v1:Service"
+# Envoy Gateway's proxy configuration: its envoyService becomes the Gateway's load balancer.
+ENVOY_PROXY = "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy"
+# A Service of this class is an NLB of the AWS Load Balancer Controller, whatever its
+# annotations (kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/service/nlb/).
+LBC_NLB_CLASS = "service.k8s.aws/nlb"
 LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
 LB_SCHEME_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 LB_INTERNAL_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-internal"
@@ -337,7 +342,10 @@ def _vpc_endpoint(resource: Billable, ctx: _Context) -> list[Line]:
 
 
 def _load_balancer_lines(
-    resource: Billable, ctx: _Context, annotations: Mapping[str, Any]
+    resource: Billable,
+    ctx: _Context,
+    annotations: Mapping[str, Any],
+    load_balancer_class: Any = None,
 ) -> list[Line]:
     """A Service of type LoadBalancer: an NLB when annotated so (in-tree `nlb` or the AWS Load
     Balancer Controller's `external`/`nlb-ip`); without the annotation the in-tree controller
@@ -345,6 +353,8 @@ def _load_balancer_lines(
     kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/service/annotations/.
     An internet-facing NLB holds a public IPv4 address in each of its subnets' AZs."""
     kind = str(annotations.get(LB_TYPE_ANNOTATION, ""))
+    if load_balancer_class == LBC_NLB_CLASS:
+        kind = "external"
     if kind not in ("nlb", "external", "nlb-ip"):
         raise _NotPriced("a Classic Load Balancer (no aws-load-balancer-type: nlb) is not priced")
     assumptions = ctx.table.assumptions
@@ -437,7 +447,26 @@ def _helm_release(resource: Billable, ctx: _Context) -> list[Line]:
 def _service(resource: Billable, ctx: _Context) -> list[Line]:
     if _get(resource.props, "spec.type") != "LoadBalancer":
         return []
-    return _load_balancer_lines(resource, ctx, _get(resource.props, "metadata.annotations") or {})
+    return _load_balancer_lines(
+        resource,
+        ctx,
+        _get(resource.props, "metadata.annotations") or {},
+        _get(resource.props, "spec.loadBalancerClass"),
+    )
+
+
+def _envoy_proxy(resource: Billable, ctx: _Context) -> list[Line]:
+    """The Gateway's proxies behind a Service of type LoadBalancer (Envoy Gateway's default):
+    the AWS Load Balancer Controller makes it an NLB (infra/edge.py)."""
+    service = _get(resource.props, "spec.provider.kubernetes.envoyService") or {}
+    if _get(service, "type") not in (None, "LoadBalancer"):
+        return []
+    return _load_balancer_lines(
+        resource,
+        ctx,
+        _get(service, "annotations") or {},
+        _get(service, "loadBalancerClass"),
+    )
 
 
 def _rds_instance(resource: Billable, ctx: _Context) -> list[Line]:
@@ -597,6 +626,7 @@ RULES: dict[str, Rule] = {
     "aws:ec2/vpcEndpoint:VpcEndpoint": _vpc_endpoint,
     HELM_RELEASE: _helm_release,
     SERVICE: _service,
+    ENVOY_PROXY: _envoy_proxy,
     "aws:rds/instance:Instance": _rds_instance,
     "aws:elasticache/replicationGroup:ReplicationGroup": _replication_group,
     "aws:kms/key:Key": _kms_key,

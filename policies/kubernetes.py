@@ -36,8 +36,8 @@ LATEST = "latest"
 RETIRED_CHARTS = {
     "ingress-nginx": (
         "retired in March 2026: no releases or security fixes since "
-        "(https://kubernetes.io/blog/2025/11/11/ingress-nginx-retirement/); move the edge to "
-        "a Gateway API implementation behind the AWS Load Balancer Controller"
+        "(https://kubernetes.io/blog/2025/11/11/ingress-nginx-retirement/); the edge is Envoy "
+        "Gateway behind the AWS Load Balancer Controller (infra/edge.py)"
     ),
 }
 
@@ -233,12 +233,12 @@ IMAGE_BY_DIGEST = ResourceValidationPolicy(
     config_schema=config_schema(*_RELEASE_SETTINGS, "digestStacks"),
 )
 
-# Advisory while the stacks still run ingress-nginx (issue 15, H4: the move to a Gateway API
-# edge); mandatory once they do not.
+# Mandatory since the edge moved to Envoy Gateway behind the AWS Load Balancer Controller
+# (issue 15, H4): a retired chart gets no security fixes, and none may come back.
 NO_RETIRED_CHART = ResourceValidationPolicy(
     name="kubernetes-no-retired-chart",
     description="No Helm release installs a chart whose project was retired.",
-    enforcement_level=EnforcementLevel.ADVISORY,
+    enforcement_level=EnforcementLevel.MANDATORY,
     validate=_retired_chart,
 )
 

@@ -80,7 +80,32 @@ def test_without_the_canary_the_load_tester_gets_no_access(autoscaled: Rendered)
         for rule in autoscaled.one("NetworkPolicy")["spec"]["ingress"]
         for ns in _namespaces(rule)
     ]
-    assert namespaces == ["ingress-nginx", "monitoring"]
+    assert namespaces == ["envoy-gateway-system", "monitoring"]
+
+
+def test_with_the_http_route_only_the_gateways_proxies_get_in(autoscaled: Rendered) -> None:
+    (gateway, prometheus, *_) = autoscaled.one("NetworkPolicy")["spec"]["ingress"]
+    assert gateway == {
+        "from": [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}
+                },
+                # Both selectors in one peer: those pods in that namespace, nothing else there.
+                "podSelector": {
+                    "matchLabels": {
+                        "app.kubernetes.io/name": "envoy",
+                        "gateway.envoyproxy.io/owning-gateway-name": "public",
+                        "gateway.envoyproxy.io/owning-gateway-namespace": "envoy-gateway-system",
+                    }
+                },
+            }
+        ],
+        "ports": [{"port": 8000, "protocol": "TCP"}],
+    }
+    assert _namespaces(prometheus) == ["monitoring"]
+    # The ingress controller's namespace only with the Ingress alternative.
+    assert "ingress-nginx" not in str(autoscaled.one("NetworkPolicy")["spec"]["ingress"])
 
 
 def test_service_egress_only_to_dns_postgres_redis_and_the_model(canary: Rendered) -> None:

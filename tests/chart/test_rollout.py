@@ -1,4 +1,4 @@
-"""HPA, PodDisruptionBudget, Service, Ingress and the Flagger Canary."""
+"""HPA, PodDisruptionBudget, Service, HTTPRoute or Ingress, and the Flagger Canary."""
 
 from __future__ import annotations
 
@@ -74,22 +74,161 @@ def test_pdb_with_both_bounds_is_refused() -> None:
         render_env("autoscaled", {"podDisruptionBudget": {"minAvailable": 1}})
 
 
-def test_service_and_ingress_without_canary(autoscaled: Rendered) -> None:
+def test_service_and_http_route_without_canary(autoscaled: Rendered) -> None:
     service = autoscaled.one("Service")
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
     ]
     assert service["spec"]["selector"] == {"app.kubernetes.io/name": "langgraph-agent"}
-    ingress = autoscaled.one("Ingress")
-    assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["spec"]["tls"] == [
-        {"secretName": "agent-staging-tls", "hosts": ["agent.staging.example.com"]}
+    # The HTTPRoute is the default edge; no Ingress unless asked for.
+    assert not autoscaled.all("Ingress")
+    route = autoscaled.one("HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["spec"] == {
+        "parentRefs": [
+            {
+                "group": "gateway.networking.k8s.io",
+                "kind": "Gateway",
+                "name": "public",
+                "namespace": "envoy-gateway-system",
+            }
+        ],
+        "hostnames": ["agent.staging.example.com"],
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                # The chart's Service, by port number (a backendRef has no port name).
+                "backendRefs": [{"name": FULLNAME, "port": service["spec"]["ports"][0]["port"]}],
+            }
+        ],
+    }
+
+
+def test_http_route_sections_and_paths() -> None:
+    route = render_env(
+        "autoscaled",
+        {
+            "httpRoute": {
+                "parentRefs": [{"name": "edge", "namespace": "gw", "sectionName": "https"}],
+                "paths": [
+                    {"type": "PathPrefix", "value": "/threads"},
+                    {"type": "Exact", "value": "/ok"},
+                ],
+            }
+        },
+    ).one("HTTPRoute")
+    (parent,) = route["spec"]["parentRefs"]
+    assert (parent["name"], parent["namespace"], parent["sectionName"]) == ("edge", "gw", "https")
+    assert route["spec"]["rules"][0]["matches"] == [
+        {"path": {"type": "PathPrefix", "value": "/threads"}},
+        {"path": {"type": "Exact", "value": "/ok"}},
     ]
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        {"parentRefs": []},
+        {"hostnames": ["https://agent.example.com"]},
+        {"paths": [{"type": "RegularExpression", "value": "/.*"}]},
+        {"paths": [{"type": "PathPrefix", "value": "threads"}]},
+        {"parentRefs": [{"namespace": "gw"}]},
+    ],
+)
+def test_the_schema_refuses_a_broken_route(route: dict[str, object]) -> None:
+    with pytest.raises(RenderError, match="httpRoute"):
+        render_env("autoscaled", {"httpRoute": route})
+
+
+def test_the_ingress_stays_an_opt_in_alternative(autoscaled: Rendered) -> None:
+    rendered = render_env(
+        "autoscaled",
+        {
+            "httpRoute": {"enabled": False},
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "hosts": [
+                    {"host": "agent.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}
+                ],
+                "tls": [{"secretName": "agent-tls", "hosts": ["agent.example.com"]}],
+            },
+        },
+    )
+    assert not rendered.all("HTTPRoute")
+    ingress = rendered.one("Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"secretName": "agent-tls", "hosts": ["agent.example.com"]}]
     (rule,) = ingress["spec"]["rules"]
     assert rule["http"]["paths"][0]["backend"] == {
         "service": {"name": FULLNAME, "port": {"name": "http"}}
     }
+
+
+# The canary fixture with the default edge: the prod shape.
+GATEWAY_CANARY = {
+    "httpRoute": {"enabled": True, "hostnames": ["agent.example.com"]},
+    "ingress": {"enabled": False},
+    "canary": {"provider": "gatewayapi:v1"},
+}
+
+
+@pytest.fixture(scope="module")
+def gateway_canary() -> Rendered:
+    return render_env("canary", GATEWAY_CANARY)
+
+
+def test_the_gatewayapi_canary_names_the_gateway_and_leaves_the_route_to_flagger(
+    gateway_canary: Rendered,
+) -> None:
+    spec = gateway_canary.one("Canary")["spec"]
+    assert spec["provider"] == "gatewayapi:v1"
+    assert "ingressRef" not in spec
+    # Field names of Flagger's Canary for Gateway API (docs.flagger.app/tutorials/
+    # gatewayapi-progressive-delivery): the route Flagger generates attaches there.
+    assert spec["service"]["gatewayRefs"] == [
+        {"name": "public", "namespace": "envoy-gateway-system"}
+    ]
+    assert spec["service"]["hosts"] == ["agent.example.com"]
+    assert spec["service"]["match"] == [{"uri": {"prefix": "/"}}]
+    # Flagger creates and weights the <fullname> HTTPRoute: the chart rendering one of the same
+    # name would reset the weights on every upgrade.
+    assert not gateway_canary.all("HTTPRoute")
+    assert not gateway_canary.all("Ingress")
+    # Flagger's built-in gatewayapi queries need kubernetes_pod_name labels this Prometheus
+    # does not set: none is used.
+    assert spec["analysis"]["metrics"] == []
+    # The load goes through the Gateway's proxies with the public host.
+    webhooks = {w["name"]: w for w in spec["analysis"]["webhooks"]}
+    assert webhooks["load-test"]["metadata"]["cmd"] == (
+        "hey -z 1m -q 10 -c 2 -host agent.example.com "
+        "http://envoy-public.envoy-gateway-system:443/health"
+    )
+
+
+def test_the_gatewayapi_canary_is_valid(gateway_canary: Rendered) -> None:
+    from tools.kit.chart import validate
+
+    assert validate(gateway_canary) == []
+
+
+def test_the_provider_follows_the_edge_the_values_choose(
+    canary: Rendered, gateway_canary: Rendered
+) -> None:
+    nginx = canary.one("Canary")["spec"]
+    assert (nginx["provider"], nginx["ingressRef"]["kind"]) == ("nginx", "Ingress")
+    assert "gatewayRefs" not in nginx["service"]
+    assert gateway_canary.one("Canary")["spec"]["provider"] == "gatewayapi:v1"
+
+
+def test_gatewayapi_canary_without_a_route_is_refused() -> None:
+    with pytest.raises(
+        RenderError, match=re.escape("canary.provider gatewayapi:v1 requires httpRoute.enabled")
+    ):
+        render_env("canary", {**GATEWAY_CANARY, "httpRoute": {"enabled": False}})
+    with pytest.raises(RenderError, match=re.escape("requires at least one httpRoute.hostnames")):
+        render_env("canary", {**GATEWAY_CANARY, "httpRoute": {"enabled": True}})
 
 
 def test_canary_fields(canary: Rendered) -> None:
@@ -181,6 +320,9 @@ def _flagger_generated(rendered: Rendered) -> set[tuple[str, str]]:
     }
     if "ingressRef" in spec:
         generated.add(("Ingress", f"{spec['ingressRef']['name']}-canary"))
+    if "gatewayRefs" in spec["service"]:
+        # fluxcd/flagger pkg/router/gateway_api.go: the route named after the apex Service.
+        generated.add(("HTTPRoute", service))
     pod = pod_spec(rendered.one("Deployment", spec["targetRef"]["name"]))
     for container in pod["containers"]:
         for source in container.get("envFrom", []):
@@ -236,6 +378,15 @@ def test_with_the_canary_the_charts_service_is_flaggers_apex_spec(canary: Render
     }
     # No metrics port: the PodMonitor scrapes the pods, never through a Service.
     assert all(port["name"] == "http" for port in service["spec"]["ports"])
+
+
+def test_with_the_gatewayapi_canary_the_chart_leaves_the_route_to_flagger(
+    gateway_canary: Rendered,
+) -> None:
+    generated = _flagger_generated(gateway_canary)
+    assert ("HTTPRoute", FULLNAME) in generated
+    rendered = {(m["kind"], m["metadata"]["name"]) for m in gateway_canary.manifests}
+    assert rendered & generated == set()
 
 
 def test_without_the_canary_the_chart_creates_the_service(autoscaled: Rendered) -> None:

@@ -3,8 +3,10 @@ schemas in schemas/ for the CRD kinds; plus `helm lint --strict` and `helm packa
 
 from __future__ import annotations
 
+import copy
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ CRD_KINDS = {
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("external-secrets.io/v1", "ExternalSecret"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
 }
 
 
@@ -60,8 +63,10 @@ def test_every_object_is_valid(each_env: tuple[str, Rendered]) -> None:
     assert [f"{env}: {error}" for error in chart.validate(rendered)] == []
 
 
-def test_the_crd_kinds_used_are_exactly_those_with_schemas(canary: Rendered) -> None:
-    used = {(m["apiVersion"], m["kind"]) for m in canary.manifests}
+def test_the_crd_kinds_used_are_exactly_those_with_schemas(
+    canary: Rendered, autoscaled: Rendered
+) -> None:
+    used = {(m["apiVersion"], m["kind"]) for m in [*canary.manifests, *autoscaled.manifests]}
     assert used & CRD_KINDS == CRD_KINDS
     assert {p.stem for p in SCHEMAS_DIR.glob("*.json")} == {
         f"{api.replace('/', '_')}_{kind}" for api, kind in CRD_KINDS
@@ -163,3 +168,26 @@ def test_notes_tell_how_to_reach_and_check_the_release() -> None:
     assert "port-forward svc/agent-langgraph-agent 8000:80" in minimal
     assert "no credentials are mounted" in minimal
     assert "embedded SQLite file" in minimal
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda s: s.update(hostname="agent.example.com"), "Additional properties"),
+        (lambda s: s["rules"][0]["matches"][0]["path"].update(type="Prefix"), "is not one of"),
+        (lambda s: s["rules"][0]["backendRefs"][0].update(port="http"), "is not of type"),
+        (lambda s: s["parentRefs"][0].pop("name"), "'name' is a required"),
+    ],
+)
+def test_the_http_route_schema_is_strict(
+    autoscaled: Rendered, mutate: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    route = copy.deepcopy(autoscaled.one("HTTPRoute"))
+    mutate(route["spec"])
+    errors = [
+        e.message
+        for e in jsonschema.Draft7Validator(
+            crd_schema("gateway.networking.k8s.io/v1", "HTTPRoute")
+        ).iter_errors(route)
+    ]
+    assert any(message in error for error in errors), errors

@@ -105,8 +105,10 @@ def test_the_chart_renders_with_the_programs_values(stack: str) -> None:
     assert accounts["langgraph-agent-backup"]["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": roles[f"agent-{stack}-backup"]
     }
-    progressive = {"Canary", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress"}
+    progressive = {"Canary", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
     monitoring = {"PodMonitor", "PrometheusRule"}
+    # No stack renders an Ingress; with the canary Flagger generates the HTTPRoute.
+    assert not {"Ingress", "HTTPRoute"} & kinds
     if stack == "dev":
         assert not (progressive | monitoring) & kinds
     else:

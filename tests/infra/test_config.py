@@ -180,7 +180,6 @@ def test_defaults_fill_what_stacks_do_not_differ_in() -> None:
     ("addon", "feature"),
     [
         ("flagger", "canary"),
-        ("ingressNginx", "ingress"),
         ("prometheus", "monitoring"),
         ("metricsServer", "autoscaling"),
     ],
@@ -194,11 +193,9 @@ def test_a_release_feature_needs_its_addon(addon: str, feature: str) -> None:
     )
 
 
-def test_a_canary_needs_an_ingress_and_autoscaling() -> None:
-    release = json.loads(_values("prod")["agent-platform:release"])
-    del release["ingress"]
-    values = {**_values("prod"), "agent-platform:release": json.dumps(release)}
-    assert "canary needs an ingress" in _error("prod", values)
+def test_a_canary_needs_the_edge_and_autoscaling() -> None:
+    values = {k: v for k, v in _values("prod").items() if k != "agent-platform:edge"}
+    assert "agent-platform:release.canary needs agent-platform:edge" in _error("prod", values)
     release = json.loads(_values("prod")["agent-platform:release"])
     release["autoscaling"]["enabled"] = False
     values = {**_values("prod"), "agent-platform:release": json.dumps(release)}
@@ -293,6 +290,40 @@ def test_each_stack_states_a_monthly_budget(stack: str) -> None:
 )
 def test_a_wrong_budget_is_named_with_key_and_file(changes: dict[str, Any], expected: str) -> None:
     values = _with_block(_values("staging"), "agent-platform:cost", **changes)
+    message = _error("staging", values)
+    assert message.startswith("Pulumi.staging.yaml:")
+    assert expected in message
+
+
+def test_ingress_nginx_is_no_longer_an_addon() -> None:
+    values = _with_block(_values("prod"), "agent-platform:platformAddons", ingressNginx=True)
+    assert "agent-platform:platformAddons.ingressNginx is not a known key" in _error("prod", values)
+
+
+def test_the_edge_host_lies_in_its_hosted_zone() -> None:
+    values = _with_block(_values("prod"), "agent-platform:edge", hostedZone="example.org")
+    message = _error("prod", values)
+    assert message.startswith("Pulumi.prod.yaml: agent-platform:edge is invalid:")
+    assert (
+        "agent-platform:edge.host 'agent.example.com' is not in agent-platform:edge.hostedZone"
+        in (message)
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"sourceRanges": []}, "agent-platform:edge.sourceRanges is invalid"),
+        ({"sourceRanges": None}, "agent-platform:edge.sourceRanges is missing"),
+        ({"sourceRanges": ["10.0.0.1/8"]}, "agent-platform:edge.sourceRanges[0] is invalid"),
+        ({"hostedZone": None}, "agent-platform:edge.hostedZone is missing"),
+        ({"hostedZone": "Example.COM"}, "agent-platform:edge.hostedZone is invalid"),
+        ({"host": "https://agent.example.com"}, "agent-platform:edge.host is invalid"),
+        ({"tlsCertificate": "agent-tls"}, "agent-platform:edge.tlsCertificate is not a known key"),
+    ],
+)
+def test_edge_keys_are_typed(change: dict[str, Any], expected: str) -> None:
+    values = _with_block(_values("staging"), "agent-platform:edge", **change)
     message = _error("staging", values)
     assert message.startswith("Pulumi.staging.yaml:")
     assert expected in message

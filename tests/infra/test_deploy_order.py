@@ -65,7 +65,7 @@ def test_addons_wait_for_their_irsa_permissions(run: OfflineRun, stack: str) -> 
 
 def test_the_release_waits_for_its_permissions_and_secrets(run: OfflineRun, stack: str) -> None:
     name = f"agent-{stack}"
-    (service,) = [r for r in run.of_type(RELEASE) if "repositoryOpts" not in r.inputs]
+    (service,) = [r for r in run.of_type(RELEASE) if r.inputs["chart"].endswith("/langgraph-agent")]
     policies = _children_named(
         run, "aws:iam/rolePolicy:RolePolicy", f"{name}-service", f"{name}-backup"
     )

@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from infra.config import StackConfig
-from infra.iam import UNSCOPED_READ_ACTIONS, check_least_privilege
+from infra.iam import (
+    LOAD_BALANCER_READ_ACTIONS,
+    TAG_SCOPED_KEYS,
+    UNSCOPED_READ_ACTIONS,
+    check_least_privilege,
+)
 from tests.infra.support import as_list, by_name, document
 from tools.plan.mocks import ACCOUNT_ID
 from tools.plan.offline import OfflineRun, RecordedResource
@@ -46,8 +51,15 @@ def test_no_identity_policy_grants_a_wildcard(run: OfflineRun) -> None:
                 assert action != "*", policy.name
                 assert not action.endswith(":*"), (policy.name, action)
             if as_list(statement["Resource"]) == ["*"]:
-                # Only reads IAM cannot scope to a resource.
-                assert set(as_list(statement["Action"])) <= UNSCOPED_READ_ACTIONS, policy.name
+                # Only reads IAM cannot scope to a resource, or writes scoped by the tag the
+                # load balancer controller puts on what it creates.
+                actions = set(as_list(statement["Action"]))
+                if actions <= UNSCOPED_READ_ACTIONS | LOAD_BALANCER_READ_ACTIONS:
+                    continue
+                assert policy.name.endswith("-load-balancer-controller"), policy.name
+                required = statement["Condition"]["Null"]
+                assert [key.split("/", 1)[1] for key in required] == sorted(TAG_SCOPED_KEYS)
+                assert set(required.values()) == {"false"}
                 continue
             for resource in as_list(statement["Resource"]):
                 assert resource != "*", (policy.name, statement["Sid"])
@@ -202,11 +214,43 @@ def test_key_policies_spell_out_their_actions(run: OfflineRun) -> None:
         {"Sid": "B", "Effect": "Allow", "Action": ["s3:*"], "Resource": "arn:aws:s3:::b"},
         {"Sid": "C", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
         {"Sid": "D", "Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::b"},
+        # The tag exception is narrow: a tag that merely must be absent does not scope...
+        {
+            "Sid": "E",
+            "Effect": "Allow",
+            "Action": "elasticloadbalancing:DeleteLoadBalancer",
+            "Resource": "*",
+            "Condition": {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "true"}},
+        },
+        # ...nor does the presence of any other tag.
+        {
+            "Sid": "F",
+            "Effect": "Allow",
+            "Action": "ec2:DeleteSecurityGroup",
+            "Resource": "*",
+            "Condition": {"Null": {"aws:ResourceTag/team": "false"}},
+        },
+        # A controller's write outside the read list without a condition.
+        {"Sid": "G", "Effect": "Allow", "Action": "ec2:CreateSecurityGroup", "Resource": "*"},
     ],
 )
 def test_the_builder_refuses_wildcards(statement: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=f"statement {statement['Sid']}"):
         check_least_privilege({"Statement": [statement]})
+
+
+def test_the_builder_lets_a_controller_tag_scope_its_writes() -> None:
+    """The AWS Load Balancer Controller's published policy scopes writes on the ELBs and
+    security groups it creates by their elbv2.k8s.aws/cluster tag (ARNs unknown before)."""
+    for side in ("RequestTag", "ResourceTag"):
+        scoped = {
+            "Sid": "T",
+            "Effect": "Allow",
+            "Action": ["elasticloadbalancing:CreateLoadBalancer"],
+            "Resource": "*",
+            "Condition": {"Null": {f"aws:{side}/elbv2.k8s.aws/cluster": "false"}},
+        }
+        check_least_privilege({"Statement": [scoped]})
 
 
 def test_the_builder_lets_deny_statements_be_broad() -> None:

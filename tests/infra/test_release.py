@@ -18,9 +18,11 @@ from tools.plan.offline import REDACTED, RELEASE_TYPE, OfflineRun, RecordedResou
 FULL_PLATFORM = [
     "external-secrets",
     "cluster-autoscaler",
+    "aws-load-balancer-controller",
+    "oci://docker.io/envoyproxy/gateway-crds-helm",
+    "oci://docker.io/envoyproxy/gateway-helm",
     "metrics-server",
     "kube-prometheus-stack",
-    "ingress-nginx",
     "flagger",
     "loadtester",
 ]
@@ -32,7 +34,11 @@ ADDONS = {
 
 
 def _service_release(run: OfflineRun) -> RecordedResource:
-    (release,) = [r for r in run.of_type(RELEASE_TYPE) if "repositoryOpts" not in r.inputs]
+    (release,) = [
+        r
+        for r in run.of_type(RELEASE_TYPE)
+        if "repositoryOpts" not in r.inputs and not r.inputs["chart"].startswith("oci://")
+    ]
     return release
 
 
@@ -70,15 +76,24 @@ def test_service_release_installs_the_local_chart(run: OfflineRun, config: Stack
     assert namespace.urn in release.depends_on
 
 
+def _addons(run: OfflineRun) -> list[RecordedResource]:
+    service = _service_release(run)
+    return [r for r in run.of_type(RELEASE_TYPE) if r.urn != service.urn]
+
+
 def test_addons_from_upstream_charts_per_stack(run: OfflineRun, stack: str) -> None:
-    addons = [r for r in run.of_type(RELEASE_TYPE) if "repositoryOpts" in r.inputs]
+    addons = _addons(run)
     assert [a.inputs["chart"] for a in addons] == ADDONS[stack]
     for before, addon in itertools.pairwise(addons):
         # Installed in order: each may need the CRDs of the one before.
         assert before.urn in addon.depends_on
     for addon in addons:
-        assert addon.inputs["repositoryOpts"]["repo"].startswith("https://")
-        assert addon.inputs["version"][0].isdigit(), "add-on charts are pinned"
+        if addon.inputs["chart"].startswith("oci://"):
+            assert "repositoryOpts" not in addon.inputs
+        else:
+            assert addon.inputs["repositoryOpts"]["repo"].startswith("https://")
+        # Pinned: a chart version, not a range or a channel.
+        assert addon.inputs["version"].lstrip("v")[0].isdigit(), "add-on charts are pinned"
     # The service's release waits for the CRDs and controllers it relies on.
     assert {a.urn for a in addons} <= set(_service_release(run).depends_on)
 
@@ -198,8 +213,9 @@ def test_network_policy_egress_reaches_only_the_data_subnets(run: OfflineRun) ->
     assert egress["modelProvider"]["cidrs"] == []
 
 
-def test_stack_outputs(run: OfflineRun, stack: str) -> None:
-    assert set(run.outputs) == {
+def test_stack_outputs(run: OfflineRun, stack: str, config: StackConfig) -> None:
+    edge = {"edgeCertificateArn"} if config.edge is not None else set()
+    assert set(run.outputs) - edge == {
         "clusterName",
         "kubeconfig",
         "vpcId",
@@ -263,28 +279,49 @@ def test_backup_job_has_its_own_service_account_and_role(run: OfflineRun, stack:
     assert _values(run)["serviceAccount"]["name"] != backup["serviceAccount"]["name"]
 
 
-def test_ingress_and_canary_go_through_nginx(run: OfflineRun, config: StackConfig) -> None:
+def test_edge_and_canary_go_through_the_gateway(run: OfflineRun, config: StackConfig) -> None:
     values = _values(run)
-    ingress = config.release.ingress
-    if ingress is None:
-        assert values["ingress"] == {"enabled": False}
+    # ingress-nginx is retired: no stack renders an Ingress or installs the controller.
+    assert values["ingress"] == {"enabled": False}
+    assert not [r for r in run.of_type(RELEASE_TYPE) if r.inputs["chart"] == "ingress-nginx"]
+    edge = config.edge
+    if edge is None:
+        assert values["httpRoute"] == {"enabled": False}
         assert values["canary"]["enabled"] is False
         return
-    assert values["ingress"]["hosts"] == [
-        {"host": ingress.host, "paths": [{"path": "/", "pathType": "Prefix"}]}
-    ]
-    assert values["ingress"]["tls"] == [
-        {"secretName": ingress.tls_certificate, "hosts": [ingress.host]}
-    ]
-    assert values["canary"]["provider"] == "nginx"
+    assert values["httpRoute"] == {
+        "enabled": True,
+        "parentRefs": [
+            {"name": "public", "namespace": "envoy-gateway-system", "sectionName": "https"}
+        ],
+        "hostnames": [edge.host],
+        "paths": [{"type": "PathPrefix", "value": "/"}],
+    }
+    assert values["canary"]["provider"] == "gatewayapi:v1"
+    # The load test reaches the proxies' Service by the name the EnvoyProxy gives it.
+    proxy = _gateway_object(run, "EnvoyProxy")
+    service = proxy["spec"]["provider"]["kubernetes"]["envoyService"]["name"]
+    assert values["canary"]["loadTest"]["gatewayUrl"] == (
+        f"http://{service}.envoy-gateway-system:443"
+    )
     (flagger,) = [r for r in run.of_type(RELEASE_TYPE) if r.inputs["chart"] == "flagger"]
-    assert flagger.inputs["values"]["meshProvider"] == "nginx"
-    # Flagger's analysis queries the Prometheus that scrapes the nginx controller.
+    assert flagger.inputs["values"]["meshProvider"] == "gatewayapi:v1"
     assert flagger.inputs["values"]["metricsServer"].startswith(
         "http://kube-prometheus-stack-prometheus.monitoring"
     )
-    assert values["networkPolicy"]["ingressControllerNamespace"] == "ingress-nginx"
+    # Only the Gateway's proxies (and Prometheus, the load tester) reach the pods.
+    gateway = _gateway_object(run, "Gateway")["metadata"]
+    assert values["networkPolicy"]["gateway"] == {
+        "name": gateway["name"],
+        "namespace": gateway["namespace"],
+    }
+    assert "ingressControllerNamespace" not in values["networkPolicy"]
     assert values["networkPolicy"]["prometheusNamespace"] == "monitoring"
+
+
+def _gateway_object(run: OfflineRun, kind: str) -> dict[str, Any]:
+    (found,) = [r.inputs for r in run.resources if r.type.endswith(f":{kind}")]
+    return found
 
 
 def test_container_resources_per_stack(run: OfflineRun, stack: str) -> None:

@@ -297,6 +297,37 @@ def test_an_unannotated_load_balancer_is_not_taken_for_an_nlb() -> None:
     ]
 
 
+def test_the_gateways_proxies_are_priced_as_the_controllers_nlb() -> None:
+    """H4: the edge's NLB is the Envoy proxies' Service, of the AWS Load Balancer Controller's
+    class (no aws-load-balancer-type annotation needed)."""
+    proxy = res(
+        "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy",
+        "edge",
+        {
+            "spec": {
+                "provider": {
+                    "kubernetes": {
+                        "envoyService": {
+                            "type": "LoadBalancer",
+                            "loadBalancerClass": "service.k8s.aws/nlb",
+                            "annotations": {
+                                "service.beta.kubernetes.io/aws-load-balancer-scheme": (
+                                    "internet-facing"
+                                )
+                            },
+                        }
+                    }
+                }
+            }
+        },
+    )
+    result = estimate([proxy], table(), as_of=DAY)
+    assert result.unpriced == []
+    items = [line.item for line in result.lines]
+    assert items[0] == "network load balancer (created by the cluster)"
+    assert any("public IPv4" in item for item in items)
+
+
 def test_the_top_contributors_are_the_most_expensive_resources() -> None:
     result = estimate(fixed_plan(), table(), as_of=DAY)
     expected = sorted(EXPECTED.items(), key=lambda item: -item[1])[:5]

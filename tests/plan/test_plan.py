@@ -39,6 +39,8 @@ def test_a_clean_prod_plan_writes_the_bundle(prod_plan: tuple[int, Path]) -> Non
     plan: dict[str, Any] = json.loads((bundle / "plan.json").read_text())
     assert plan["stack"] == "prod"
     assert plan["policy"]["mandatory"] == 0
+    # H4: the edge no longer installs the retired ingress-nginx; nothing is even advised.
+    assert plan["policy"]["violations"] == []
     assert len(plan["resources"]) == sum(plan["resource_counts"].values()) > 100
     assert plan["manifests"]["schema_errors"] == []
     assert {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Canary"} <= set(
@@ -105,6 +107,7 @@ def test_every_other_stack_plans_clean(stack: str, tmp_path: Path) -> None:
     assert build(stack, tmp_path) == 0
     plan = json.loads((tmp_path / stack / "plan.json").read_text())
     assert plan["policy"]["mandatory"] == 0
+    assert plan["policy"]["violations"] == []
     assert plan["manifests"]["schema_errors"] == []
 
 

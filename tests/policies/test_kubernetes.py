@@ -57,7 +57,6 @@ def changed(path: str, value: Any) -> dict[str, Any]:
 def test_enforcement_levels() -> None:
     levels = {policy.name: policy.enforcement_level for policy in kubernetes.POLICIES}
     assert levels.pop("kubernetes-image-not-latest-in-dev") is EnforcementLevel.ADVISORY
-    assert levels.pop("kubernetes-no-retired-chart") is EnforcementLevel.ADVISORY
     assert set(levels.values()) == {EnforcementLevel.MANDATORY}
 
 
@@ -212,4 +211,11 @@ def test_a_retired_chart_is_flagged_with_where_it_was_announced() -> None:
     assert (
         check(kubernetes.NO_RETIRED_CHART, resource_args(kubernetes.RELEASE, {"chart": "flagger"}))
         == []
+    )
+    # An OCI reference is read by its last segment, like a repository chart.
+    oci = {"chart": "oci://docker.io/envoyproxy/gateway-helm", "version": "v1.8.2"}
+    assert check(kubernetes.NO_RETIRED_CHART, resource_args(kubernetes.RELEASE, oci)) == []
+    retired_oci = {"chart": "oci://registry.example/charts/ingress-nginx"}
+    assert (
+        len(check(kubernetes.NO_RETIRED_CHART, resource_args(kubernetes.RELEASE, retired_oci))) == 1
     )

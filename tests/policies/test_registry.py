@@ -50,8 +50,8 @@ EXPECTED_LEVELS = {
     "kms-key-rotation": EnforcementLevel.MANDATORY,
     "kubernetes-image-by-digest": EnforcementLevel.MANDATORY,
     "stateful-resources-protected": EnforcementLevel.MANDATORY,
-    # Advisory until the edge moves off ingress-nginx (issue 15, H4).
-    "kubernetes-no-retired-chart": EnforcementLevel.ADVISORY,
+    # Mandatory since the edge moved off ingress-nginx (issue 15, H4).
+    "kubernetes-no-retired-chart": EnforcementLevel.MANDATORY,
     # An estimate from assumed usage informs; a stack file makes it mandatory (cost.enforce).
     "stack-monthly-budget": EnforcementLevel.ADVISORY,
     "no-pod-mounts-the-rds-master-secret": EnforcementLevel.MANDATORY,

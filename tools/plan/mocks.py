@@ -52,7 +52,7 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
 
     def call(  # type: ignore[override] # the monitor also accepts a bare dict (no failures)
         self, args: pulumi.runtime.MockCallArgs
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | tuple[dict[str, Any], list[tuple[str, str]]]:
         region = self.default_region
         answers: dict[str, Callable[[], dict[str, Any]]] = {
             "aws:index/getCallerIdentity:getCallerIdentity": lambda: {
@@ -87,6 +87,14 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"],
                 "id": region,
             },
+            "aws:route53/getZone:getZone": lambda: {
+                "id": f"Z{_hex(str(args.args.get('name')), 20).upper()}",
+                "zoneId": f"Z{_hex(str(args.args.get('name')), 20).upper()}",
+                "name": str(args.args.get("name", "")).rstrip("."),
+                "privateZone": False,
+                "arn": "arn:aws:route53:::hostedzone/"
+                f"Z{_hex(str(args.args.get('name')), 20).upper()}",
+            },
             "aws:ec2/getManagedPrefixList:getManagedPrefixList": lambda: {
                 "id": "pl-6da54004",
                 "name": args.args.get("name", ""),
@@ -96,6 +104,11 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 ],
             },
         }
+        zone_lookup = args.token == "aws:route53/getZone:getZone"  # noqa: S105 - a type token
+        if zone_lookup and str(args.args.get("name")).endswith(".invalid"):
+            # RFC 2606's reserved TLD: the zone that is not there, a failed invoke as the
+            # provider reports it.
+            return {}, [("name", "no matching Route 53 Hosted Zone found")]
         if args.token not in answers:
             raise NotImplementedError(f"the offline run has no answer for {args.token}")
         return answers[args.token]()
@@ -290,6 +303,32 @@ def _random_id(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any], _: st
     return str(out["b64Url"])
 
 
+def _certificate(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any], region: str) -> str:
+    """ACM asks for one CNAME per name (https://docs.aws.amazon.com/acm/latest/userguide/
+    dns-validation.html)."""
+    domain = str(out.get("domainName", ""))
+    token = _hex(domain, 32)
+    out["arn"] = f"arn:aws:acm:{region}:{ACCOUNT_ID}:certificate/{token[:8]}-{token[8:12]}-" + (
+        f"{token[12:16]}-{token[16:20]}-{token[20:32]}"
+    )
+    out["domainValidationOptions"] = [
+        {
+            "domainName": domain,
+            "resourceRecordName": f"_{token[:32]}.{domain}.",
+            "resourceRecordType": "CNAME",
+            "resourceRecordValue": f"_{_hex(domain + 'v', 32)}.xlfgrmvvlj.acm-validations.aws.",
+        }
+    ]
+    out["status"] = "PENDING_VALIDATION"
+    return str(out["arn"])
+
+
+def _dns_record(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any], _: str) -> str:
+    name = str(out.get("name", "")).rstrip(".")
+    out["fqdn"] = name
+    return f"{out.get('zoneId')}_{name}_{out.get('type')}"
+
+
 def _helm_release(args: pulumi.runtime.MockResourceArgs, out: dict[str, Any], _: str) -> str:
     out["status"] = {"status": "deployed", "name": out.get("name"), "revision": 1}
     return f"{out.get('namespace')}/{out.get('name')}"
@@ -325,5 +364,7 @@ _SHAPERS: dict[str, Shaper] = {
     "random:index/randomPassword:RandomPassword": _random_password,
     "random:index/randomId:RandomId": _random_id,
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _prefixed_id("sgr"),
+    "aws:acm/certificate:Certificate": _certificate,
+    "aws:route53/record:Record": _dns_record,
     RELEASE_TYPE: _helm_release,
 }

@@ -77,7 +77,13 @@ class OfflineRun:
         return dict(sorted(Counter(r.type for r in self.resources).items()))
 
     def _service_release(self) -> RecordedResource:
-        local = [r for r in self.of_type(RELEASE_TYPE) if "repositoryOpts" not in r.inputs]
+        # The local chart: neither from a chart repository nor an oci:// reference.
+        local = [
+            r
+            for r in self.of_type(RELEASE_TYPE)
+            if "repositoryOpts" not in r.inputs
+            and not str(r.inputs.get("chart", "")).startswith("oci://")
+        ]
         if len(local) != 1:
             raise LookupError(f"expected one release of the local chart, found {len(local)}")
         return local[0]

@@ -322,6 +322,12 @@ change. Included once, from the Deployment.
 {{- if and $v.canary.enabled (eq $v.canary.provider "nginx") (not $v.ingress.enabled) }}
 {{- fail "canary.provider nginx requires ingress.enabled: Flagger's nginx provider shifts traffic through the chart's Ingress (ingressRef)" }}
 {{- end }}
+{{- if and $v.canary.enabled (hasPrefix "gatewayapi" $v.canary.provider) (not $v.httpRoute.enabled) }}
+{{- fail "canary.provider gatewayapi:v1 requires httpRoute.enabled: Flagger weights the route to the Gateway (service.gatewayRefs)" }}
+{{- end }}
+{{- if and $v.canary.enabled (hasPrefix "gatewayapi" $v.canary.provider) (eq (len $v.httpRoute.hostnames) 0) }}
+{{- fail "canary.provider gatewayapi:v1 requires at least one httpRoute.hostnames entry: the load test sends its traffic to that host through the Gateway" }}
+{{- end }}
 {{- if and $v.canary.enabled (eq $v.canary.provider "nginx") (eq (len $v.ingress.hosts) 0) }}
 {{- fail "canary.provider nginx requires at least one ingress.hosts entry: the load test sends its traffic to that host through the ingress controller" }}
 {{- end }}
