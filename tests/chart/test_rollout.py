@@ -197,13 +197,18 @@ def test_the_gatewayapi_canary_names_the_gateway_and_leaves_the_route_to_flagger
     assert not gateway_canary.all("HTTPRoute")
     assert not gateway_canary.all("Ingress")
     # Flagger's built-in gatewayapi queries need kubernetes_pod_name labels this Prometheus
-    # does not set: none is used.
-    assert spec["analysis"]["metrics"] == []
-    # The load goes through the Gateway's proxies with the public host.
+    # does not set: only the service's own run MetricTemplates judge the canary.
+    assert [m["name"] for m in spec["analysis"]["metrics"]] == [
+        "run-error-ratio",
+        "run-duration-p99",
+    ]
+    assert all("templateRef" in m for m in spec["analysis"]["metrics"])
+    # The load (real runs) goes through the Gateway's proxies with the public host.
     webhooks = {w["name"]: w for w in spec["analysis"]["webhooks"]}
-    assert webhooks["load-test"]["metadata"]["cmd"] == (
-        "hey -z 1m -q 10 -c 2 -host agent.example.com "
-        "http://envoy-public.envoy-gateway-system:443/health"
+    cmd = webhooks["load-test"]["metadata"]["cmd"]
+    assert cmd.startswith("hey -z 1m ")
+    assert cmd.endswith(
+        "-host agent.example.com http://envoy-public.envoy-gateway-system:443/runs/wait"
     )
 
 

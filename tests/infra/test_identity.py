@@ -89,6 +89,11 @@ def test_every_trust_policy_names_its_principal(run: OfflineRun) -> None:
                 assert principal == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:role/backup-break-glass"}
                 assert statement["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
                 continue
+            if role.name == "backup-break-glass":
+                # Humans of this account (its admins, when no principals are listed), with MFA.
+                assert principal == {"AWS": [f"arn:aws:iam::{ACCOUNT_ID}:root"]}
+                assert statement["Condition"]["Bool"] == {"aws:MultiFactorAuthPresent": "true"}
+                continue
             assert "AWS" not in principal, role.name
             if "Service" in principal:
                 assert statement["Action"] == "sts:AssumeRole"
