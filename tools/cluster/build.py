@@ -119,6 +119,14 @@ CRD_SOURCES = (
             "config/crds/bases/external-secrets.io_externalsecrets.yaml",
         ),
     ),
+    (
+        "sigs.k8s.io/gateway-api",
+        versions.GATEWAY_API,
+        (
+            "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
+            "config/crd/standard/gateway.networking.k8s.io_gateways.yaml",
+        ),
+    ),
 )
 
 

@@ -14,6 +14,9 @@ FLAGGER = "v1.41.0"
 # CRD manifests only (never built): PodMonitor/PrometheusRule and ExternalSecret.
 PROMETHEUS_OPERATOR = "v0.85.0"
 EXTERNAL_SECRETS = "v1.3.2"
+# Gateway API (standard channel): the chart's HTTPRoute, and the route Flagger's gatewayapi
+# provider generates; the same release the chart's HTTPRoute schema is typed from.
+GATEWAY_API = "v1.4.0"
 
 # Go 1.27 turns on the jsonv2 experiment by default and the apiserver built with it serves a
 # broken /openapi/v2 (helm and kubectl fail with "failed to download openapi"); nojsonv2 keeps
