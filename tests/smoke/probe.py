@@ -64,10 +64,25 @@ def ready(port: int) -> int:
         return int(getattr(exc, "code", 0) or 0)
 
 
+def serves_port(pid: object, port: int) -> bool:
+    """Whether the process was started for this target: its environment holds PORT=<port>.
+    On a machine running other instances (a test suite's), the marker alone is not enough.
+    An environment we may not read (another user's process) counts as not ours."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"PORT={port}".encode() in environ
+
+
 def main() -> None:
     port = int(os.environ.get("SMOKE_PORT", "8000"))
     every = processes()
-    service = [p for p in every if any(m in str(p["args"]) for m in SERVICE_MARKERS)]
+    service = [
+        p
+        for p in every
+        if any(m in str(p["args"]) for m in SERVICE_MARKERS) and serves_port(p["pid"], port)
+    ]
     print(
         json.dumps(
             {

@@ -24,6 +24,7 @@ def test_the_service_is_not_root_where_it_can_drop_root(
     probe: dict[str, Any], target: Target
 ) -> None:
     uids = {process["uid"] for process in probe["service"]}
+    assert uids, "no service process of this target found (PORT in its environment)"
     if target.in_pod:
         assert 0 not in uids
         return

@@ -23,7 +23,9 @@ REPOSITORY = "localhost/agent-platform/agent-service"
 UNPINNED_REPOSITORY = f"{REPOSITORY}-unpinned-rds-ca"
 # Uncompressed size, as `podman image inspect` reports it (10^6 bytes). The image is Debian's
 # minimal base (~90 MB), python3.13 + postgresql-client-17 (~97 MB) and the locked venv (~150 MB).
-SIZE_BUDGET_MB = 350
+# 350 MB until this round's service dependencies (OpenTelemetry tracing among them) took the
+# measured image from 330 to 356 MB (docs/image.md).
+SIZE_BUDGET_MB = 380
 # The host's CA directory, mounted read-only over /mnt for the build's PyPI downloads (PyPI is
 # reached through a TLS-re-signing proxy here); the Dockerfile explains why /mnt.
 HOST_CA_DIR = Path("/etc/ssl/certs")

@@ -74,6 +74,12 @@ def swap_private(path: Path, content: str) -> None:
     mounted Secret: a reader sees the old value or the new one, never half of either."""
     staged = path.with_name(f".{path.name}.new")
     _write_private(staged, content)
+    if path.exists():
+        # The service may run as another user (root's `make up` runs it as `nobody`, who owns
+        # its secret files): the new file keeps the old one's owner, or the service could
+        # not read its new credential.
+        current = path.stat()
+        os.chown(staged, current.st_uid, current.st_gid)
     os.replace(staged, path)
 
 
