@@ -16,7 +16,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+)
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agent_service.persistence.saver import PooledPostgresSaver
@@ -38,7 +43,9 @@ async def _check(owner_of: OwnerLookup, config: RunnableConfig) -> None:
         raise ThreadGone(f"thread {thread_id!r} was deleted while the run was going")
 
 
-class GuardedPostgresSaver(PooledPostgresSaver):
+class OwnerGuard(BaseCheckpointSaver[str]):
+    """The check before each write, for any saver: put first in the bases, before the saver."""
+
     owner_of: OwnerLookup
 
     async def aput(
@@ -62,25 +69,9 @@ class GuardedPostgresSaver(PooledPostgresSaver):
         await super().aput_writes(config, writes, task_id, task_path)
 
 
-class GuardedSqliteSaver(AsyncSqliteSaver):
-    owner_of: OwnerLookup
+class GuardedPostgresSaver(OwnerGuard, PooledPostgresSaver):
+    pass
 
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        await _check(self.owner_of, config)
-        return await super().aput(config, checkpoint, metadata, new_versions)
 
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await _check(self.owner_of, config)
-        await super().aput_writes(config, writes, task_id, task_path)
+class GuardedSqliteSaver(OwnerGuard, AsyncSqliteSaver):
+    pass
