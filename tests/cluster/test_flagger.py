@@ -158,7 +158,12 @@ def test_bootstrap_creates_primary_and_the_pdb_selects_it(
         "the PDB counting the primary pods",
         namespace=namespace,
     )
-    assert kube.ready_endpoints(FULLNAME, namespace) >= minimum
+    # The EndpointSlice controller follows pod readiness asynchronously: wait, do not sample.
+    kube.wait_for(
+        lambda: kube.ready_endpoints(FULLNAME, namespace) >= minimum,
+        "the Service's ready endpoints at minReplicas",
+        namespace=namespace,
+    )
 
 
 def test_turning_the_canary_off_on_a_live_release(
@@ -194,7 +199,12 @@ def test_turning_the_canary_on_for_a_live_release(
     """docs/canary.md: canary on with the Service in handover (it selects old and -primary pods
     alike) until Flagger has initialised, then on Flagger's own selector."""
     files = _install(kube, namespace, tmp_path, canary=False)
-    assert kube.ready_endpoints(FULLNAME, namespace) >= 1
+    # helm --wait waits for ready pods; the EndpointSlice that lists them follows asynchronously.
+    kube.wait_for(
+        lambda: kube.ready_endpoints(FULLNAME, namespace) >= 1,
+        "apex endpoints after install",
+        namespace=namespace,
+    )
     handover = values_file(tmp_path, "handover", {"canary": {"enabled": True, "handover": True}})
     on = values_file(tmp_path, "on", {"canary": {"enabled": True, "handover": False}})
     with recording(kube, namespace, "services", "endpointslices") as recorder:
