@@ -10,6 +10,7 @@ import pytest
 from agent_service.graphs.assistants import assistant_id_for
 from langgraph_sdk.errors import ConflictError, NotFoundError
 
+from tests.app.server.conformance.sdk_calls import covers
 from tests.app.server.graphs import GRAPH_ID
 from tests.app.server.service import Service
 
@@ -32,6 +33,7 @@ def test_ok_and_info(pg_service: Service) -> None:
     asyncio.run(scenario())
 
 
+@covers("assistants.search", "assistants.get")
 def test_assistants_search_and_get(pg_service: Service) -> None:
     async def scenario() -> None:
         client = pg_service.client()
@@ -48,6 +50,7 @@ def test_assistants_search_and_get(pg_service: Service) -> None:
     asyncio.run(scenario())
 
 
+@covers("threads.create", "threads.get", "threads.search", "threads.delete")
 def test_thread_lifecycle(pg_service: Service) -> None:
     async def scenario() -> None:
         client = pg_service.client()
@@ -75,6 +78,7 @@ def test_thread_lifecycle(pg_service: Service) -> None:
     asyncio.run(scenario())
 
 
+@covers("runs.wait", "threads.get_state", "threads.get_history")
 def test_runs_wait_state_and_history(pg_service: Service) -> None:
     async def scenario() -> None:
         client = pg_service.client()
@@ -107,6 +111,7 @@ def test_runs_wait_state_and_history(pg_service: Service) -> None:
     asyncio.run(scenario())
 
 
+@covers("runs.stream")
 def test_runs_stream_modes(pg_service: Service) -> None:
     async def scenario() -> None:
         client = pg_service.client()
@@ -247,6 +252,7 @@ def test_multitask_reject_and_enqueue(pg_service: Service) -> None:
     asyncio.run(scenario())
 
 
+@covers("runs.get")
 def test_invoke_and_run_lookup(pg_service: Service) -> None:
     async def scenario() -> None:
         client = pg_service.client()
