@@ -46,6 +46,17 @@ ACTIVE_RUNS = Gauge(
     multiprocess_mode="livesum",
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "agent_service_webhook_deliveries_total",
+    "Run webhooks, by outcome (delivered, refused, redirect_refused, client_error, failed, error).",
+    ["outcome"],
+)
+WEBHOOK_OUTCOMES = ("delivered", "refused", "redirect_refused", "client_error", "failed", "error")
+# Present at 0 from the start, so a rate() over them is defined before the first webhook
+# (https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics).
+for _outcome in WEBHOOK_OUTCOMES:
+    WEBHOOK_DELIVERIES.labels(outcome=_outcome)
+
 # --- model (updated by the guardrails' usage accounting) ------------------------------------
 
 MODEL_CALLS = Counter(

@@ -38,6 +38,8 @@ _REDIS_URL_SCHEMA: dict[str, Any] = {
 _ORIGIN = r"https?://[^/,\s]+"
 # A principal's name labels its store namespaces, where a "." is not allowed.
 _PRINCIPAL = r"[A-Za-z0-9_@-]{1,64}"
+# A webhook host: a DNS name (optionally `*.` for its subdomains) or an IP literal.
+_WEBHOOK_HOST = r"(?:(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
 PRINCIPAL_NAME = re.compile(_PRINCIPAL)
 Role = Literal["user", "approver", "admin"]
 
@@ -171,6 +173,41 @@ class TuningSettings(GraphOptions):
         "retention sweeps them; unset: never",
     )
 
+    webhook_allowed_hosts: Annotated[str, Field(pattern=_comma_list(_WEBHOOK_HOST))] = Field(
+        default="",
+        description="comma-separated hosts a run's or a cron's `webhook` may call "
+        "(`hooks.example.com`, `*.example.com` for its subdomains); empty refuses every webhook",
+    )
+    webhook_allow_http: bool = Field(
+        default=False, description="`true` lets webhooks use plain http:// (else https:// only)"
+    )
+    webhook_allow_private_networks: bool = Field(
+        default=False,
+        description="`true` lets webhooks reach private and loopback addresses; link-local "
+        "(the cloud metadata endpoint), multicast and unspecified addresses stay refused",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="seconds one webhook delivery attempt may take"
+    )
+    webhook_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=10,
+        description="attempts per webhook delivery on 5xx answers, timeouts and connection errors",
+    )
+    webhook_retry_initial_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="first retry delay of a webhook; doubles per attempt, with full jitter",
+    )
+    webhook_max_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="a webhook delivery gives up after this many seconds, attempts included",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
@@ -188,6 +225,10 @@ class TuningSettings(GraphOptions):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def webhook_host_list(self) -> list[str]:
+        return [h.strip().lower() for h in self.webhook_allowed_hosts.split(",") if h.strip()]
 
     @property
     def admin_principal_set(self) -> frozenset[str]:
@@ -285,6 +326,11 @@ class Settings(BaseSettings, TuningSettings):
         default=None,
         description="LangSmith key: when set, runs are traced to LangSmith (LANGSMITH_TRACING)",
     )
+    webhook_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="key of the HMAC-SHA256 signature on every webhook delivery (16+ "
+        "characters); unset: webhooks are refused",
+    )
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s]+$",
@@ -327,7 +373,7 @@ class Settings(BaseSettings, TuningSettings):
     @field_validator(
         "database_url", "redis_url", "backup_bucket", "backup_kms_key_id", "aws_region",
         "s3_endpoint_url", "pg_bin_dir", "prometheus_multiproc_dir", "database_user",
-        "redis_username", "otel_exporter_otlp_endpoint",
+        "redis_username", "otel_exporter_otlp_endpoint", "webhook_signing_secret",
         mode="before",
     )  # fmt: skip
     @classmethod
@@ -381,6 +427,13 @@ class Settings(BaseSettings, TuningSettings):
             if secret in seen:
                 raise ValueError(f"principal {principal!r} shares its key with another one")
             seen.add(secret)
+        return value
+
+    @field_validator("webhook_signing_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_API_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_API_KEY_LENGTH} characters")
         return value
 
     @model_validator(mode="after")

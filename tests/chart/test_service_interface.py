@@ -104,6 +104,7 @@ def test_every_setting_of_the_service_can_be_set_from_values() -> None:
                 "storeItemTtlDays": 30,
                 "backupKmsKeyId": "alias/agent-backups",
                 "otelExporterOtlpEndpoint": "http://otel-collector.monitoring:4317",
+                "webhookAllowedHosts": "hooks.example.com,*.example.org",
             }
         },
     )
@@ -196,6 +197,7 @@ def test_the_secret_files_are_the_services_secret_settings() -> None:
         "api_keys",
         "model_api_key",
         "langsmith_api_key",
+        "webhook_signing_secret",
     } == SECRET_FIELDS
 
 

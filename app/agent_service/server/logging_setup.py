@@ -89,6 +89,10 @@ def configure_logging(level: str = "INFO", *, redact: Redactor = redact_pii) -> 
     logging.getLogger("uvicorn.error").addFilter(_not_the_apps_error)
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
+    # httpx logs every request's full URL at INFO and httpcore its traffic at DEBUG: a webhook
+    # URL's query string often carries the receiver's token (runs/webhooks.py logs it without).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # Python warnings (pydantic's carry the offending input) become log records too: JSON,
     # redacted, never plain text on stderr.
     logging.captureWarnings(True)
