@@ -57,6 +57,14 @@ WEBHOOK_OUTCOMES = ("delivered", "refused", "redirect_refused", "client_error", 
 for _outcome in WEBHOOK_OUTCOMES:
     WEBHOOK_DELIVERIES.labels(outcome=_outcome)
 
+# The queue is one table for every replica: each process reads the same number, so the
+# processes' values are not summed (`max` of the live ones).
+RUN_QUEUE_DEPTH = Gauge(
+    "agent_service_run_queue_depth",
+    "Background runs waiting for a worker (pending and due), as the database counts them.",
+    multiprocess_mode="livemax",
+)
+
 # --- model (updated by the guardrails' usage accounting) ------------------------------------
 
 MODEL_CALLS = Counter(

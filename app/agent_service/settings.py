@@ -120,6 +120,29 @@ class TuningSettings(GraphOptions):
     request_timeout_seconds: float = Field(
         default=60.0, gt=0, le=3600, description="a run past this answers 504 and stays resumable"
     )
+    run_workers: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="background runs each API process executes at once; 0 leaves them to "
+        "`agent-service worker` processes",
+    )
+    run_queue_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description="how often an idle worker looks for a queued run another process stored",
+    )
+    background_run_timeout_seconds: float = Field(
+        default=3600.0, gt=0, le=86400, description="a background run past this ends as timeout"
+    )
+    run_lease_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=600,
+        description="a run's hold on its thread, renewed while it lives; after a crash, "
+        "another worker resumes the run once this has run out",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="larger request bodies answer 413"
     )

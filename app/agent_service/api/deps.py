@@ -18,6 +18,7 @@ from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import Graphs
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.node_cache import NodeCache
+from agent_service.runs.queue import RunQueue
 from agent_service.runs.tracker import RunTracker
 from agent_service.settings import Settings
 
@@ -37,7 +38,9 @@ class Services:
     redis: aioredis.Redis | None
     model_description: str
     access: AccessPolicy
-    runs: RunTracker = field(default_factory=RunTracker)
+    runs: RunTracker
+    # Background runs: submit, join, cancel (`runs.queue`); its workers run in this process.
+    queue: RunQueue
     # Opened by a "database unavailable" answer: for a moment, requests that need the
     # database answer 503 at once instead of each waiting out the pool timeout.
     database_circuit: Circuit = field(default_factory=lambda: Circuit(DATABASE_COOL_DOWN_SECONDS))

@@ -1,45 +1,48 @@
-"""Run endpoints: wait and stream, on a thread or stateless, plus `/invoke`."""
+"""Run endpoints: wait and stream (inline), create and batch (background, `runs.queue`), on a
+thread or stateless; get, list, join, cancel and delete a run; plus `/invoke`."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import Field
 
 from agent_service.api.deps import Services, get_services, principal_of, require_role
-from agent_service.api.errors import ApiError, not_found
-from agent_service.api.models import InvokeRequest
+from agent_service.api.errors import RUN_ERRORS, ApiError, not_found
+from agent_service.api.models import MAX_LIMIT, MAX_OFFSET, InvokeRequest
+from agent_service.core.request_body import Body
 from agent_service.core.serialization import to_jsonable
 from agent_service.persistence.errors import describe_unavailable, is_unavailable
 from agent_service.persistence.guard import ThreadGone
+from agent_service.persistence.records import RunRecord, RunStatus
+from agent_service.persistence.run_queue import ACTIVE_STATUSES, CancelAction, RunListQuery
 from agent_service.runs.engine import (
     Finished,
     PreparedRun,
     RunEngine,
     RunningRun,
+    cancel_action,
     run_error_type,
     run_failure_message,
 )
-from agent_service.runs.models import RunCreate
+from agent_service.runs.errors import RunError
+from agent_service.runs.models import MAX_THREAD_ID, RunCreate
 from agent_service.runs.tracker import DELETED
+
+# Runs one /runs/batch request may create.
+MAX_BATCH = 100
 
 # What a run may do beyond this (approver-only resumes, graph allow-lists) the engine decides.
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_role("user", "approver"))])
 
 
 def _engine(services: Services) -> RunEngine:
-    return RunEngine(
-        persistence=services.persistence,
-        graphs=services.graphs,
-        catalog=services.catalog,
-        tracker=services.runs,
-        access=services.access,
-        timeout_seconds=services.settings.request_timeout_seconds,
-    )
+    return services.queue.engine()
 
 
 async def _prepare(
@@ -70,6 +73,14 @@ def _failure(services: Services, prepared: PreparedRun, finished: Finished) -> A
         finished.outcome == "cancelled" and error is not None and DELETED in error.args
     ):
         return ApiError(404, "not_found", f"the run stopped: {DELETED}", **ids)
+    action = cancel_action(finished)
+    if action is not None:
+        return ApiError(
+            409,
+            "run_cancelled",
+            f"the run was cancelled ({action}) by runs.cancel or a later run on its thread",
+            **ids,
+        )
     if finished.outcome == "cancelled":
         return ApiError(503, "cancelled", "the run was cancelled (server shutting down)", **ids)
     return ApiError(500, "run_failed", run_failure_message(error), **ids)
@@ -89,6 +100,8 @@ async def _wait(services: Services, engine: RunEngine, prepared: PreparedRun) ->
         values = running.translator.last_values
         return values if values is not None else {}
     failure = _failure(services, prepared, finished)
+    if failure.code == "run_cancelled":
+        return {"__error__": {"error": "UserInterrupt", "message": failure.detail}}
     if failure.code == "run_failed":
         # The LangGraph Server's answer to a run that failed: 200 with `__error__`, which
         # langgraph-sdk raises from (or returns, with raise_error=False); the run's status is
@@ -142,7 +155,17 @@ def _stream(services: Services, engine: RunEngine, prepared: PreparedRun) -> Str
     )
 
 
+def _inline_only(body: RunCreate) -> None:
+    if body.after_seconds is not None:
+        raise ApiError(
+            422,
+            "validation_error",
+            "after_seconds: only a background run (runs.create) can start later",
+        )
+
+
 async def _run_wait(request: Request, thread_id: str | None, body: RunCreate) -> Response:
+    _inline_only(body)
     services = get_services(request)
     engine = _engine(services)
     prepared = await _prepare(engine, request, thread_id, body)
@@ -151,6 +174,7 @@ async def _run_wait(request: Request, thread_id: str | None, body: RunCreate) ->
 
 
 async def _run_stream(request: Request, thread_id: str | None, body: RunCreate) -> Response:
+    _inline_only(body)
     services = get_services(request)
     engine = _engine(services)
     return _stream(services, engine, await _prepare(engine, request, thread_id, body))
@@ -176,12 +200,8 @@ async def stateless_run_stream(request: Request, body: RunCreate) -> Response:
     return await _run_stream(request, None, body)
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}")
-async def get_run(request: Request, thread_id: str, run_id: str) -> dict[str, Any]:
-    tables = get_services(request).persistence.tables
-    run = await tables.get_run(run_id, principal_of(request))
-    if run is None or run.thread_id != thread_id:
-        raise not_found("run", run_id)
+def run_json(run: RunRecord) -> dict[str, Any]:
+    """A run as LangGraph's server shows it (`Run` in langgraph-sdk's schema)."""
     return {
         "run_id": run.run_id,
         "thread_id": run.thread_id,
@@ -192,7 +212,189 @@ async def get_run(request: Request, thread_id: str, run_id: str) -> dict[str, An
         "created_at": run.created_at.isoformat(),
         "updated_at": run.updated_at.isoformat(),
         "error": run.error,
+        "kwargs": {},
     }
+
+
+def _location(run: RunRecord) -> str:
+    return f"/threads/{run.thread_id}/runs/{run.run_id}"
+
+
+async def _create(request: Request, thread_id: str | None, body: RunCreate) -> Response:
+    services = get_services(request)
+    record = await services.queue.submit(principal_of(request), thread_id, body)
+    return JSONResponse(run_json(record), headers={"Content-Location": _location(record)})
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create_thread_run(request: Request, thread_id: str, body: RunCreate) -> Response:
+    return await _create(request, thread_id, body)
+
+
+@router.post("/runs")
+async def create_stateless_run(request: Request, body: RunCreate) -> Response:
+    return await _create(request, None, body)
+
+
+class BatchRun(RunCreate):
+    thread_id: str | None = Field(default=None, min_length=1, max_length=MAX_THREAD_ID)
+
+
+@router.post("/runs/batch")
+async def create_batch(request: Request, body: list[BatchRun]) -> list[dict[str, Any]]:
+    """Each run is submitted in order; the first refusal answers for the batch, naming its
+    index (the runs before it stay submitted, as separate runs.create calls would)."""
+    if not 1 <= len(body) <= MAX_BATCH:
+        raise ApiError(422, "validation_error", f"body: from 1 to {MAX_BATCH} runs")
+    services = get_services(request)
+    principal = principal_of(request)
+    created: list[dict[str, Any]] = []
+    for index, item in enumerate(body):
+        run = RunCreate.model_validate(item.model_dump(exclude={"thread_id"}, exclude_unset=True))
+        try:
+            record = await services.queue.submit(principal, item.thread_id, run)
+        except RunError as exc:
+            status, code = RUN_ERRORS[type(exc)]
+            raise ApiError(
+                status, code, f"runs[{index}]: {exc}", submitted=[r["run_id"] for r in created]
+            ) from None
+        created.append(run_json(record))
+    return created
+
+
+async def _owned_run(request: Request, thread_id: str, run_id: str) -> RunRecord:
+    run = await get_services(request).queue.tables.get_run(run_id, principal_of(request))
+    if run is None or run.thread_id != thread_id:
+        raise not_found("run", run_id)
+    return run
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    request: Request,
+    thread_id: str,
+    limit: int = Query(default=10, ge=1, le=MAX_LIMIT),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
+    status: RunStatus | None = None,
+) -> list[dict[str, Any]]:
+    services = get_services(request)
+    principal = principal_of(request)
+    if await services.persistence.tables.get_thread(thread_id, principal) is None:
+        raise not_found("thread", thread_id)
+    runs = await services.queue.tables.list_runs(
+        RunListQuery(thread_id, principal, status=status, limit=limit, offset=offset)
+    )
+    return [run_json(run) for run in runs]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(request: Request, thread_id: str, run_id: str) -> dict[str, Any]:
+    return run_json(await _owned_run(request, thread_id, run_id))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(request: Request, thread_id: str, run_id: str) -> Response:
+    """Wait for the run to end (up to REQUEST_TIMEOUT_SECONDS) and answer what runs.wait would
+    have: the final values, or `__error__` for a failed run."""
+    services = get_services(request)
+    run = await _owned_run(request, thread_id, run_id)
+    timeout = services.settings.request_timeout_seconds
+    ended = await services.queue.wait_ended(run.run_id, run.owner, timeout)
+    location = {"Content-Location": _location(run)}
+    if ended is None:
+        raise not_found("run", run_id)
+    if ended.status in ACTIVE_STATUSES:
+        raise ApiError(
+            504,
+            "timeout",
+            f"the run is still {ended.status} after {timeout:g} s; join it again",
+            run_id=run_id,
+            thread_id=thread_id,
+        )
+    if ended.status in ("error", "timeout"):
+        error = "TimeoutError" if ended.status == "timeout" else "RunError"
+        body: Any = {"__error__": {"error": error, "message": ended.error or ended.status}}
+        return JSONResponse(body, headers=location)
+    queued, output = await services.queue.tables.get_output(run_id)
+    if not queued or output is None:
+        snapshot = await services.graphs[ended.graph_id].aget_state(
+            {"configurable": {"thread_id": thread_id}}
+        )
+        output = to_jsonable(snapshot.values)
+    return JSONResponse(output, headers=location)
+
+
+CancelActionQuery = Query(default="interrupt", pattern="^(interrupt|rollback)$")
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    request: Request,
+    thread_id: str,
+    run_id: str,
+    wait: bool = False,
+    action: str = CancelActionQuery,
+) -> Response:
+    """Cancel a pending or running run: `interrupt` keeps what it checkpointed (status
+    `interrupted`), `rollback` deletes the run and its checkpoints. `wait=1` answers once the
+    run has ended (or is gone)."""
+    services = get_services(request)
+    run = await _owned_run(request, thread_id, run_id)
+    if run.status not in ACTIVE_STATUSES:
+        raise ApiError(
+            409, "conflict", f"run {run_id!r} has ended ({run.status}); nothing to cancel"
+        )
+    cancel: CancelAction = "rollback" if action == "rollback" else "interrupt"
+    await services.queue.cancel(run, cancel)
+    if not wait:
+        return Response(status_code=202)
+    ended = await services.queue.wait_ended(
+        run_id, run.owner, services.settings.request_timeout_seconds
+    )
+    if ended is not None and ended.status in ACTIVE_STATUSES:
+        raise ApiError(504, "timeout", f"run {run_id!r} has not stopped yet; it will")
+    return Response(status_code=204)
+
+
+class CancelMany(Body):
+    thread_id: str | None = Field(default=None, min_length=1, max_length=MAX_THREAD_ID)
+    run_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_LIMIT)
+    status: Literal["pending", "running", "all"] | None = None
+
+
+@router.post("/runs/cancel")
+async def cancel_many(
+    request: Request, body: CancelMany, action: str = CancelActionQuery
+) -> Response:
+    """Cancel the caller's runs on a thread, by id, or by status (pending, running, all)."""
+    if body.thread_id is None and body.run_ids is None and body.status is None:
+        raise ApiError(
+            422, "validation_error", "give thread_id, run_ids or status: which runs to cancel"
+        )
+    services = get_services(request)
+    statuses: list[str] = (
+        list(ACTIVE_STATUSES) if body.status in (None, "all") else [str(body.status)]
+    )
+    runs = await services.queue.tables.runs_matching(
+        principal_of(request), body.thread_id, body.run_ids, statuses
+    )
+    cancel: CancelAction = "rollback" if action == "rollback" else "interrupt"
+    for run in runs:
+        await services.queue.cancel(run, cancel)
+    return Response(status_code=202)
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}")
+async def delete_run(request: Request, thread_id: str, run_id: str) -> Response:
+    services = get_services(request)
+    run = await _owned_run(request, thread_id, run_id)
+    if run.status in ACTIVE_STATUSES:
+        raise ApiError(
+            409, "conflict", f"run {run_id!r} is {run.status}; cancel it before deleting it"
+        )
+    if not await services.queue.tables.delete_run(run_id, run.owner):
+        raise not_found("run", run_id)
+    return Response(status_code=204)
 
 
 @router.post("/invoke")

@@ -21,6 +21,9 @@ from agent_service.persistence.guard import GuardedPostgresSaver, GuardedSqliteS
 from agent_service.persistence.pool import Pool, build_pool
 from agent_service.persistence.postgres_tables import PostgresTables
 from agent_service.persistence.records import ServiceTables
+from agent_service.persistence.run_queue import RunQueueTables
+from agent_service.persistence.run_queue_postgres import PostgresRunQueue
+from agent_service.persistence.run_queue_sqlite import SqliteRunQueue
 from agent_service.persistence.sqlite_tables import SqliteTables
 from agent_service.settings import Settings
 
@@ -34,6 +37,7 @@ class Persistence:
     checkpointer: BaseCheckpointSaver[str]
     store: BaseStore
     tables: ServiceTables
+    queue: RunQueueTables
     pool: Pool | None = None
 
 
@@ -68,6 +72,7 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Persistence]:
             checkpointer=checkpointer,
             store=AsyncPostgresStore(pool, ttl=store_ttl(settings)),
             tables=tables,
+            queue=PostgresRunQueue(pool),
             pool=pool,
         )
     finally:
@@ -112,4 +117,5 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
             checkpointer=checkpointer,
             store=store,
             tables=tables,
+            queue=SqliteRunQueue(tables_conn, checkpointer.lock),
         )

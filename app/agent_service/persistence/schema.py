@@ -7,10 +7,17 @@ migration and append it to both lists.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Tables the server needs; /ready reports any that is missing as "schema not migrated".
-SERVICE_TABLES = ("agent_threads", "agent_runs", "agent_audit_log", "agent_schema_version")
+SERVICE_TABLES = (
+    "agent_threads",
+    "agent_runs",
+    "agent_audit_log",
+    "agent_schema_version",
+    "agent_run_queue",
+    "agent_run_cancels",
+)
 # Tables LangGraph's own setup() creates (checkpointer and store).
 LANGGRAPH_TABLES = ("checkpoint_migrations", "checkpoints", "store_migrations", "store")
 # The tables LangGraph's checkpointers keep a thread's history in, by backend (each has a
@@ -73,6 +80,29 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX IF NOT EXISTS agent_audit_log_subject ON agent_audit_log (subject, at);
     """,
+    # 2: background runs. A queued run's request (kwargs) waits in agent_run_queue until a
+    # worker claims it; its lease is its thread's lease (agent_threads.lease_expires_at).
+    # agent_run_cancels carries a cancel request to whichever process executes the run.
+    """
+    CREATE TABLE IF NOT EXISTS agent_run_queue (
+        run_id TEXT PRIMARY KEY REFERENCES agent_runs (run_id) ON DELETE CASCADE,
+        thread_id TEXT NOT NULL,
+        kwargs JSONB NOT NULL,
+        stateless BOOLEAN NOT NULL DEFAULT false,
+        run_after TIMESTAMPTZ NOT NULL DEFAULT now(),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        worker TEXT,
+        output JSONB
+    );
+    CREATE INDEX IF NOT EXISTS agent_run_queue_after ON agent_run_queue (run_after);
+    CREATE INDEX IF NOT EXISTS agent_run_queue_thread ON agent_run_queue (thread_id);
+    CREATE INDEX IF NOT EXISTS agent_runs_status ON agent_runs (status);
+    CREATE TABLE IF NOT EXISTS agent_run_cancels (
+        run_id TEXT PRIMARY KEY REFERENCES agent_runs (run_id) ON DELETE CASCADE,
+        action TEXT NOT NULL,
+        requested_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    """,
 )
 
 SQLITE_MIGRATIONS: tuple[str, ...] = (
@@ -114,6 +144,26 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         detail TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX IF NOT EXISTS agent_audit_log_subject ON agent_audit_log (subject, at);
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS agent_run_queue (
+        run_id TEXT PRIMARY KEY REFERENCES agent_runs (run_id) ON DELETE CASCADE,
+        thread_id TEXT NOT NULL,
+        kwargs TEXT NOT NULL,
+        stateless INTEGER NOT NULL DEFAULT 0,
+        run_after REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        worker TEXT,
+        output TEXT
+    );
+    CREATE INDEX IF NOT EXISTS agent_run_queue_after ON agent_run_queue (run_after);
+    CREATE INDEX IF NOT EXISTS agent_run_queue_thread ON agent_run_queue (thread_id);
+    CREATE INDEX IF NOT EXISTS agent_runs_status ON agent_runs (status);
+    CREATE TABLE IF NOT EXISTS agent_run_cancels (
+        run_id TEXT PRIMARY KEY REFERENCES agent_runs (run_id) ON DELETE CASCADE,
+        action TEXT NOT NULL,
+        requested_at REAL NOT NULL
+    );
     """,
 )
 

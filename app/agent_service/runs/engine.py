@@ -31,11 +31,13 @@ from opentelemetry import trace
 
 from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.core.request_context import annotate
+from agent_service.core.serialization import to_jsonable
 from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import Graph, Graphs
 from agent_service.metrics import ACTIVE_RUNS, GRAPH_EXECUTIONS, RUN_DURATION
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.records import RunRecord, ThreadExistsError, ThreadStatus
+from agent_service.persistence.run_queue import CancelAction, QueuedRun
 from agent_service.runs.errors import (
     ApprovalPending,
     AssistantNotFound,
@@ -48,7 +50,7 @@ from agent_service.runs.errors import (
 )
 from agent_service.runs.models import MAX_THREAD_ID, CommandModel, RunCreate, SendModel
 from agent_service.runs.stream_events import EventTranslator, langgraph_modes
-from agent_service.runs.tracker import RunTracker
+from agent_service.runs.tracker import CANCEL_MESSAGES, RunTracker
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("agent_service.runs")
@@ -102,6 +104,9 @@ class PreparedRun:
     graph_input: Any
     config: RunnableConfig
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Executed by a queue worker: its output is stored for `join`, and a shutdown puts it back
+    # in the queue rather than ending it.
+    background: bool = False
 
     @property
     def location(self) -> str:
@@ -212,6 +217,23 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
+def _busy_message(thread_id: str) -> str:
+    return (
+        f"thread {thread_id!r} already has a run in progress; retry when it ends, or send "
+        "multitask_strategy 'enqueue' (run after it), 'interrupt' or 'rollback' (cancel it)"
+    )
+
+
+def cancel_action(finished: Finished) -> CancelAction | None:
+    """The client's cancel that ended the run, if one did (the cancel's message says which)."""
+    if finished.outcome != "cancelled" or finished.error is None:
+        return None
+    for action, message in CANCEL_MESSAGES.items():
+        if message in finished.error.args:
+            return "rollback" if action == "rollback" else "interrupt"
+    return None
+
+
 def _check_nodes(graph: Graph, field_name: str, names: list[str]) -> None:
     unknown = sorted(set(names) - set(graph.nodes) - {"__end__"})
     if unknown:
@@ -271,6 +293,8 @@ class RunEngine:
         tracker: RunTracker,
         access: AccessPolicy,
         timeout_seconds: float,
+        background_timeout_seconds: float | None = None,
+        lease_seconds: float | None = None,
     ) -> None:
         self._access = access
         self._persistence = persistence
@@ -279,6 +303,11 @@ class RunEngine:
         self._catalog = catalog
         self._tracker = tracker
         self.timeout_seconds = timeout_seconds
+        self.background_timeout_seconds = background_timeout_seconds or timeout_seconds
+        # Read here, not at import: tests shorten the module's defaults.
+        self.lease_seconds = lease_seconds if lease_seconds is not None else LEASE_SECONDS
+        self.renew_seconds = min(LEASE_RENEW_SECONDS, self.lease_seconds / 3)
+        self._queue = persistence.queue
         self._pending_releases: set[asyncio.Task[None]] = set()
 
     # ----- preparing ---------------------------------------------------------------------
@@ -338,6 +367,121 @@ class RunEngine:
             )
 
     async def prepare(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
+        """Admit an inline run (wait, stream): checked, its thread claimed, its record written."""
+        prepared = await self._admit(principal, thread_id, body)
+        thread_id, run_id = prepared.thread_id, prepared.run_id
+        principal = prepared.principal
+        await self._claim(thread_id, principal, run_id, body.multitask_strategy)
+        try:
+            await self._tables.set_thread_graph(thread_id, principal, prepared.graph_id)
+            now = datetime.now(UTC)
+            await self._tables.create_run(
+                RunRecord(
+                    run_id=run_id,
+                    thread_id=thread_id,
+                    owner=principal,
+                    assistant_id=body.assistant_id,
+                    graph_id=prepared.graph_id,
+                    status="running",
+                    metadata=prepared.body.metadata or {},
+                    multitask_strategy=body.multitask_strategy,
+                    error=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        except BaseException:
+            await asyncio.shield(self._release(thread_id, run_id, "idle"))
+            raise
+        return prepared
+
+    async def submit(
+        self, principal: str, thread_id: str | None, body: RunCreate, *, delay_seconds: float
+    ) -> RunRecord:
+        """Admit a background run: checked like an inline run, then stored `pending` for a
+        worker (`runs.queue`). The multitask strategy applies now, against the thread's runs
+        that have not ended."""
+        prepared = await self._admit(principal, thread_id, body)
+        if not prepared.stateless:
+            active = await self._queue.active_run_ids(prepared.thread_id)
+            if active and body.multitask_strategy == "reject":
+                raise ThreadBusy(_busy_message(prepared.thread_id))
+            if active and body.multitask_strategy in ("interrupt", "rollback"):
+                await self.cancel_runs(active, body.multitask_strategy)
+        await self._tables.set_thread_graph(
+            prepared.thread_id, prepared.principal, prepared.graph_id
+        )
+        now = datetime.now(UTC)
+        record = RunRecord(
+            run_id=prepared.run_id,
+            thread_id=prepared.thread_id,
+            owner=prepared.principal,
+            assistant_id=body.assistant_id,
+            graph_id=prepared.graph_id,
+            status="pending",
+            metadata=prepared.body.metadata or {},
+            multitask_strategy=body.multitask_strategy,
+            error=None,
+            created_at=now,
+            updated_at=now,
+        )
+        kwargs = prepared.body.model_dump(mode="json", exclude_none=True, exclude={"after_seconds"})
+        await self._queue.enqueue(
+            record, kwargs, stateless=prepared.stateless, delay_seconds=delay_seconds
+        )
+        return record
+
+    async def cancel_runs(self, run_ids: list[str], action: CancelAction) -> None:
+        """Cancel these runs wherever they are: a pending one ends here; one this process
+        executes is cancelled now; another process's hears it from `agent_run_cancels`."""
+        ended = set(await self._queue.cancel_pending(run_ids, delete=action == "rollback"))
+        for run_id in run_ids:
+            if run_id in ended:
+                continue
+            if self._tracker.cancel_run(run_id, action) is None:
+                await self._queue.request_cancel(run_id, action)
+
+    async def resume_queued(self, queued: QueuedRun) -> PreparedRun:
+        """A claimed run, ready to execute. A run claimed again (its worker died) continues
+        from the last checkpoint it wrote rather than starting over with its input."""
+        run = queued.run
+        assert run.thread_id is not None
+        body = RunCreate.model_validate(queued.kwargs)
+        graph = self._graphs[run.graph_id]
+        config = build_config(
+            body,
+            thread_id=run.thread_id,
+            principal=run.owner,
+            run_id=run.run_id,
+            graph_id=run.graph_id,
+        )
+        graph_input = _command(body.command) if body.command is not None else body.input
+        if queued.attempts > 1 and await self._has_checkpoint_of(run.thread_id, run.run_id):
+            graph_input = None
+            config["configurable"].pop("checkpoint_id", None)
+        annotate(thread_id=run.thread_id, graph=run.graph_id, run_id=run.run_id)
+        return PreparedRun(
+            run_id=run.run_id,
+            thread_id=run.thread_id,
+            graph_id=run.graph_id,
+            assistant_id=run.assistant_id,
+            principal=run.owner,
+            stateless=queued.stateless,
+            body=body,
+            graph=graph,
+            graph_input=graph_input,
+            config=config,
+            created_at=run.created_at,
+            background=True,
+        )
+
+    async def _has_checkpoint_of(self, thread_id: str, run_id: str) -> bool:
+        latest = await self._persistence.checkpointer.aget_tuple(
+            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        )
+        return latest is not None and latest.metadata.get("run_id") == run_id
+
+    async def _admit(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
         graph_id = self._catalog.resolve(body.assistant_id)
         if graph_id is None:
             raise AssistantNotFound(body.assistant_id)
@@ -362,28 +506,6 @@ class RunEngine:
         )
         check_request(graph, body)
         graph_input = _command(body.command) if body.command is not None else body.input
-        await self._claim(thread_id, principal, run_id, body.multitask_strategy)
-        try:
-            await self._tables.set_thread_graph(thread_id, principal, graph_id)
-            now = datetime.now(UTC)
-            await self._tables.create_run(
-                RunRecord(
-                    run_id=run_id,
-                    thread_id=thread_id,
-                    owner=principal,
-                    assistant_id=body.assistant_id,
-                    graph_id=graph_id,
-                    status="running",
-                    metadata=body.metadata or {},
-                    multitask_strategy=body.multitask_strategy,
-                    error=None,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        except BaseException:
-            await asyncio.shield(self._release(thread_id, run_id, "idle"))
-            raise
         return PreparedRun(
             run_id=run_id,
             thread_id=thread_id,
@@ -420,14 +542,22 @@ class RunEngine:
             )
 
     async def _claim(self, thread_id: str, principal: str, run_id: str, strategy: str) -> None:
-        lease = LEASE_SECONDS
+        lease = self.lease_seconds
+        if strategy in ("interrupt", "rollback"):
+            # Double-texting: the thread's runs that have not ended are cancelled (and, with
+            # rollback, deleted with their checkpoints) before this one takes the thread.
+            active = await self._queue.active_run_ids(thread_id)
+            if active:
+                await self.cancel_runs(
+                    active, "rollback" if strategy == "rollback" else "interrupt"
+                )
+        elif strategy == "reject" and await self._queue.active_run_ids(thread_id):
+            # A queued run that no worker has started yet holds the thread too.
+            raise ThreadBusy(_busy_message(thread_id))
         if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
             return
         if strategy == "reject":
-            raise ThreadBusy(
-                f"thread {thread_id!r} already has a run in progress; retry when it ends "
-                "or send multitask_strategy='enqueue' to wait for it",
-            )
+            raise ThreadBusy(_busy_message(thread_id))
         deadline = time.monotonic() + self.timeout_seconds
         delay = 0.02
         while time.monotonic() < deadline:
@@ -452,7 +582,7 @@ class RunEngine:
             queue=asyncio.Queue(),
         )
         running.task = asyncio.create_task(self._produce(running), name=prepared.run_id)
-        self._tracker.add(running.task, prepared.thread_id)
+        self._tracker.add(running.task, prepared.thread_id, prepared.run_id)
         return running
 
     async def _produce(self, running: RunningRun) -> None:
@@ -488,7 +618,10 @@ class RunEngine:
             attributes={"agent.graph": prepared.graph_id, "agent.run_id": prepared.run_id},
         )
         try:
-            async with asyncio.timeout(self.timeout_seconds):
+            timeout = (
+                self.background_timeout_seconds if prepared.background else self.timeout_seconds
+            )
+            async with asyncio.timeout(timeout):
                 async for ns, mode, chunk in prepared.graph.astream(
                     prepared.graph_input, prepared.config, **kwargs
                 ):
@@ -514,11 +647,54 @@ class RunEngine:
             try:
                 # Record the outcome and free the thread before the client hears the end, so
                 # its next run on the thread never races this one's release.
-                await self._finish(prepared, finished, time.perf_counter() - started)
+                await self._finish(
+                    prepared, finished, time.perf_counter() - started, running.translator
+                )
             finally:
                 running.queue.put_nowait(finished)
 
-    async def _finish(self, prepared: PreparedRun, finished: Finished, seconds: float) -> None:
+    async def _finish(
+        self,
+        prepared: PreparedRun,
+        finished: Finished,
+        seconds: float,
+        translator: EventTranslator,
+    ) -> None:
+        cancel = cancel_action(finished)
+        if prepared.background and finished.outcome == "cancelled" and cancel is None:
+            # Not a client's cancel: the process is stopping. The run goes back to the queue
+            # (its thread freed) and another worker continues it from its last checkpoint.
+            log.info("background run handed back to the queue", run_id=prepared.run_id)
+            await self._release(prepared.thread_id, prepared.run_id, "idle")
+            return
+        if cancel == "rollback":
+            await self._rollback(prepared)
+            return
+        if prepared.background and finished.outcome in ("success", "interrupted"):
+            values = translator.last_values
+            try:
+                await self._queue.set_output(
+                    prepared.run_id, to_jsonable(values if values is not None else {})
+                )
+            except Exception as exc:
+                log.warning("could not store the run's output", reason=type(exc).__name__)
+        await self._record_outcome(prepared, finished, seconds)
+
+    async def _rollback(self, prepared: PreparedRun) -> None:
+        """What LangGraph's rollback does: the run and everything it checkpointed are gone, and
+        the thread is as the previous run left it. Done before the thread is released, so the
+        run that double-texted starts from that state."""
+        try:
+            await self._queue.rollback_run(prepared.thread_id, prepared.run_id)
+        except Exception as exc:
+            log.warning("could not roll the run back", reason=type(exc).__name__)
+        GRAPH_EXECUTIONS.labels(graph=prepared.graph_id, status="cancelled").inc()
+        log.info("run rolled back", run_id=prepared.run_id, thread_id=prepared.thread_id)
+        await self._release(prepared.thread_id, prepared.run_id, "idle")
+
+    async def _record_outcome(
+        self, prepared: PreparedRun, finished: Finished, seconds: float
+    ) -> None:
         run_status: dict[Outcome, Any] = {
             "success": ("success", "idle"),
             "interrupted": ("success", "interrupted"),
@@ -569,9 +745,9 @@ class RunEngine:
 
     async def _keep_lease(self, thread_id: str, run_id: str) -> None:
         while True:
-            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            await asyncio.sleep(self.renew_seconds)
             try:
-                await self._tables.renew_lease(thread_id, run_id, LEASE_SECONDS)
+                await self._tables.renew_lease(thread_id, run_id, self.lease_seconds)
             except Exception as exc:
                 # The database is away; the run fails on its next checkpoint anyway.
                 log.warning("could not renew the thread's lease", reason=type(exc).__name__)
@@ -592,7 +768,7 @@ class RunEngine:
             task.add_done_callback(self._pending_releases.discard)
 
     async def _release_later(self, thread_id: str, run_id: str, status: ThreadStatus) -> None:
-        deadline = time.monotonic() + LEASE_SECONDS
+        deadline = time.monotonic() + self.lease_seconds
         while time.monotonic() < deadline:
             await asyncio.sleep(RELEASE_RETRY_SECONDS)
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from agent_service.core.request_body import Body
 
@@ -14,6 +14,8 @@ MAX_THREAD_ID = 200
 # step grows faster than linearly with them (400 held the event loop for minutes, past the
 # request timeout). A graph's own fan-out is bounded by its options (RESEARCH_MAX_TASKS).
 MAX_GOTO = 32
+# How far ahead a delayed run may be scheduled (a cron covers longer horizons): 30 days.
+MAX_AFTER_SECONDS = 30 * 24 * 3600
 
 StreamModeName = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints"
@@ -40,6 +42,10 @@ class CommandModel(Body):
 
 
 class RunCreate(Body):
+    # A field this model does not know answers 422 naming it, never silently dropped: a run
+    # that ignored part of its request would do something else than asked.
+    model_config = ConfigDict(extra="forbid")
+
     assistant_id: str = Field(min_length=1, max_length=200)
     input: dict[str, Any] | list[Any] | None = None
     command: CommandModel | None = None
@@ -52,19 +58,31 @@ class RunCreate(Body):
     interrupt_after: Literal["*"] | list[str] | None = None
     checkpoint_id: str | None = None
     checkpoint: dict[str, Any] | None = None
-    # Only these two: "interrupt" and "rollback" would cancel another client's run.
-    multitask_strategy: Literal["reject", "enqueue"] = "reject"
+    # LangGraph's double-texting strategies; a principal only ever reaches its own threads,
+    # so "interrupt" and "rollback" cancel only the caller's own runs.
+    multitask_strategy: Literal["reject", "enqueue", "interrupt", "rollback"] = "reject"
     if_not_exists: Literal["create", "reject"] = "reject"
     on_completion: Literal["delete", "keep"] = "delete"
     on_disconnect: Literal["cancel", "continue"] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
+    # Background runs only (runs.create): start no sooner than this.
+    after_seconds: float | None = Field(default=None, ge=0, le=MAX_AFTER_SECONDS)
+    # Declared so that their unset form (the SDK sends `stream_resumable: false`) is accepted;
+    # a set value is refused by `_unsupported` below.
+    webhook: str | None = None
+    stream_resumable: bool = False
+    feedback_keys: list[str] | None = None
+    strict_resume: bool | None = None
+    checkpoint_during: bool | None = None
+    langsmith_tracer: dict[str, Any] | None = None
     # Not implemented here: refused with a 422 naming the field rather than ignored.
     _unsupported = (
         "webhook",
-        "after_seconds",
         "stream_resumable",
         "feedback_keys",
         "strict_resume",
+        "checkpoint_during",
+        "langsmith_tracer",
     )
 
     @model_validator(mode="after")

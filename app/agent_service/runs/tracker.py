@@ -10,6 +10,12 @@ from typing import Any
 
 # The message a run cancelled by a delete carries (`Finished.error`), so its client hears why.
 DELETED = "its thread was deleted"
+# The messages of a run cancelled by a client (runs.cancel, or a double-text's strategy):
+# `interrupt` keeps what the run checkpointed, `rollback` deletes the run and its checkpoints.
+CANCEL_MESSAGES = {
+    "interrupt": "the run was cancelled (interrupt)",
+    "rollback": "the run was cancelled (rollback)",
+}
 STOP_WAIT_SECONDS = 10.0
 
 
@@ -17,10 +23,16 @@ STOP_WAIT_SECONDS = 10.0
 class RunTracker:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     by_thread: dict[str, set[asyncio.Task[Any]]] = field(default_factory=dict)
+    by_run: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
-    def add(self, task: asyncio.Task[Any], thread_id: str | None = None) -> None:
+    def add(
+        self, task: asyncio.Task[Any], thread_id: str | None = None, run_id: str | None = None
+    ) -> None:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        if run_id is not None:
+            self.by_run[run_id] = task
+            task.add_done_callback(lambda _: self.by_run.pop(run_id, None))
         if thread_id is not None:
             self.by_thread.setdefault(thread_id, set()).add(task)
             task.add_done_callback(lambda done: self._forget(thread_id, done))
@@ -43,6 +55,14 @@ class RunTracker:
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_WAIT_SECONDS)
         return len(tasks)
+
+    def cancel_run(self, run_id: str, action: str) -> asyncio.Task[Any] | None:
+        """Cancel the run if this process executes it; its task (to await), or None."""
+        task = self.by_run.get(run_id)
+        if task is None or task.done():
+            return None
+        task.cancel(CANCEL_MESSAGES[action])
+        return task
 
     async def drain(self, grace_seconds: float) -> int:
         """Wait up to the grace period; cancel what is still running (each run keeps its

@@ -36,6 +36,8 @@ from agent_service.persistence.node_cache import NodeCache
 from agent_service.persistence.pool import Pool, publish_pool_stats
 from agent_service.runs.engine import initialise_run_series
 from agent_service.runs.errors import RunError
+from agent_service.runs.queue import RunQueue
+from agent_service.runs.tracker import RunTracker
 from agent_service.server.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -196,14 +198,24 @@ def create_app(
             unknown = access.unknown_graphs(graphs.keys())
             if unknown:
                 raise ValueError(f"PRINCIPAL_GRAPHS names graphs this service lacks: {unknown}")
+            catalog = AssistantCatalog(graphs.keys())
             auth = ApiKeyAuthenticator(settings.api_keys)
             if not auth.configured:
                 log.warning("no API keys configured (API_KEYS): every API request answers 401")
+            tracker = RunTracker()
+            queue = RunQueue(
+                settings=settings,
+                persistence=persistence,
+                graphs=graphs,
+                catalog=catalog,
+                access=access,
+                tracker=tracker,
+            )
             services = Services(
                 settings=settings,
                 persistence=persistence,
                 graphs=graphs,
-                catalog=AssistantCatalog(graphs.keys()),
+                catalog=catalog,
                 auth=auth,
                 limiter=RateLimiter(settings.rate_limit_per_minute, redis_client),
                 auth_failures=RateLimiter(settings.auth_failures_per_minute, redis_client),
@@ -211,6 +223,8 @@ def create_app(
                 redis=redis_client,
                 model_description=source.model_description,
                 access=access,
+                runs=tracker,
+                queue=queue,
             )
             app.state.services = services
             initialise_run_series(graphs.keys())
@@ -231,9 +245,11 @@ def create_app(
                 graphs=sorted(graphs),
                 principals=len(auth.principals),
             )
+            queue.start(settings.run_workers)
             try:
                 yield
             finally:
+                await queue.stop()
                 # uvicorn has already waited SHUTDOWN_GRACE_SECONDS for open requests; what is
                 # left are runs whose client went away. Give them a moment, then cancel: each
                 # keeps its last checkpoint and can be resumed.

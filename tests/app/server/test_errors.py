@@ -49,7 +49,7 @@ def test_404_409_and_422_name_the_problem(sqlite_service: Service) -> None:
         missing_field = http.post("/runs/wait", json={"input": SAY})
         bad_strategy = http.post(
             "/runs/wait",
-            json={"assistant_id": GRAPH_ID, "input": SAY, "multitask_strategy": "interrupt"},
+            json={"assistant_id": GRAPH_ID, "input": SAY, "multitask_strategy": "shout"},
         )
         both = http.post(
             "/runs/wait",

@@ -1,0 +1,93 @@
+"""What the run queue's tables hold and the operations on them, independent of the database.
+
+A background run is a row of `agent_runs` plus one of `agent_run_queue` (its request, when it
+may start, how often it was claimed, its output). Its lease is its thread's lease: a worker
+claims the run and its thread in one transaction, and renews the thread's lease while the run
+lives; a run `running` whose thread lease expired lost its worker and is claimed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from agent_service.persistence.records import RunRecord, RunStatus
+
+CancelAction = Literal["interrupt", "rollback"]
+# Statuses of a run that has not ended.
+ACTIVE_STATUSES: tuple[RunStatus, ...] = ("pending", "running")
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    run: RunRecord
+    kwargs: dict[str, Any]
+    stateless: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class RunListQuery:
+    thread_id: str
+    owner: str
+    status: RunStatus | None = None
+    limit: int = 10
+    offset: int = 0
+
+
+class RunQueueTables(Protocol):
+    """Every method scoped to an owner only sees that owner's runs."""
+
+    async def enqueue(
+        self, run: RunRecord, kwargs: dict[str, Any], *, stateless: bool, delay_seconds: float
+    ) -> None:
+        """Store a pending run (its `agent_runs` row and its queue row, in one transaction)."""
+        ...
+
+    async def claim(self, worker: str, lease_seconds: float) -> QueuedRun | None:
+        """Take the oldest runnable run whose thread is free: mark it running and give its
+        thread's lease to it, atomically; None when there is none."""
+        ...
+
+    async def get_run(self, run_id: str, owner: str) -> RunRecord | None:
+        """The run with its live status: a queued run whose worker died reads `pending`."""
+        ...
+
+    async def list_runs(self, query: RunListQuery) -> list[RunRecord]: ...
+
+    async def active_run_ids(self, thread_id: str) -> list[str]:
+        """Runs of the thread that have not ended (pending, or running under a live lease)."""
+        ...
+
+    async def cancel_pending(self, run_ids: list[str], *, delete: bool) -> list[str]:
+        """End the runs that are still pending (not claimed): status `interrupted`, or deleted
+        with `delete`. Returns those it ended."""
+        ...
+
+    async def request_cancel(self, run_id: str, action: CancelAction) -> None: ...
+
+    async def cancel_requests(self, run_ids: list[str]) -> dict[str, CancelAction]: ...
+
+    async def set_output(self, run_id: str, output: Any) -> None: ...
+
+    async def get_output(self, run_id: str) -> tuple[bool, Any]:
+        """(is a queued run, its output or None)."""
+        ...
+
+    async def delete_run(self, run_id: str, owner: str) -> bool:
+        """Delete a run that has ended (a pending or running one is kept: cancel it first)."""
+        ...
+
+    async def rollback_run(self, thread_id: str, run_id: str) -> None:
+        """Delete the run and every checkpoint (and its writes) the run wrote on the thread."""
+        ...
+
+    async def runs_matching(
+        self, owner: str, thread_id: str | None, run_ids: list[str] | None, statuses: list[str]
+    ) -> list[RunRecord]:
+        """The owner's runs (live status) among `run_ids` / on `thread_id`, in `statuses`."""
+        ...
+
+    async def depth(self) -> int:
+        """Runs waiting for a worker (pending, due now)."""
+        ...

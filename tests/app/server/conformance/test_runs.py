@@ -1,0 +1,374 @@
+"""runs.* of langgraph-sdk's async client against PostgreSQL + Redis: background runs on the
+durable queue (create, batch, get, list, join, cancel, cancel_many, delete), delayed runs, a
+failing run as a run with status "error", and the four double-texting strategies as
+LangGraph's documentation describes them
+(https://docs.langchain.com/langsmith/double-texting: reject keeps only the first run;
+enqueue runs the second after it; interrupt halts the first, keeping its progress, status
+`interrupted`; rollback deletes the first run and what it wrote, then runs the second)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
+
+from tests.app.server.conformance.sdk_calls import covers
+from tests.app.server.conftest import fresh_database, make_settings
+from tests.app.server.graphs import GRAPH_ID, say
+from tests.app.server.service import Service, serve_in_thread
+from tools.kit.servers import PostgresServer, RedisServer
+
+pytestmark = pytest.mark.integration
+
+SLOW: Any = {"configurable": {"delay": 2.0}}
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> Iterator[Service]:
+    settings = make_settings(
+        tmp_path,
+        database_url=fresh_database(postgres_server),
+        redis_url=redis_server.url,
+        run_queue_poll_seconds=0.1,
+    )
+    with serve_in_thread(settings) as running:
+        yield running
+
+
+def _texts(values: Any) -> list[str]:
+    return [m["content"] for m in values["messages"]]
+
+
+async def _until_checkpointed(client: Any, tid: str, text: str) -> None:
+    """Until the running run has checkpointed its input (its progress a cancel keeps)."""
+    for _ in range(500):
+        values: Any = (await client.threads.get_state(tid))["values"]
+        if isinstance(values, dict) and text in _texts({"messages": values.get("messages", [])}):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{text!r} never reached the thread's state")
+
+
+@covers("runs.create", "runs.get", "runs.join", "runs.list")
+def test_background_run_create_join_list(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(
+            tid, GRAPH_ID, input=say("background"), metadata={"tag": "bg"}
+        )
+        # Answered at once, before any worker ran it.
+        assert run["status"] in ("pending", "running")
+        assert run["thread_id"] == tid
+        assert run["assistant_id"] == GRAPH_ID
+        assert run["metadata"] == {"tag": "bg"}
+        joined = await client.runs.join(tid, run["run_id"])
+        assert _texts(joined) == ["background", "echo: background"]
+        done = await client.runs.get(tid, run["run_id"])
+        assert done["status"] == "success"
+        second = await client.runs.create(tid, GRAPH_ID, input=say("again"))
+        await client.runs.join(tid, second["run_id"])
+        listed = await client.runs.list(tid)
+        assert [r["run_id"] for r in listed] == [second["run_id"], run["run_id"]]
+        assert [r["run_id"] for r in await client.runs.list(tid, limit=1, offset=1)] == [
+            run["run_id"]
+        ]
+        assert await client.runs.list(tid, status="pending") == []
+        assert len(await client.runs.list(tid, status="success")) == 2
+        # Another principal sees neither the thread's runs nor the run.
+        bob = service.client("bob")
+        with pytest.raises(NotFoundError):
+            await bob.runs.get(tid, run["run_id"])
+        with pytest.raises(NotFoundError):
+            await bob.runs.list(tid)
+        # join reads the answer itself (request_reconnect): httpx's error, with the status.
+        with pytest.raises(httpx.HTTPStatusError) as joined_by_bob:
+            await bob.runs.join(tid, run["run_id"])
+        assert joined_by_bob.value.response.status_code == 404
+
+    asyncio.run(scenario())
+
+
+@covers("runs.create")
+def test_stateless_background_run(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        run = await client.runs.create(None, GRAPH_ID, input=say("stateless"), on_completion="keep")
+        joined = await client.runs.join(run["thread_id"], run["run_id"])
+        assert _texts(joined) == ["stateless", "echo: stateless"]
+        state = await client.threads.get_state(run["thread_id"])
+        assert _texts(state["values"]) == ["stateless", "echo: stateless"]
+
+    asyncio.run(scenario())
+
+
+@covers("runs.create_batch")
+def test_create_batch(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tids = [(await client.threads.create())["thread_id"] for _ in range(2)]
+        batch: Any = [
+            {"thread_id": tids[0], "assistant_id": GRAPH_ID, "input": say("one")},
+            {"thread_id": tids[1], "assistant_id": GRAPH_ID, "input": say("two")},
+        ]
+        runs = await client.runs.create_batch(batch)
+        assert [r["thread_id"] for r in runs] == tids
+        outputs = [await client.runs.join(r["thread_id"], r["run_id"]) for r in runs]
+        assert [_texts(o)[-1] for o in outputs] == ["echo: one", "echo: two"]
+        refused: Any = [
+            {"thread_id": tids[0], "assistant_id": GRAPH_ID, "input": say("ok")},
+            {"thread_id": "no-such-thread", "assistant_id": GRAPH_ID, "input": say("x")},
+        ]
+        with pytest.raises(NotFoundError, match=r"runs\[1\]"):
+            await client.runs.create_batch(refused)
+
+    asyncio.run(scenario())
+
+
+@covers("runs.wait", "runs.join")
+def test_a_failing_run_is_a_run_with_status_error(service: Service) -> None:
+    # `delay` that is not a number fails the graph's `respond` node.
+    broken: Any = {"configurable": {"delay": "not-a-number"}}
+
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        created: list[Any] = []
+        result = await client.runs.wait(
+            tid,
+            GRAPH_ID,
+            input=say("fail"),
+            config=broken,
+            raise_error=False,
+            on_run_created=created.append,
+        )
+        assert isinstance(result, dict)
+        assert result["__error__"]["error"] == "ValueError"
+        run: Any = await client.runs.get(tid, created[0]["run_id"])
+        assert run["status"] == "error"
+        assert "ValueError" in run["error"]
+        with pytest.raises(Exception, match="ValueError"):
+            await client.runs.wait(tid, GRAPH_ID, input=say("fail"), config=broken)
+        background = await client.runs.create(tid, GRAPH_ID, input=say("fail"), config=broken)
+        joined = await client.runs.join(tid, background["run_id"])
+        assert joined["__error__"]["message"].startswith("the run failed (ValueError)")
+        assert (await client.runs.get(tid, background["run_id"]))["status"] == "error"
+
+    asyncio.run(scenario())
+
+
+@covers("runs.create")
+def test_after_seconds_delays_the_start(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(tid, GRAPH_ID, input=say("later"), after_seconds=1)
+        await asyncio.sleep(0.5)
+        assert (await client.runs.get(tid, run["run_id"]))["status"] == "pending"
+        assert (await client.threads.get_state(tid))["values"] == {}
+        joined = await client.runs.join(tid, run["run_id"])
+        assert _texts(joined) == ["later", "echo: later"]
+
+    asyncio.run(scenario())
+
+
+@covers("runs.cancel")
+def test_cancel_interrupt_keeps_progress(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(tid, GRAPH_ID, input=say("slow"), config=SLOW)
+        await _until_checkpointed(client, tid, "slow")
+        await client.runs.cancel(tid, run["run_id"], wait=True, action="interrupt")
+        assert (await client.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+        # What the run checkpointed before the cancel stays: its input, not the reply.
+        state = await client.threads.get_state(tid)
+        assert _texts(state["values"]) == ["slow"]
+        assert (await client.threads.get(tid))["status"] == "idle"
+        with pytest.raises(ConflictError, match="has ended"):
+            await client.runs.cancel(tid, run["run_id"])
+
+    asyncio.run(scenario())
+
+
+@covers("runs.cancel")
+def test_cancel_rollback_deletes_the_run_and_its_checkpoints(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        await client.runs.wait(tid, GRAPH_ID, input=say("kept"))
+        run = await client.runs.create(tid, GRAPH_ID, input=say("undone"), config=SLOW)
+        await _until_checkpointed(client, tid, "undone")
+        await client.runs.cancel(tid, run["run_id"], wait=True, action="rollback")
+        with pytest.raises(NotFoundError):
+            await client.runs.get(tid, run["run_id"])
+        state = await client.threads.get_state(tid)
+        assert _texts(state["values"]) == ["kept", "echo: kept"]
+        history = await client.threads.get_history(tid, limit=100)
+        assert all((h["metadata"] or {}).get("run_id") != run["run_id"] for h in history)
+
+    asyncio.run(scenario())
+
+
+@covers("runs.cancel_many")
+def test_cancel_many_pending(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        delayed = [
+            await client.runs.create(
+                tid, GRAPH_ID, input=say(f"d{i}"), after_seconds=60, multitask_strategy="enqueue"
+            )
+            for i in range(2)
+        ]
+        other = (await client.threads.create())["thread_id"]
+        untouched = await client.runs.create(other, GRAPH_ID, input=say("x"), after_seconds=60)
+        await client.runs.cancel_many(thread_id=tid, status="pending")
+        for run in delayed:
+            assert (await client.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+        assert (await client.runs.get(other, untouched["run_id"]))["status"] == "pending"
+        await client.runs.cancel_many(run_ids=[untouched["run_id"]], action="rollback")
+        with pytest.raises(NotFoundError):
+            await client.runs.get(other, untouched["run_id"])
+
+    asyncio.run(scenario())
+
+
+@covers("runs.delete")
+def test_delete_run(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        slow = await client.runs.create(tid, GRAPH_ID, input=say("slow"), config=SLOW)
+        with pytest.raises(ConflictError, match="cancel it before deleting"):
+            await client.runs.delete(tid, slow["run_id"])
+        await client.runs.join(tid, slow["run_id"])
+        await client.runs.delete(tid, slow["run_id"])
+        with pytest.raises(NotFoundError):
+            await client.runs.get(tid, slow["run_id"])
+        assert await client.runs.list(tid) == []
+
+    asyncio.run(scenario())
+
+
+def test_unknown_and_unsupported_fields_answer_422(service: Service) -> None:
+    with service.http() as http:
+        tid = http.post("/threads", json={}).json()["thread_id"]
+        for extra, named in (
+            ({"surprise": 1}, "surprise"),
+            ({"webhook": "http://127.0.0.1:9/hook"}, "webhook"),
+            ({"stream_resumable": True}, "stream_resumable"),
+            ({"checkpoint_during": True}, "checkpoint_during"),
+            ({"after_seconds": -1}, "after_seconds"),
+        ):
+            response = http.post(f"/threads/{tid}/runs", json={"assistant_id": GRAPH_ID, **extra})
+            assert response.status_code == 422, (extra, response.text)
+            assert named in response.json()["detail"]
+        waited = http.post(
+            f"/threads/{tid}/runs/wait", json={"assistant_id": GRAPH_ID, "after_seconds": 1}
+        )
+        assert waited.status_code == 422
+        assert "after_seconds" in waited.json()["detail"]
+
+
+# ----- double texting: one test per strategy --------------------------------------------
+
+
+@covers("runs.create")
+def test_double_text_reject(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        first = await client.runs.create(tid, GRAPH_ID, input=say("first"), config=SLOW)
+        with pytest.raises(ConflictError, match="already has a run in progress"):
+            await client.runs.create(
+                tid, GRAPH_ID, input=say("second"), multitask_strategy="reject"
+            )
+        with pytest.raises(httpx.HTTPStatusError) as inline:
+            await client.runs.wait(tid, GRAPH_ID, input=say("second"))
+        assert inline.value.response.status_code == 409
+        assert _texts(await client.runs.join(tid, first["run_id"])) == ["first", "echo: first"]
+        assert len(await client.runs.list(tid)) == 1
+
+    asyncio.run(scenario())
+
+
+@covers("runs.create")
+def test_double_text_enqueue(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        first = await client.runs.create(tid, GRAPH_ID, input=say("first"), config=SLOW)
+        second = await client.runs.create(
+            tid, GRAPH_ID, input=say("second"), multitask_strategy="enqueue"
+        )
+        assert (await client.runs.get(tid, second["run_id"]))["status"] == "pending"
+        joined = await client.runs.join(tid, second["run_id"])
+        assert _texts(joined) == ["first", "echo: first", "second", "echo: second"]
+        assert (await client.runs.get(tid, first["run_id"]))["status"] == "success"
+
+    asyncio.run(scenario())
+
+
+@covers("runs.create")
+def test_double_text_interrupt(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        first = await client.runs.create(tid, GRAPH_ID, input=say("first"), config=SLOW)
+        await _until_checkpointed(client, tid, "first")
+        second = await client.runs.create(
+            tid, GRAPH_ID, input=say("second"), multitask_strategy="interrupt"
+        )
+        joined = await client.runs.join(tid, second["run_id"])
+        # The first run's progress (its input, checkpointed before it was halted) stays.
+        assert _texts(joined) == ["first", "second", "echo: second"]
+        assert (await client.runs.get(tid, first["run_id"]))["status"] == "interrupted"
+        # Inline runs double-text the same way.
+        await client.runs.create(tid, GRAPH_ID, input=say("third"), config=SLOW)
+        await _until_checkpointed(client, tid, "third")
+        waited = await client.runs.wait(
+            tid, GRAPH_ID, input=say("fourth"), multitask_strategy="interrupt"
+        )
+        assert isinstance(waited, dict)
+        assert _texts(waited)[-3:] == ["third", "fourth", "echo: fourth"]
+
+    asyncio.run(scenario())
+
+
+@covers("runs.create")
+def test_double_text_rollback(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        first = await client.runs.create(tid, GRAPH_ID, input=say("first"), config=SLOW)
+        await _until_checkpointed(client, tid, "first")
+        second = await client.runs.create(
+            tid, GRAPH_ID, input=say("second"), multitask_strategy="rollback"
+        )
+        joined = await client.runs.join(tid, second["run_id"])
+        # The first run and everything it wrote are gone.
+        assert _texts(joined) == ["second", "echo: second"]
+        with pytest.raises(NotFoundError):
+            await client.runs.get(tid, first["run_id"])
+        assert [r["run_id"] for r in await client.runs.list(tid)] == [second["run_id"]]
+
+    asyncio.run(scenario())
+
+
+def test_double_text_is_unprocessable_with_an_unknown_strategy(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        strategy: Any = "shout"
+        with pytest.raises(UnprocessableEntityError, match="multitask_strategy"):
+            await client.runs.create(tid, GRAPH_ID, input=say("x"), multitask_strategy=strategy)
+
+    asyncio.run(scenario())
