@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("agent_service.commands.backup", "stream pg_dump to S3"),
     "restore": ("agent_service.commands.restore", "restore a backup from S3 into a database"),
     "retention": ("agent_service.commands.retention", "delete threads past the retention horizon"),
+    "worker": ("agent_service.commands.worker", "execute background runs (no HTTP API)"),
 }
 
 

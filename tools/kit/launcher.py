@@ -42,9 +42,20 @@ def build_app() -> FastAPI:
     return create_app(settings, graph_source=_graph_source(os.environ[GRAPH_SOURCE_VARIABLE]))
 
 
+def worker_command(graph_source: str) -> list[str]:
+    """The argv of `agent-service worker` with the graphs of `graph_source`."""
+    return [sys.executable, "-m", "tools.kit.launcher", "--worker", graph_source]
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--worker"] and len(argv) == 2:
+        from agent_service.server.worker import run_worker
+
+        settings = load_settings()
+        run_worker(settings, _graph_source(argv[1]))
+        return
     if len(argv) != 1 or ":" not in argv[0]:
-        raise SystemExit("usage: python -m tools.kit.launcher <module:graph_source>")
+        raise SystemExit("usage: python -m tools.kit.launcher [--worker] <module:graph_source>")
     _graph_source(argv[0])  # fails here, once, rather than in every worker
     os.environ[GRAPH_SOURCE_VARIABLE] = argv[0]
     run_uvicorn(load_settings(), "tools.kit.launcher:build_app")

@@ -92,9 +92,10 @@ class RunQueue:
     def start(self, workers: int) -> None:
         """Start the cancel watcher, and `workers` concurrent run slots (0: none)."""
         self._spawn(self._watch_cancels(), "run-cancel-watcher")
+        # Every process exports the depth: the API's pods scale a worker Deployment by it.
+        self._spawn(self._publish_depth(), "run-queue-depth")
         if workers > 0:
             self._spawn(self._work(workers), "run-queue-worker")
-            self._spawn(self._publish_depth(), "run-queue-depth")
         log.info("run queue started", worker=self.name, slots=workers)
 
     def _spawn(self, coroutine: Any, name: str) -> None:

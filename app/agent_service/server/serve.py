@@ -46,7 +46,7 @@ def _prepare_multiprocess_metrics(settings: Settings) -> Path | None:
     return directory
 
 
-def _serve_metrics(settings: Settings, directory: Path | None) -> None:
+def serve_metrics(settings: Settings, directory: Path | None) -> None:
     """/metrics on METRICS_PORT, from this (the parent) process: a port of its own, which the
     chart's Service exposes to Prometheus and its Ingress never routes. With several workers it
     merges their samples (prometheus-client's multiprocess mode); with one, uvicorn runs the
@@ -67,7 +67,7 @@ def run_uvicorn(settings: Settings, app_factory: str) -> None:
     # multiprocess values open their files in that directory at import time.
     directory = _prepare_multiprocess_metrics(settings)
     configure_logging(settings.log_level)
-    _serve_metrics(settings, directory)
+    serve_metrics(settings, directory)
     uvicorn.run(
         app_factory,
         factory=True,
