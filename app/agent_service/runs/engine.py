@@ -36,7 +36,12 @@ from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import Graph, Graphs
 from agent_service.metrics import ACTIVE_RUNS, GRAPH_EXECUTIONS, RUN_DURATION
 from agent_service.persistence.backends import Persistence
-from agent_service.persistence.records import RunRecord, ThreadExistsError, ThreadStatus
+from agent_service.persistence.records import (
+    RunRecord,
+    RunStatus,
+    ThreadExistsError,
+    ThreadStatus,
+)
 from agent_service.persistence.run_queue import CancelAction, QueuedRun
 from agent_service.runs.errors import (
     ApprovalPending,
@@ -51,6 +56,8 @@ from agent_service.runs.errors import (
 from agent_service.runs.models import MAX_THREAD_ID, CommandModel, RunCreate, SendModel
 from agent_service.runs.stream_events import EventTranslator, langgraph_modes
 from agent_service.runs.tracker import CANCEL_MESSAGES, RunTracker
+from agent_service.runs.webhooks import WebhookRejected, check_webhook_url, deliver_run_webhook
+from agent_service.settings import Settings
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("agent_service.runs")
@@ -217,6 +224,18 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
+# A run's outcome -> (the run's status, the thread's status after it).
+_RUN_STATUS: dict[Outcome, tuple[RunStatus, ThreadStatus]] = {
+    "success": ("success", "idle"),
+    "interrupted": ("success", "interrupted"),
+    "timeout": ("timeout", "idle"),
+    "cancelled": ("interrupted", "idle"),
+    "error": ("error", "error"),
+}
+# Deliveries in flight (a task nobody references may be collected before it ends).
+_WEBHOOK_TASKS: set[asyncio.Task[bool]] = set()
+
+
 def _busy_message(thread_id: str) -> str:
     return (
         f"thread {thread_id!r} already has a run in progress; retry when it ends, or send "
@@ -295,6 +314,7 @@ class RunEngine:
         timeout_seconds: float,
         background_timeout_seconds: float | None = None,
         lease_seconds: float | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self._access = access
         self._persistence = persistence
@@ -308,6 +328,8 @@ class RunEngine:
         self.lease_seconds = lease_seconds if lease_seconds is not None else LEASE_SECONDS
         self.renew_seconds = min(LEASE_RENEW_SECONDS, self.lease_seconds / 3)
         self._queue = persistence.queue
+        # The webhook rules (WEBHOOK_*); without settings every `webhook` is refused.
+        self._settings = settings
         self._pending_releases: set[asyncio.Task[None]] = set()
 
     # ----- preparing ---------------------------------------------------------------------
@@ -481,7 +503,17 @@ class RunEngine:
         )
         return latest is not None and latest.metadata.get("run_id") == run_id
 
+    def _check_webhook(self, url: str) -> None:
+        if self._settings is None:
+            raise InvalidRunConfig("webhook: webhooks are not available here")
+        try:
+            check_webhook_url(url, self._settings)
+        except WebhookRejected as exc:
+            raise InvalidRunConfig(f"webhook: {exc}") from None
+
     async def _admit(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
+        if body.webhook is not None:
+            self._check_webhook(body.webhook)
         graph_id = self._catalog.resolve(body.assistant_id)
         if graph_id is None:
             raise AssistantNotFound(body.assistant_id)
@@ -679,6 +711,35 @@ class RunEngine:
             except Exception as exc:
                 log.warning("could not store the run's output", reason=type(exc).__name__)
         await self._record_outcome(prepared, finished, seconds)
+        if prepared.body.webhook is not None and self._settings is not None:
+            self._send_webhook(prepared, finished, translator)
+
+    def _send_webhook(
+        self, prepared: PreparedRun, finished: Finished, translator: EventTranslator
+    ) -> None:
+        """POST the ended run to its webhook, as LangGraph's server does on completion, in a
+        task of its own: the run's client and the thread never wait for the receiver."""
+        assert self._settings is not None
+        assert prepared.body.webhook is not None
+        status = _RUN_STATUS[finished.outcome][0]
+        payload: dict[str, Any] = {
+            "run_id": prepared.run_id,
+            "thread_id": prepared.thread_id,
+            "assistant_id": prepared.assistant_id,
+            "status": status,
+            "metadata": prepared.body.metadata or {},
+            "multitask_strategy": prepared.body.multitask_strategy,
+            "created_at": prepared.created_at.isoformat(),
+            "updated_at": datetime.now(UTC).isoformat(),
+            "error": None if finished.error is None else run_failure_message(finished.error),
+            "values": to_jsonable(translator.last_values) if status == "success" else None,
+        }
+        task = asyncio.create_task(
+            deliver_run_webhook(prepared.body.webhook, payload, self._settings),
+            name=f"webhook-{prepared.run_id}",
+        )
+        _WEBHOOK_TASKS.add(task)
+        task.add_done_callback(_WEBHOOK_TASKS.discard)
 
     async def _rollback(self, prepared: PreparedRun) -> None:
         """What LangGraph's rollback does: the run and everything it checkpointed are gone, and
@@ -695,14 +756,7 @@ class RunEngine:
     async def _record_outcome(
         self, prepared: PreparedRun, finished: Finished, seconds: float
     ) -> None:
-        run_status: dict[Outcome, Any] = {
-            "success": ("success", "idle"),
-            "interrupted": ("success", "interrupted"),
-            "timeout": ("timeout", "idle"),
-            "cancelled": ("interrupted", "idle"),
-            "error": ("error", "error"),
-        }
-        status, thread_status = run_status[finished.outcome]
+        status, thread_status = _RUN_STATUS[finished.outcome]
         # The alerts' and the canary's unit of work: a run's outcome, whatever HTTP status
         # carried it (a stream has answered 200 long before its run fails).
         GRAPH_EXECUTIONS.labels(graph=prepared.graph_id, status=finished.outcome).inc()

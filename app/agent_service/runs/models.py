@@ -67,9 +67,10 @@ class RunCreate(Body):
     durability: Literal["sync", "async", "exit"] | None = None
     # Background runs only (runs.create): start no sooner than this.
     after_seconds: float | None = Field(default=None, ge=0, le=MAX_AFTER_SECONDS)
+    # POSTed the run when it ends (`runs.webhooks`: allow-listed hosts, signed, retried).
+    webhook: str | None = Field(default=None, min_length=1, max_length=2048)
     # Declared so that their unset form (the SDK sends `stream_resumable: false`) is accepted;
     # a set value is refused by `_unsupported` below.
-    webhook: str | None = None
     stream_resumable: bool = False
     feedback_keys: list[str] | None = None
     strict_resume: bool | None = None
@@ -77,7 +78,6 @@ class RunCreate(Body):
     langsmith_tracer: dict[str, Any] | None = None
     # Not implemented here: refused with a 422 naming the field rather than ignored.
     _unsupported = (
-        "webhook",
         "stream_resumable",
         "feedback_keys",
         "strict_resume",

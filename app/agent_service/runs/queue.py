@@ -85,6 +85,7 @@ class RunQueue:
             timeout_seconds=settings.request_timeout_seconds,
             background_timeout_seconds=settings.background_run_timeout_seconds,
             lease_seconds=settings.run_lease_seconds,
+            settings=settings,
         )
 
     # ----- lifecycle ---------------------------------------------------------------------

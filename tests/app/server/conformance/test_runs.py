@@ -9,14 +9,17 @@ enqueue runs the second after it; interrupt halts the first, keeping its progres
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from agent_service.runs.webhooks import sign
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
+from tests.app.runs.test_webhooks import SECRET, Receiver
 from tests.app.server.conformance.sdk_calls import covers
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.graphs import GRAPH_ID, say
@@ -256,6 +259,59 @@ def test_delete_run(service: Service) -> None:
         assert await client.runs.list(tid) == []
 
     asyncio.run(scenario())
+
+
+@covers("runs.create", "runs.wait")
+def test_webhook_is_checked_at_creation_and_called_on_completion(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    receiver = Receiver("127.0.0.1")
+    server = receiver.serve()
+    settings = make_settings(
+        tmp_path,
+        database_url=fresh_database(postgres_server),
+        webhook_allowed_hosts="127.0.0.1",
+        webhook_allow_http=True,
+        webhook_allow_private_networks=True,
+        webhook_signing_secret=SECRET,
+    )
+    hook = f"http://127.0.0.1:{receiver.port}/done"
+    created: list[str] = []
+
+    async def scenario(service: Service) -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(tid, GRAPH_ID, input=say("hook"), webhook=hook)
+        created.append(run["run_id"])
+        await client.runs.join(tid, run["run_id"])
+        await client.runs.wait(tid, GRAPH_ID, input=say("inline"), webhook=hook)
+        with pytest.raises(UnprocessableEntityError, match="not in WEBHOOK_ALLOWED_HOSTS"):
+            await client.runs.create(
+                tid, GRAPH_ID, input=say("x"), webhook="http://elsewhere.test/x"
+            )
+        for _ in range(200):
+            if len(receiver.received) == 2:
+                break
+            await asyncio.sleep(0.05)
+
+    try:
+        with serve_in_thread(settings) as service:
+            asyncio.run(scenario(service))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r.path for r in receiver.received] == ["/done", "/done"]
+    first, second = (json.loads(r.body) for r in receiver.received)
+    assert (first["run_id"], first["status"]) == (created[0], "success")
+    assert _texts(first["values"]) == ["hook", "echo: hook"]
+    assert _texts(second["values"])[-1] == "echo: inline"
+    headers = receiver.received[0].headers
+    assert headers["webhook-signature"] == sign(
+        SECRET.encode(),
+        headers["webhook-id"],
+        int(headers["webhook-timestamp"]),
+        receiver.received[0].body,
+    )
 
 
 def test_unknown_and_unsupported_fields_answer_422(service: Service) -> None:
