@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -31,11 +31,14 @@ from agent_service.runs.engine import (
     run_failure_message,
 )
 from agent_service.runs.errors import RunError
+from agent_service.runs.events import follow
 from agent_service.runs.models import MAX_THREAD_ID, RunCreate
 from agent_service.runs.tracker import DELETED
 
 # Runs one /runs/batch request may create.
 MAX_BATCH = 100
+# A Redis stream entry id ("<ms>-<seq>") or the in-process log's counter is far shorter.
+MAX_EVENT_ID = 64
 
 # What a run may do beyond this (approver-only resumes, graph allow-lists) the engine decides.
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_role("user", "approver"))])
@@ -119,9 +122,10 @@ def _maybe_cancel(running: RunningRun) -> None:
         task.cancel()
 
 
-def _sse(event: str, data: Any) -> bytes:
+def _sse(event: str, data: Any, *, event_id: str | None = None) -> bytes:
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return f"event: {event}\ndata: {payload}\n\n".encode()
+    prefix = "" if event_id is None else f"id: {event_id}\n"
+    return f"{prefix}event: {event}\ndata: {payload}\n\n".encode()
 
 
 def _stream(services: Services, engine: RunEngine, prepared: PreparedRun) -> StreamingResponse:
@@ -161,6 +165,13 @@ def _inline_only(body: RunCreate) -> None:
             422,
             "validation_error",
             "after_seconds: only a background run (runs.create) can start later",
+        )
+    if body.stream_resumable:
+        raise ApiError(
+            422,
+            "validation_error",
+            "stream_resumable: only a background run (runs.create) keeps its events to "
+            "resume from (runs.join_stream with Last-Event-ID)",
         )
 
 
@@ -322,6 +333,70 @@ async def join_run(request: Request, thread_id: str, run_id: str) -> Response:
         )
         output = to_jsonable(snapshot.values)
     return JSONResponse(output, headers=location)
+
+
+# An event's stream mode: its name before any "|<namespace>" (subgraphs) and "/<part>".
+def _event_mode(name: str) -> str:
+    return name.split("|", 1)[0].split("/", 1)[0]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_run_stream(
+    request: Request,
+    thread_id: str,
+    run_id: str,
+    stream_mode: Annotated[list[str] | None, Query()] = None,
+    cancel_on_disconnect: bool = False,
+) -> Response:
+    """The background run's events as SSE, from any replica (`runs.events`). A run created with
+    `stream_resumable` replays its events from the first, or from after `Last-Event-ID`;
+    otherwise the stream starts with what comes next. `stream_mode` keeps those modes."""
+    services = get_services(request)
+    queue = services.queue
+    run = await _owned_run(request, thread_id, run_id)
+    kwargs = await queue.tables.queued_kwargs(run_id)
+    if kwargs is None:
+        raise ApiError(
+            404, "not_found", f"run {run_id!r} is not a background run: it has no event stream"
+        )
+    modes = {mode for mode in stream_mode or [] if mode}
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id is not None and len(last_event_id) > MAX_EVENT_ID:
+        raise ApiError(422, "validation_error", "Last-Event-ID: not an id this server sent")
+    if last_event_id:
+        after = last_event_id
+    elif kwargs.get("stream_resumable"):
+        after = "0"
+    else:
+        after = await queue.events.last_id(run_id)
+
+    async def ended() -> bool:
+        record = await queue.tables.get_run(run_id, run.owner)
+        return record is None or record.status not in ACTIVE_STATUSES
+
+    async def body() -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            async for event_id, name, data in follow(queue.events, run_id, after, ended):
+                if name in ("metadata", "error") or not modes or _event_mode(name) in modes:
+                    yield _sse(name, data, event_id=event_id)
+            finished = True
+        finally:
+            if cancel_on_disconnect and not finished:
+                await queue.cancel(run, "interrupt")
+
+    location = f"/threads/{thread_id}/runs/{run_id}/stream"
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={
+            # langgraph-sdk reconnects here (with Last-Event-ID) when the stream is cut.
+            "Location": location,
+            "Content-Location": location,
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        },
+    )
 
 
 CancelActionQuery = Query(default="interrupt", pattern="^(interrupt|rollback)$")

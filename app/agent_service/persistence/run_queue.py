@@ -74,6 +74,10 @@ class RunQueueTables(Protocol):
         """(is a queued run, its output or None)."""
         ...
 
+    async def queued_kwargs(self, run_id: str) -> dict[str, Any] | None:
+        """The stored request of a queued run (None: not a queued run)."""
+        ...
+
     async def delete_run(self, run_id: str, owner: str) -> bool:
         """Delete a run that has ended (a pending or running one is kept: cancel it first)."""
         ...

@@ -211,6 +211,14 @@ class PostgresRunQueue:
             row = await cur.fetchone()
         return (False, None) if row is None else (True, row["output"])
 
+    async def queued_kwargs(self, run_id: str) -> dict[str, Any] | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT kwargs FROM agent_run_queue WHERE run_id = %s", (run_id,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else dict(row["kwargs"])
+
     async def delete_run(self, run_id: str, owner: str) -> bool:
         async with self._pool.connection() as conn:
             cur = await conn.execute(

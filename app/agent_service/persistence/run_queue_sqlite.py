@@ -259,6 +259,14 @@ class SqliteRunQueue:
             return False, None
         return True, None if row["output"] is None else json.loads(row["output"])
 
+    async def queued_kwargs(self, run_id: str) -> dict[str, Any] | None:
+        async with self._lock:
+            cur = await self._conn.execute(
+                "SELECT kwargs FROM agent_run_queue WHERE run_id = ?", (run_id,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else dict(json.loads(row["kwargs"]))
+
     async def delete_run(self, run_id: str, owner: str) -> bool:
         async with self._lock:
             cur = await self._conn.execute(

@@ -69,16 +69,16 @@ class RunCreate(Body):
     after_seconds: float | None = Field(default=None, ge=0, le=MAX_AFTER_SECONDS)
     # POSTed the run when it ends (`runs.webhooks`: allow-listed hosts, signed, retried).
     webhook: str | None = Field(default=None, min_length=1, max_length=2048)
+    # Background runs only: keep every event for runs.join_stream to replay (Last-Event-ID).
+    stream_resumable: bool = False
     # Declared so that their unset form (the SDK sends `stream_resumable: false`) is accepted;
     # a set value is refused by `_unsupported` below.
-    stream_resumable: bool = False
     feedback_keys: list[str] | None = None
     strict_resume: bool | None = None
     checkpoint_during: bool | None = None
     langsmith_tracer: dict[str, Any] | None = None
     # Not implemented here: refused with a 422 naming the field rather than ignored.
     _unsupported = (
-        "stream_resumable",
         "feedback_keys",
         "strict_resume",
         "checkpoint_during",

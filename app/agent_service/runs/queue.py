@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import Any
 
+import redis.asyncio as aioredis
 import structlog
 
 from agent_service.auth.access import AccessPolicy
@@ -32,7 +33,14 @@ from agent_service.metrics import RUN_QUEUE_DEPTH
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.records import RunRecord
 from agent_service.persistence.run_queue import ACTIVE_STATUSES, CancelAction, QueuedRun
-from agent_service.runs.engine import RunEngine, run_failure_message
+from agent_service.runs.engine import (
+    Finished,
+    RunEngine,
+    cancel_action,
+    run_error_type,
+    run_failure_message,
+)
+from agent_service.runs.events import run_event_log
 from agent_service.runs.models import RunCreate
 from agent_service.runs.tracker import RunTracker
 from agent_service.settings import Settings
@@ -60,6 +68,7 @@ class RunQueue:
         catalog: AssistantCatalog,
         access: AccessPolicy,
         tracker: RunTracker,
+        redis: aioredis.Redis | None = None,
     ) -> None:
         self.settings = settings
         self.persistence = persistence
@@ -68,6 +77,7 @@ class RunQueue:
         self._catalog = catalog
         self._access = access
         self.tracker = tracker
+        self.events = run_event_log(redis)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -167,13 +177,44 @@ class RunQueue:
             assert run.thread_id is not None
             await self.persistence.tables.finish_run(run.run_id, "error", run_failure_message(exc))
             await self.persistence.tables.release_thread(run.thread_id, run.run_id, "error")
+            await self.events.close(run.run_id)
             return
-        running = engine.start(prepared, stream=False)
-        assert running.task is not None
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(running.task)
+        running = engine.start(prepared, stream=True)
+        run_id = run.run_id
+        await self.events.publish(
+            run_id,
+            "metadata",
+            {"run_id": run_id, "thread_id": run.thread_id, "attempt": queued.attempts},
+        )
+        async for item in running.events():
+            if isinstance(item, Finished):
+                await self._publish_end(run_id, item)
+                break
+            await self.events.publish(run_id, *item)
         # A run that ends frees its thread: the next queued run of the thread may start now.
         self._wake.set()
+
+    async def _publish_end(self, run_id: str, finished: Finished) -> None:
+        action = cancel_action(finished)
+        if finished.outcome == "cancelled" and action is None:
+            # Handed back to the queue (shutdown): the next worker continues this log.
+            return
+        if finished.outcome == "error":
+            error = {
+                "error": run_error_type(finished.error),
+                "message": run_failure_message(finished.error),
+            }
+            await self.events.publish(run_id, "error", error)
+        elif finished.outcome == "timeout":
+            timeout = self.settings.background_run_timeout_seconds
+            message = f"the run exceeded BACKGROUND_RUN_TIMEOUT_SECONDS ({timeout:g} s)"
+            await self.events.publish(run_id, "error", {"error": "timeout", "message": message})
+        elif action is not None:
+            message = f"the run was cancelled ({action})"
+            await self.events.publish(
+                run_id, "error", {"error": "UserInterrupt", "message": message}
+            )
+        await self.events.close(run_id)
 
     async def _watch_cancels(self) -> None:
         while True:

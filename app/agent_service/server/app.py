@@ -210,6 +210,7 @@ def create_app(
                 catalog=catalog,
                 access=access,
                 tracker=tracker,
+                redis=redis_client,
             )
             services = Services(
                 settings=settings,

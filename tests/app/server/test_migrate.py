@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from agent_service.persistence.schema import SCHEMA_VERSION
 
 from tests.app.server.service import service_env
 from tools.kit.ports import free_port
@@ -30,7 +31,8 @@ def test_migrate_postgres_twice(postgres_server: PostgresServer) -> None:
     second = _migrate(service_env(database_url=url))
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == (
-        "migrate: postgres schema at version 1 (1 service migration(s) applied)"
+        f"migrate: postgres schema at version {SCHEMA_VERSION} "
+        f"({SCHEMA_VERSION} service migration(s) applied)"
     )
     assert second.stdout.strip().endswith("(0 service migration(s) applied)")
     with psycopg.connect(url) as conn:

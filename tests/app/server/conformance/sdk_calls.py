@@ -33,7 +33,6 @@ UNSUPPORTED: dict[str, str] = {
     "threads.stream": "not yet served (issue 19)",
     "threads.update": "not yet served (issue 19)",
     "threads.update_state": "not yet served (issue 19)",
-    "runs.join_stream": "not yet served (issue 19)",
     "store.delete_item": "not yet served (issue 19)",
     "store.get_item": "not yet served (issue 19)",
     "store.list_namespaces": "not yet served (issue 19)",

@@ -314,24 +314,75 @@ def test_webhook_is_checked_at_creation_and_called_on_completion(
     )
 
 
+@covers("runs.join_stream")
+def test_join_stream_from_another_replica_resumes_after_last_event_id(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    # Two instances on one database and one Redis: `worker` executes the run, `other` (no
+    # workers of its own) streams it to the client.
+    shared = {
+        "database_url": fresh_database(postgres_server),
+        "redis_url": redis_server.url,
+        "run_queue_poll_seconds": 0.1,
+    }
+
+    async def scenario(worker: Service, other: Service) -> None:
+        client = worker.client()
+        follower = other.client()
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(
+            tid,
+            GRAPH_ID,
+            input=say("streamed"),
+            stream_mode=["values", "updates", "custom"],
+            stream_resumable=True,
+            config={"configurable": {"delay": 0.5}},
+        )
+        rid = run["run_id"]
+        parts = [p async for p in follower.runs.join_stream(tid, rid)]
+        names = [p.event for p in parts]
+        assert names[0] == "metadata"
+        assert parts[0].data["run_id"] == rid
+        assert {"values", "updates", "custom"} <= set(names)
+        assert parts[-1].event == "values"
+        assert _texts(parts[-1].data) == ["streamed", "echo: streamed"]
+        assert all(p.id for p in parts)
+        # Reconnecting with the id of the third event replays only what came after it.
+        resumed = [p async for p in follower.runs.join_stream(tid, rid, last_event_id=parts[2].id)]
+        assert [(p.event, p.id) for p in resumed] == [(p.event, p.id) for p in parts[3:]]
+        only = [p async for p in follower.runs.join_stream(tid, rid, stream_mode="updates")]
+        assert {p.event for p in only} == {"metadata", "updates"}
+        # A run that was not resumable streams only what comes after the join: here, nothing.
+        plain = await client.runs.create(tid, GRAPH_ID, input=say("plain"))
+        await client.runs.join(tid, plain["run_id"])
+        assert [p async for p in follower.runs.join_stream(tid, plain["run_id"])] == []
+
+    with (
+        serve_in_thread(make_settings(tmp_path / "a", run_workers=1, **shared)) as worker,
+        serve_in_thread(make_settings(tmp_path / "b", run_workers=0, **shared)) as other,
+    ):
+        asyncio.run(scenario(worker, other))
+
+
 def test_unknown_and_unsupported_fields_answer_422(service: Service) -> None:
     with service.http() as http:
         tid = http.post("/threads", json={}).json()["thread_id"]
         for extra, named in (
             ({"surprise": 1}, "surprise"),
             ({"webhook": "http://127.0.0.1:9/hook"}, "webhook"),
-            ({"stream_resumable": True}, "stream_resumable"),
+            ({"feedback_keys": ["x"]}, "feedback_keys"),
             ({"checkpoint_during": True}, "checkpoint_during"),
             ({"after_seconds": -1}, "after_seconds"),
         ):
             response = http.post(f"/threads/{tid}/runs", json={"assistant_id": GRAPH_ID, **extra})
             assert response.status_code == 422, (extra, response.text)
             assert named in response.json()["detail"]
-        waited = http.post(
-            f"/threads/{tid}/runs/wait", json={"assistant_id": GRAPH_ID, "after_seconds": 1}
-        )
-        assert waited.status_code == 422
-        assert "after_seconds" in waited.json()["detail"]
+        for inline_only in ({"after_seconds": 1}, {"stream_resumable": True}):
+            waited = http.post(
+                f"/threads/{tid}/runs/wait", json={"assistant_id": GRAPH_ID, **inline_only}
+            )
+            assert waited.status_code == 422
+            assert next(iter(inline_only)) in waited.json()["detail"]
 
 
 # ----- double texting: one test per strategy --------------------------------------------
