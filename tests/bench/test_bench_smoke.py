@@ -54,6 +54,11 @@ def test_the_benchmark_runs_tiny(tmp_path: Path) -> None:
     assert set(results["checkpoints"]) == {"concurrency_1", "concurrency_32"}
     assert {p["target"] for p in results["processes"]} == targets
     assert len(results["targets"]) == 5
+    assert {r["target"] for r in results["background"]} == targets
+    assert all(r["errors"] == 0 and r["runs_per_s"] > 0 for r in results["background"]), results[
+        "background"
+    ]
     page = (tmp_path / "benchmarks.md").read_text()
     assert "| server | graph | mode | clients | req/s | x peer |" in page
+    assert "| server | graph | join p50 ms | join p99 ms |" in page
     assert (tmp_path / "benchmarks-throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,6 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tools.bench import background
+
 PEER = "langgraph dev (inmem)"
 DURABLE = "this service, PostgreSQL"
 
@@ -211,6 +213,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
                 f"| {figures['read']['p50_ms']:.2f} | {figures['read']['p95_ms']:.2f} "
                 f"| {figures['operations_per_s']:.0f} |"
             )
+    lines += background.markdown(results.get("background", []))
     lines += [
         "",
         "## Memory and start-up",

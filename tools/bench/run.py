@@ -16,7 +16,7 @@ from typing import Any
 
 from agent_service.persistence.migrations import migrate_postgres
 
-from tools.bench import checkpoints, loadgen
+from tools.bench import background, checkpoints, loadgen
 from tools.bench.one_node import ONE_NODE
 from tools.bench.peer import ensure_peer_env, peer_command, peer_env, write_config
 from tools.kit import launcher
@@ -41,6 +41,8 @@ class Plan:
     duration: float = 3.0
     checkpoint_count: int = 200
     durability_concurrency: int = 8
+    background_joins: int = 50
+    background_burst: int = 100
 
 
 QUICK = Plan(
@@ -50,6 +52,8 @@ QUICK = Plan(
     duration=0.5,
     checkpoint_count=10,
     durability_concurrency=2,
+    background_joins=5,
+    background_burst=10,
 )
 
 
@@ -143,11 +147,25 @@ def _target_rows(server: Started, plan: Plan) -> tuple[list[dict[str, Any]], dic
     return rows, process
 
 
+def _background(server: Started, plan: Plan) -> dict[str, Any]:
+    figures = asyncio.run(
+        background.measure(
+            server.url,
+            {"X-API-Key": API_KEY},
+            ONE_NODE,
+            joins=plan.background_joins,
+            burst=plan.background_burst,
+        )
+    )
+    return {"target": server.name, **figures}
+
+
 def run(plan: Plan, work: Path) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     processes: list[dict[str, Any]] = []
     durability: list[dict[str, Any]] = []
+    background_rows: list[dict[str, Any]] = []
     with ExitStack() as stack:
         postgres = PostgresServer().init().start()
         stack.callback(postgres.destroy)
@@ -178,6 +196,7 @@ def run(plan: Plan, work: Path) -> dict[str, Any]:
                 target_rows, process = _target_rows(server, plan)
                 rows += target_rows
                 processes.append(process)
+                background_rows.append(_background(server, plan))
                 if server.name in (PEER, "this service, PostgreSQL"):
                     for mode in ("sync", "async", "exit"):
                         cell = loadgen.Cell(
@@ -189,6 +208,7 @@ def run(plan: Plan, work: Path) -> dict[str, Any]:
         "plan": asdict(plan),
         "throughput": rows,
         "durability": durability,
+        "background": background_rows,
         "processes": processes,
         "checkpoints": saver,
     }
