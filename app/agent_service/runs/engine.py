@@ -232,8 +232,11 @@ _RUN_STATUS: dict[Outcome, tuple[RunStatus, ThreadStatus]] = {
     "cancelled": ("interrupted", "idle"),
     "error": ("error", "error"),
 }
-# Deliveries in flight (a task nobody references may be collected before it ends).
-_WEBHOOK_TASKS: set[asyncio.Task[bool]] = set()
+# Deliveries and delayed deletions in flight (a task nobody references may be collected
+# before it ends).
+_DETACHED_TASKS: set[asyncio.Task[bool]] = set()
+# How long a finished stateless background run (on_completion "delete") stays joinable.
+STATELESS_JOIN_SECONDS = 60.0
 
 
 def _busy_message(thread_id: str) -> str:
@@ -738,8 +741,8 @@ class RunEngine:
             deliver_run_webhook(prepared.body.webhook, payload, self._settings),
             name=f"webhook-{prepared.run_id}",
         )
-        _WEBHOOK_TASKS.add(task)
-        task.add_done_callback(_WEBHOOK_TASKS.discard)
+        _DETACHED_TASKS.add(task)
+        task.add_done_callback(_DETACHED_TASKS.discard)
 
     async def _rollback(self, prepared: PreparedRun) -> None:
         """What LangGraph's rollback does: the run and everything it checkpointed are gone, and
@@ -793,9 +796,22 @@ class RunEngine:
                 reason=type(exc).__name__,
             )
         if prepared.stateless and prepared.body.on_completion == "delete":
-            await self._delete_stateless(prepared)
+            if prepared.background:
+                # Its client joins it after the end: the thread (and with it the run and its
+                # output) goes a little later. A process that dies first leaves it to retention.
+                await self._release(prepared.thread_id, prepared.run_id, thread_status)
+                task = asyncio.create_task(self._delete_stateless_later(prepared))
+                _DETACHED_TASKS.add(task)
+                task.add_done_callback(_DETACHED_TASKS.discard)
+            else:
+                await self._delete_stateless(prepared)
         else:
             await self._release(prepared.thread_id, prepared.run_id, thread_status)
+
+    async def _delete_stateless_later(self, prepared: PreparedRun) -> bool:
+        await asyncio.sleep(STATELESS_JOIN_SECONDS)
+        await self._delete_stateless(prepared)
+        return True
 
     async def _keep_lease(self, thread_id: str, run_id: str) -> None:
         while True:

@@ -108,6 +108,10 @@ def test_stateless_background_run(service: Service) -> None:
         assert _texts(joined) == ["stateless", "echo: stateless"]
         state = await client.threads.get_state(run["thread_id"])
         assert _texts(state["values"]) == ["stateless", "echo: stateless"]
+        # The default on_completion ("delete") still lets its client join it after the end.
+        default = await client.runs.create(None, GRAPH_ID, input=say("deleted later"))
+        joined = await client.runs.join(default["thread_id"], default["run_id"])
+        assert _texts(joined) == ["deleted later", "echo: deleted later"]
 
     asyncio.run(scenario())
 
