@@ -433,11 +433,13 @@ async def cancel_run(
 
 class CancelMany(Body):
     thread_id: str | None = Field(default=None, min_length=1, max_length=MAX_THREAD_ID)
-    run_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_LIMIT)
+    run_ids: list[Annotated[str, Field(min_length=1, max_length=MAX_THREAD_ID)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_LIMIT
+    )
     status: Literal["pending", "running", "all"] | None = None
 
 
-@router.post("/runs/cancel")
+@router.post("/runs/cancel", status_code=202)
 async def cancel_many(
     request: Request, body: CancelMany, action: str = CancelActionQuery
 ) -> Response:
