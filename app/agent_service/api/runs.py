@@ -422,7 +422,7 @@ async def cancel_run(
     cancel: CancelAction = "rollback" if action == "rollback" else "interrupt"
     await services.queue.cancel(run, cancel)
     if not wait:
-        return Response(status_code=202)
+        return Response(status_code=204)
     ended = await services.queue.wait_ended(
         run_id, run.owner, services.settings.request_timeout_seconds
     )
@@ -439,7 +439,7 @@ class CancelMany(Body):
     status: Literal["pending", "running", "all"] | None = None
 
 
-@router.post("/runs/cancel", status_code=202)
+@router.post("/runs/cancel", status_code=204)
 async def cancel_many(
     request: Request, body: CancelMany, action: str = CancelActionQuery
 ) -> Response:
@@ -458,7 +458,7 @@ async def cancel_many(
     cancel: CancelAction = "rollback" if action == "rollback" else "interrupt"
     for run in runs:
         await services.queue.cancel(run, cancel)
-    return Response(status_code=202)
+    return Response(status_code=204)
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}")
