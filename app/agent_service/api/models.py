@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from agent_service.core.request_body import Body
 from agent_service.runs.models import MAX_THREAD_ID
@@ -15,12 +16,57 @@ MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1
 
 
+# Metadata is stored with its object and read back on every answer and search: a bound keeps a
+# careless client from parking megabytes there (the body limit alone allows MAX_BODY_BYTES).
+MAX_METADATA_BYTES = 16_384
+# A year: past that a TTL is no TTL.
+MAX_TTL_MINUTES = 525_600
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"{size} bytes of JSON, over the limit of {MAX_METADATA_BYTES}")
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_bounded)]
+
+
+class Ttl(Body):
+    """A thread's time-to-live as langgraph-sdk sends it: minutes after the thread's last
+    update (a run, a state update, a PATCH) at which `retention` deletes it."""
+
+    ttl: float = Field(gt=0, le=MAX_TTL_MINUTES)
+    # LangGraph's server also offers "keep_latest" (prune old checkpoints); not here.
+    strategy: Literal["delete"] = "delete"
+
+
 class ThreadCreate(Body):
     thread_id: str | None = Field(default=None, min_length=1, max_length=MAX_THREAD_ID)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
-    # Threads live until deleted (or CHECKPOINT_CLEANUP_DAYS idle); no initial supersteps.
-    _unsupported = ("ttl", "supersteps")
+    ttl: Ttl | None = None
+    # No initial supersteps (copying between deployments): create, then update_state.
+    _unsupported = ("supersteps",)
+
+
+class ThreadPatch(Body):
+    metadata: Metadata = Field(default_factory=dict)
+    ttl: Ttl | None = None
+
+
+class ThreadCount(Body):
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    status: ThreadStatusName | None = None
+    _unsupported = ("values",)
+
+
+class ThreadPrune(Body):
+    thread_ids: list[Annotated[str, Field(min_length=1, max_length=MAX_THREAD_ID)]] = Field(
+        min_length=1, max_length=MAX_LIMIT
+    )
+    strategy: Literal["delete", "keep_latest"] = "delete"
 
 
 class ThreadSearch(Body):
@@ -40,6 +86,19 @@ class CheckpointRef(Body):
 
     checkpoint_id: str | None = None
     checkpoint_ns: str = ""
+
+
+class StateUpdate(Body):
+    values: dict[str, Any] | list[Any] | None = None
+    as_node: str | None = Field(default=None, min_length=1, max_length=200)
+    checkpoint_id: str | None = Field(default=None, min_length=1, max_length=200)
+    checkpoint: CheckpointRef | None = None
+
+
+class StateAtCheckpoint(Body):
+    checkpoint: CheckpointRef
+    # Subgraph states are not expanded (a task's `state` stays null), as on GET /state.
+    subgraphs: bool = False
 
 
 class HistoryRequest(Body):

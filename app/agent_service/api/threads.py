@@ -8,14 +8,34 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import EmptyInputError, InvalidUpdateError
 
 from agent_service.api.deps import Services, get_services, principal_of, require_role
 from agent_service.api.errors import ApiError, not_found
-from agent_service.api.models import HistoryRequest, ThreadCreate, ThreadSearch
+from agent_service.api.models import (
+    HistoryRequest,
+    StateAtCheckpoint,
+    StateUpdate,
+    ThreadCount,
+    ThreadCreate,
+    ThreadPatch,
+    ThreadPrune,
+    ThreadSearch,
+)
+from agent_service.auth.access import Forbidden
 from agent_service.core.request_context import annotate
-from agent_service.core.serialization import thread_state, to_jsonable
+from agent_service.core.serialization import checkpoint_ref, thread_state, to_jsonable
 from agent_service.graphs.source import Graph
-from agent_service.persistence.records import ThreadExistsError, ThreadQuery, ThreadRecord
+from agent_service.persistence.guard import ThreadGone
+from agent_service.persistence.records import (
+    KEEP_TTL,
+    ThreadExistsError,
+    ThreadQuery,
+    ThreadRecord,
+    ThreadStatus,
+)
+from agent_service.persistence.thread_history import copy_checkpoints, keep_latest
+from agent_service.runs.engine import LEASE_SECONDS
 from agent_service.runs.errors import ThreadIdUnavailable
 
 router = APIRouter(tags=["threads"])
@@ -37,7 +57,12 @@ def thread_json(
         "status": thread.status,
         "values": values,
         "interrupts": interrupts or {},
+        **({} if thread.ttl_minutes is None else {"ttl": _ttl_json(thread.ttl_minutes)}),
     }
+
+
+def _ttl_json(minutes: float) -> dict[str, Any]:
+    return {"ttl": minutes, "strategy": "delete"}
 
 
 async def readable_thread(services: Services, thread_id: str, principal: str) -> ThreadRecord:
@@ -130,7 +155,93 @@ async def create_thread(request: Request, body: ThreadCreate) -> dict[str, Any]:
         if body.if_exists == "do_nothing":
             return thread_json(existing)
         raise ApiError(409, "thread_exists", f"thread {thread_id!r} already exists") from None
+    if body.ttl is not None:
+        thread = await tables.update_thread(thread_id, principal, {}, body.ttl.ttl) or thread
     return thread_json(thread)
+
+
+@router.patch("/threads/{thread_id}", dependencies=_USER, response_model=None)
+async def update_thread(request: Request, thread_id: str, body: ThreadPatch) -> Any:
+    """Merge metadata (top-level keys, as LangGraph's server does) and set the TTL."""
+    services = get_services(request)
+    principal = principal_of(request)
+    annotate(thread_id=thread_id)
+    if "graph_id" in body.metadata:
+        # The graph a thread runs is the service's record (runs check it): not client metadata.
+        raise ApiError(
+            422, "validation_error", "metadata.graph_id: set when the thread is created or run"
+        )
+    thread = await services.persistence.tables.update_thread(
+        thread_id, principal, body.metadata, KEEP_TTL if body.ttl is None else body.ttl.ttl
+    )
+    if thread is None:
+        raise not_found("thread", thread_id)
+    if request.headers.get("prefer", "").replace(" ", "") == "return=minimal":
+        return Response(status_code=204)
+    return thread_json(thread)
+
+
+@router.post("/threads/count", dependencies=_USER)
+async def count_threads(request: Request, body: ThreadCount) -> int:
+    services = get_services(request)
+    return await services.persistence.tables.count_threads(
+        ThreadQuery(owner=principal_of(request), metadata=body.metadata, status=body.status)
+    )
+
+
+@router.post("/threads/prune", dependencies=_USER)
+async def prune_threads(request: Request, body: ThreadPrune) -> dict[str, int]:
+    """The caller's threads among `thread_ids`, deleted or cut to their latest checkpoint.
+    Another principal's, unknown and busy threads are left alone and not counted."""
+    services = get_services(request)
+    principal = principal_of(request)
+    pruned = 0
+    for thread_id in dict.fromkeys(body.thread_ids):
+        thread = await services.persistence.tables.get_thread(thread_id, principal)
+        if thread is None or thread.status == "busy":
+            continue
+        if body.strategy == "delete":
+            await _delete(services, thread_id, principal)
+        else:
+            await keep_latest(services.persistence, thread_id)
+        pruned += 1
+    return {"pruned_count": pruned}
+
+
+@router.post("/threads/{thread_id}/copy", dependencies=_USER)
+async def copy_thread(request: Request, thread_id: str) -> dict[str, Any]:
+    """A new thread of the caller's with the source's metadata, TTL and whole checkpoint
+    history; its id is new, so nothing a deleted thread left behind can surface in it."""
+    services = get_services(request)
+    principal = principal_of(request)
+    source = await owned_thread(services, thread_id, principal)
+    tables = services.persistence.tables
+    copy_id = str(uuid.uuid4())
+    await tables.create_thread(copy_id, principal, dict(source.metadata), source.graph_id)
+    try:
+        await copy_checkpoints(services.persistence.checkpointer, thread_id, copy_id, principal)
+        status: ThreadStatus = "idle" if source.status == "busy" else source.status
+        await _set_status(services, copy_id, principal, status)
+        if source.ttl_minutes is not None:
+            await tables.update_thread(copy_id, principal, {}, source.ttl_minutes)
+    except BaseException:
+        await tables.delete_thread(copy_id, principal)
+        await services.persistence.checkpointer.adelete_thread(copy_id)
+        raise
+    copied = await tables.get_thread(copy_id, principal)
+    if copied is None:  # deleted by its owner between two statements
+        raise not_found("thread", copy_id)
+    return thread_json(copied)
+
+
+async def _set_status(services: Services, thread_id: str, owner: str, status: ThreadStatus) -> bool:
+    """Set a thread's status through the lease (so never under a running run)."""
+    tables = services.persistence.tables
+    holder = f"status-{uuid.uuid4()}"
+    if not await tables.acquire_thread(thread_id, owner, holder, LEASE_SECONDS):
+        return False
+    await tables.release_thread(thread_id, holder, status)
+    return True
 
 
 @router.get("/threads/{thread_id}", dependencies=_USER_OR_APPROVER)
@@ -157,11 +268,15 @@ async def delete_thread(request: Request, thread_id: str) -> Response:
         raise ApiError(
             409, "thread_busy", f"thread {thread_id!r} has a run in progress; delete it after"
         )
+    await _delete(services, thread_id, principal)
+    return Response(status_code=204)
+
+
+async def _delete(services: Services, thread_id: str, principal: str) -> None:
     # The row first: from then on no run may write to the thread (`persistence.guard`).
     await services.persistence.tables.delete_thread(thread_id, principal)
     await services.runs.stop_threads([thread_id])
     await services.persistence.checkpointer.adelete_thread(thread_id)
-    return Response(status_code=204)
 
 
 @router.post("/threads/search", dependencies=_USER)
@@ -190,6 +305,122 @@ async def get_state(request: Request, thread_id: str) -> dict[str, Any]:
     if graph is None:
         return _empty_state(thread_id)
     return thread_state(await graph.aget_state(_config(thread_id)))
+
+
+async def _state_at(
+    services: Services, thread: ThreadRecord, checkpoint: dict[str, Any]
+) -> dict[str, Any]:
+    graph = _graph_of(services, thread)
+    if graph is None:
+        raise not_found("checkpoint", str(checkpoint.get("checkpoint_id")))
+    snapshot = await graph.aget_state(_config(thread.thread_id, checkpoint))
+    if checkpoint.get("checkpoint_id") and snapshot.created_at is None:
+        raise not_found("checkpoint", str(checkpoint["checkpoint_id"]))
+    return thread_state(snapshot)
+
+
+@router.get("/threads/{thread_id}/state/{checkpoint_id}", dependencies=_USER_OR_APPROVER)
+async def get_state_at(request: Request, thread_id: str, checkpoint_id: str) -> dict[str, Any]:
+    services = get_services(request)
+    thread = await readable_thread(services, thread_id, principal_of(request))
+    return await _state_at(services, thread, {"checkpoint_id": checkpoint_id})
+
+
+@router.post("/threads/{thread_id}/state/checkpoint", dependencies=_USER_OR_APPROVER)
+async def post_state_at(
+    request: Request, thread_id: str, body: StateAtCheckpoint
+) -> dict[str, Any]:
+    """What RemoteGraph.get_state calls; the checkpoint's thread_id, if any, is ignored: the
+    path names the thread."""
+    services = get_services(request)
+    thread = await readable_thread(services, thread_id, principal_of(request))
+    if body.checkpoint.checkpoint_id is None:
+        graph = _graph_of(services, thread)
+        if graph is None:
+            return _empty_state(thread_id)
+    return await _state_at(services, thread, body.checkpoint.model_dump())
+
+
+def _check_update(
+    services: Services, thread: ThreadRecord, graph: Graph, body: StateUpdate
+) -> None:
+    """Refuse what would fail inside LangGraph (a 500) or skip an approval."""
+    graph_id = str(thread.graph_id)
+    if graph_id in services.access.approval_graphs:
+        # Writing the state "as" a node is a way past the approval step (as_node naming the
+        # approval node, or values carrying the tool call it guards): such a graph changes
+        # state only through its runs, exactly as a run's command may only resume.
+        raise Forbidden(
+            f"graph {graph_id!r} has approval steps: its state changes only through runs "
+            "(threads.update_state is refused)"
+        )
+    if body.as_node is not None and body.as_node not in graph.nodes:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"as_node: no node named {body.as_node[:200]!r} in graph {graph_id!r}; its nodes "
+            f"are {sorted(n for n in graph.nodes if not n.startswith('__'))}",
+        )
+    if isinstance(body.values, dict):
+        channels = {name for name in graph.channels if not name.startswith("__")}
+        unknown = sorted(set(body.values) - channels)
+        if unknown:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"values: graph {graph_id!r} has no channel {unknown[:10]}; "
+                f"its channels are {sorted(channels)}",
+            )
+
+
+@router.post("/threads/{thread_id}/state", dependencies=_USER)
+async def update_state(request: Request, thread_id: str, body: StateUpdate) -> dict[str, Any]:
+    """A new checkpoint as if `as_node` had written `values` (LangGraph's
+    `Pregel.aupdate_state`), on the latest checkpoint or the one named (a fork)."""
+    services = get_services(request)
+    principal = principal_of(request)
+    thread = await owned_thread(services, thread_id, principal)
+    graph = _graph_of(services, thread)
+    if graph is None:
+        raise ApiError(
+            409,
+            "thread_has_no_graph",
+            f"thread {thread_id!r} has no graph yet: run it, or create it with "
+            "metadata.graph_id, before updating its state",
+        )
+    services.access.require_graph(principal, str(thread.graph_id))
+    _check_update(services, thread, graph, body)
+    checkpoint = {} if body.checkpoint is None else body.checkpoint.model_dump()
+    if body.checkpoint_id is not None:
+        checkpoint["checkpoint_id"] = body.checkpoint_id
+    config = _config(thread_id, checkpoint)
+    if (
+        checkpoint.get("checkpoint_id")
+        and await services.persistence.checkpointer.aget_tuple(config) is None
+    ):
+        raise not_found("checkpoint", str(checkpoint["checkpoint_id"]))
+    # The owner guard checks every checkpoint write against this user.
+    config["configurable"]["user_id"] = principal
+    holder = f"update-state-{uuid.uuid4()}"
+    tables = services.persistence.tables
+    if not await tables.acquire_thread(thread_id, principal, holder, LEASE_SECONDS):
+        raise ApiError(
+            409, "thread_busy", f"thread {thread_id!r} has a run in progress; update it after"
+        )
+    status: ThreadStatus = "idle" if thread.status == "busy" else thread.status
+    try:
+        written = await graph.aupdate_state(config, body.values, as_node=body.as_node)
+        snapshot = await graph.aget_state(written)
+        status = "interrupted" if snapshot.interrupts else "idle"
+    except (InvalidUpdateError, EmptyInputError) as exc:
+        raise ApiError(
+            422, "validation_error", (str(exc).splitlines() or ["invalid update"])[0][:300]
+        ) from None
+    except ThreadGone:
+        raise not_found("thread", thread_id) from None
+    finally:
+        await tables.release_thread(thread_id, holder, status)
+    return {"checkpoint": checkpoint_ref(written)}
 
 
 @router.post("/threads/{thread_id}/history", dependencies=_USER)

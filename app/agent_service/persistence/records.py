@@ -12,6 +12,11 @@ SortBy = Literal["thread_id", "status", "created_at", "updated_at"]
 SortOrder = Literal["asc", "desc"]
 
 
+# A change of a thread's TTL: leave it, clear it (None) or set it (minutes).
+KEEP_TTL: Literal["keep"] = "keep"
+TtlChange = float | None | Literal["keep"]
+
+
 class ThreadExistsError(Exception):
     """A thread with that id exists already."""
 
@@ -25,6 +30,8 @@ class ThreadRecord:
     status: ThreadStatus
     created_at: datetime
     updated_at: datetime
+    # Minutes after its last update at which `retention` deletes the thread (None: never).
+    ttl_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,17 @@ class ServiceTables(Protocol):
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]: ...
 
     async def delete_thread(self, thread_id: str, owner: str) -> bool: ...
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        """How many of the owner's threads match (limit, offset and sort ignored)."""
+        ...
+
+    async def update_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], ttl: TtlChange
+    ) -> ThreadRecord | None:
+        """Merge `metadata` into the thread's (top-level keys; a null value stays null, as in
+        LangGraph's server) and apply `ttl`; None when the owner has no such thread."""
+        ...
 
     async def set_thread_graph(self, thread_id: str, owner: str, graph_id: str) -> None: ...
 
