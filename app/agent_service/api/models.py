@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
@@ -108,12 +109,89 @@ class HistoryRequest(Body):
     checkpoint: CheckpointRef | None = None
 
 
+AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
+AssistantField = Literal[
+    "assistant_id",
+    "graph_id",
+    "name",
+    "description",
+    "config",
+    "context",
+    "metadata",
+    "version",
+    "created_at",
+    "updated_at",
+]
+# What an assistant's config may carry into its runs (the rest of a RunnableConfig is the
+# service's: callbacks, run ids, checkpoint keys).
+ASSISTANT_CONFIG_KEYS = frozenset({"configurable", "tags", "recursion_limit"})
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _assistant_config(value: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(value) - ASSISTANT_CONFIG_KEYS)
+    if unknown:
+        raise ValueError(
+            f"keys {unknown} are not taken; an assistant's config has "
+            f"{sorted(ASSISTANT_CONFIG_KEYS)}"
+        )
+    if not isinstance(value.get("configurable", {}), dict):
+        raise ValueError("configurable must be an object")
+    tags = value.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ValueError("tags must be a list of strings")
+    return _bounded(value)
+
+
+AssistantConfig = Annotated[dict[str, Any], AfterValidator(_assistant_config)]
+
+
 class AssistantSearch(Body):
     metadata: dict[str, Any] = Field(default_factory=dict)
     graph_id: str | None = None
     name: str | None = None
     limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET, strict=True)
+    sort_by: AssistantSortBy | None = None
+    sort_order: Literal["asc", "desc"] | None = None
+    select: list[AssistantField] | None = Field(default=None, min_length=1)
+
+
+class AssistantCount(Body):
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    graph_id: str | None = None
+    name: str | None = None
+
+
+class AssistantCreate(Body):
+    graph_id: Name
+    # A UUID, as LangGraph's server takes: never a graph's name, which names its built-in one.
+    assistant_id: uuid.UUID | None = None
+    config: AssistantConfig = Field(default_factory=dict)
+    context: Metadata = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
+    name: Name | None = None
+    description: str | None = Field(default=None, max_length=2000)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+
+
+class AssistantPatch(Body):
+    graph_id: Name | None = None
+    config: AssistantConfig | None = None
+    context: Metadata | None = None
+    metadata: Metadata | None = None
+    name: Name | None = None
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class AssistantVersionsQuery(Body):
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, strict=True)
+
+
+class SetLatest(Body):
+    version: int = Field(ge=1, le=2**31 - 1, strict=True)
 
 
 class InvokeRequest(Body):

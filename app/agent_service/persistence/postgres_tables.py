@@ -8,6 +8,7 @@ from psycopg import sql
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from agent_service.persistence.assistant_tables import PostgresAssistants
 from agent_service.persistence.pool import Pool
 from agent_service.persistence.records import (
     KEEP_TTL,
@@ -63,7 +64,7 @@ def _run(row: DictRow) -> RunRecord:
     return RunRecord(**row)
 
 
-class PostgresTables:
+class PostgresTables(PostgresAssistants):
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiosqlite
 
+from agent_service.persistence.assistant_tables import SqliteAssistants
 from agent_service.persistence.records import (
     KEEP_TTL,
     AuditRecord,
@@ -95,7 +96,7 @@ def _matches(metadata: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(key in metadata and metadata[key] == value for key, value in wanted.items())
 
 
-class SqliteTables:
+class SqliteTables(SqliteAssistants):
     def __init__(self, conn: aiosqlite.Connection, lock: asyncio.Lock | None = None) -> None:
         self._conn = conn
         self._conn.row_factory = aiosqlite.Row
