@@ -203,7 +203,15 @@ async def prune_threads(request: Request, body: ThreadPrune) -> dict[str, int]:
         if body.strategy == "delete":
             await _delete(services, thread_id, principal)
         else:
-            await keep_latest(services.persistence, thread_id)
+            # Under the thread's lease: no run starts (and saves checkpoints) while it prunes.
+            holder = f"prune-{uuid.uuid4()}"
+            tables = services.persistence.tables
+            if not await tables.acquire_thread(thread_id, principal, holder, LEASE_SECONDS):
+                continue
+            try:
+                await keep_latest(services.persistence, thread_id)
+            finally:
+                await tables.release_thread(thread_id, holder, thread.status)
         pruned += 1
     return {"pruned_count": pruned}
 

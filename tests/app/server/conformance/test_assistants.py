@@ -31,7 +31,7 @@ from typing_extensions import TypedDict
 
 from tests.app.server.conformance.backing import pg_redis_service
 from tests.app.server.conformance.sdk_calls import covers
-from tests.app.server.graphs import GRAPH_ID, build_test_graphs
+from tests.app.server.graphs import GRAPH_ID, build_test_graphs, say
 from tests.app.server.service import Service
 from tools.kit.servers import PostgresServer
 
@@ -404,5 +404,30 @@ def test_gdpr_export_and_delete_cover_assistants(service: Service) -> None:
         assert answer.json()["deleted"]["assistants"] == 1
         with pytest.raises(NotFoundError):
             await carol.assistants.get(assistant["assistant_id"])
+
+    asyncio.run(scenario())
+
+
+def test_the_embedded_sqlite_backend_serves_the_same_assistant_calls(
+    sqlite_service: Service,
+) -> None:
+    async def scenario() -> None:
+        alice, bob = sqlite_service.client("alice"), sqlite_service.client("bob")
+        created = await alice.assistants.create(
+            GRAPH_ID, config={"configurable": {"delay": 0}}, metadata={"v": 1}
+        )
+        assistant_id = created["assistant_id"]
+        updated = await alice.assistants.update(assistant_id, metadata={"w": 2})
+        assert (updated["version"], updated["metadata"]) == (2, {"v": 1, "w": 2})
+        versions = await alice.assistants.get_versions(assistant_id)
+        assert [v["version"] for v in versions] == [2, 1]
+        assert (await alice.assistants.set_latest(assistant_id, 1))["metadata"] == {"v": 1}
+        assert await alice.assistants.count(metadata={"v": 1}) == 1
+        result: Any = await alice.runs.wait(None, assistant_id, input=say("via assistant"))
+        assert result["messages"][-1]["content"] == "echo: via assistant"
+        with pytest.raises(NotFoundError):
+            await bob.assistants.get(assistant_id)
+        await alice.assistants.delete(assistant_id)
+        assert await alice.assistants.count(metadata={"v": 1}) == 0
 
     asyncio.run(scenario())

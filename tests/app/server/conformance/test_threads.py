@@ -408,3 +408,33 @@ def test_update_state_cannot_write_past_an_approval(approvals: Service) -> None:
         assert (await alice.threads.get(thread["thread_id"]))["status"] == "interrupted"
 
     asyncio.run(scenario())
+
+
+def test_the_embedded_sqlite_backend_serves_the_same_thread_calls(sqlite_service: Service) -> None:
+    async def scenario() -> None:
+        client = sqlite_service.client("alice")
+        thread_id = await _thread_with_a_run(sqlite_service, "lite")
+        await client.runs.wait(thread_id, GRAPH_ID, input=say("again"))
+        updated: Any = await client.threads.update(thread_id, metadata={"k": "v"}, ttl=5)
+        assert (updated["metadata"]["k"], updated["ttl"]["ttl"]) == ("v", 5)
+        assert await client.threads.count(metadata={"k": "v"}) == 1
+        written: Any = await client.threads.update_state(
+            thread_id, {"approved": "lite"}, as_node="respond"
+        )
+        copy: Callable[[str], Awaitable[Any]] = client.threads.copy
+        copied = await copy(thread_id)
+        history: Any = await client.threads.get_history(copied["thread_id"], limit=100)
+        assert history[0]["checkpoint"]["checkpoint_id"] == written["checkpoint"]["checkpoint_id"]
+        assert history[0]["values"]["approved"] == "lite"
+        assert await client.threads.prune([copied["thread_id"]], strategy="keep_latest") == {
+            "pruned_count": 1
+        }
+        kept = await client.threads.get_history(copied["thread_id"], limit=100)
+        assert [s["checkpoint"]["checkpoint_id"] for s in kept] == [
+            written["checkpoint"]["checkpoint_id"]
+        ]
+        assert _texts(kept[0]) == ["lite", "echo: lite", "again", "echo: again"]
+        # The source keeps its whole history.
+        assert len(await client.threads.get_history(thread_id, limit=100)) == len(history)
+
+    asyncio.run(scenario())
