@@ -70,6 +70,32 @@ class ThreadPrune(Body):
     strategy: Literal["delete", "keep_latest"] = "delete"
 
 
+ThreadField = Literal[
+    "thread_id", "created_at", "updated_at", "metadata", "status", "values", "interrupts", "ttl"
+]
+STATE_FIELDS = frozenset(
+    {"values", "next", "tasks", "checkpoint", "metadata", "created_at", "parent_checkpoint"}
+    | {"interrupts"}
+)
+
+
+def _state_fields(value: list[str] | None) -> list[str] | None:
+    for name in value or ():
+        if name not in STATE_FIELDS and not (name.startswith("values.") and len(name) > 7):
+            raise ValueError(
+                f"{name[:100]!r} is not a field of a state; select from {sorted(STATE_FIELDS)} "
+                "or values.<key>"
+            )
+    return value
+
+
+StateSelect = Annotated[
+    list[Annotated[str, Field(max_length=200)]] | None,
+    Field(default=None, max_length=64),
+    AfterValidator(_state_fields),
+]
+
+
 class ThreadSearch(Body):
     metadata: dict[str, Any] = Field(default_factory=dict)
     ids: list[str] | None = None
@@ -78,6 +104,7 @@ class ThreadSearch(Body):
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET, strict=True)
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
+    select: list[ThreadField] | None = Field(default=None, min_length=1)
     # Filtering on state values would load every thread's state: not offered.
     _unsupported = ("values", "extract")
 
@@ -98,6 +125,7 @@ class StateUpdate(Body):
 
 class StateAtCheckpoint(Body):
     checkpoint: CheckpointRef
+    select: StateSelect = None
     # Subgraph states are not expanded (a task's `state` stays null), as on GET /state.
     subgraphs: bool = False
 
@@ -107,6 +135,7 @@ class HistoryRequest(Body):
     before: str | CheckpointRef | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: CheckpointRef | None = None
+    select: StateSelect = None
 
 
 AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import EmptyInputError, InvalidUpdateError
+from pydantic import ValidationError
 
 from agent_service.api.deps import Services, get_services, principal_of, require_role
 from agent_service.api.errors import ApiError, not_found
@@ -109,6 +110,34 @@ def _config(thread_id: str, checkpoint: dict[str, Any] | None = None) -> Runnabl
             if checkpoint.get(key) is not None:
                 configurable[key] = checkpoint[key]
     return {"configurable": configurable}
+
+
+def selected(state: dict[str, Any], select: list[str] | None) -> dict[str, Any]:
+    """Only the fields `select` names (`values.<key>`: one key of the values), as
+    langgraph-sdk's `select` asks; everything without it."""
+    if not select:
+        return state
+    picked: dict[str, Any] = {}
+    values = state.get("values")
+    for name in select:
+        if name.startswith("values."):
+            key = name.removeprefix("values.")
+            part = picked.setdefault("values", {})
+            if isinstance(values, dict) and key in values and isinstance(part, dict):
+                part[key] = values[key]
+        else:
+            picked[name] = state.get(name)
+    return picked
+
+
+SelectQuery = Annotated[list[str] | None, Query()]
+
+
+def _select_query(select: list[str] | None) -> list[str] | None:
+    try:
+        return StateAtCheckpoint.model_validate({"checkpoint": {}, "select": select}).select
+    except ValidationError as exc:
+        raise ApiError(422, "validation_error", f"select: {exc.errors()[0]['msg']}") from None
 
 
 def _empty_state(thread_id: str) -> dict[str, Any]:
@@ -302,17 +331,21 @@ async def search_threads(request: Request, body: ThreadSearch) -> list[dict[str,
             sort_order=body.sort_order,
         )
     )
-    return [thread_json(thread) for thread in threads]
+    found = [thread_json(thread) for thread in threads]
+    if body.select is None:
+        return found
+    return [{name: item.get(name) for name in body.select} for item in found]
 
 
 @router.get("/threads/{thread_id}/state", dependencies=_USER_OR_APPROVER)
-async def get_state(request: Request, thread_id: str) -> dict[str, Any]:
+async def get_state(request: Request, thread_id: str, select: SelectQuery = None) -> dict[str, Any]:
+    fields = _select_query(select)
     services = get_services(request)
     thread = await readable_thread(services, thread_id, principal_of(request))
     graph = _graph_of(services, thread)
     if graph is None:
-        return _empty_state(thread_id)
-    return thread_state(await graph.aget_state(_config(thread_id)))
+        return selected(_empty_state(thread_id), fields)
+    return selected(thread_state(await graph.aget_state(_config(thread_id))), fields)
 
 
 async def _state_at(
@@ -328,10 +361,16 @@ async def _state_at(
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}", dependencies=_USER_OR_APPROVER)
-async def get_state_at(request: Request, thread_id: str, checkpoint_id: str) -> dict[str, Any]:
+async def get_state_at(
+    request: Request,
+    thread_id: str,
+    checkpoint_id: str,
+    select: SelectQuery = None,
+) -> dict[str, Any]:
+    fields = _select_query(select)
     services = get_services(request)
     thread = await readable_thread(services, thread_id, principal_of(request))
-    return await _state_at(services, thread, {"checkpoint_id": checkpoint_id})
+    return selected(await _state_at(services, thread, {"checkpoint_id": checkpoint_id}), fields)
 
 
 @router.post("/threads/{thread_id}/state/checkpoint", dependencies=_USER_OR_APPROVER)
@@ -342,11 +381,9 @@ async def post_state_at(
     path names the thread."""
     services = get_services(request)
     thread = await readable_thread(services, thread_id, principal_of(request))
-    if body.checkpoint.checkpoint_id is None:
-        graph = _graph_of(services, thread)
-        if graph is None:
-            return _empty_state(thread_id)
-    return await _state_at(services, thread, body.checkpoint.model_dump())
+    if body.checkpoint.checkpoint_id is None and _graph_of(services, thread) is None:
+        return selected(_empty_state(thread_id), body.select)
+    return selected(await _state_at(services, thread, body.checkpoint.model_dump()), body.select)
 
 
 def _check_update(
@@ -448,7 +485,7 @@ async def get_history(
         before_config = _config(thread_id, before.model_dump())
     checkpoint = None if body.checkpoint is None else body.checkpoint.model_dump()
     return [
-        thread_state(snapshot)
+        selected(thread_state(snapshot), body.select)
         async for snapshot in graph.aget_state_history(
             _config(thread_id, checkpoint),
             filter=body.metadata,

@@ -292,6 +292,38 @@ def test_prune_deletes_or_keeps_the_latest_of_the_callers_threads_only(
     asyncio.run(scenario())
 
 
+@covers("threads.get_state", "threads.get_history", "threads.search")
+def test_select_returns_only_the_fields_asked_for(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client("alice")
+        thread_id = await _thread_with_a_run(service, "picky")
+        await client.threads.update(thread_id, metadata={"select": "me"})
+        state: Any = await client.threads.get_state(thread_id, select=["values.messages"])
+        assert list(state) == ["values"]
+        assert list(state["values"]) == ["messages"]
+        assert _texts(state) == ["picky", "echo: picky"]
+        full: Any = await client.threads.get_state(thread_id)
+        old = full["parent_checkpoint"]["checkpoint_id"]
+        at: Any = await client.threads.get_state(
+            thread_id, checkpoint=_checkpoint({"checkpoint_id": old}), select=["checkpoint", "next"]
+        )
+        assert at == {"checkpoint": {**full["parent_checkpoint"]}, "next": ["respond"]}
+        by_id: Any = await client.threads.get_state(thread_id, checkpoint_id=old, select=["next"])
+        assert by_id == {"next": ["respond"]}
+        history: Any = await client.threads.get_history(thread_id, select=["checkpoint"])
+        assert all(list(h) == ["checkpoint"] for h in history)
+        found: Any = await client.threads.search(
+            metadata={"select": "me"}, select=["thread_id", "status"]
+        )
+        assert found == [{"thread_id": thread_id, "status": "idle"}]
+        with pytest.raises(UnprocessableEntityError, match="select"):
+            await client.threads.get_state(thread_id, select=["password"])
+        with pytest.raises(UnprocessableEntityError, match="select"):
+            await client.threads.get_history(thread_id, select=["password"])
+
+    asyncio.run(scenario())
+
+
 def test_a_thread_past_its_ttl_is_deleted_by_retention(
     backed: tuple[Service, str], tmp_path: Path
 ) -> None:
