@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from agent_service.core.request_body import Body
+from agent_service.runs.engine import MAX_RECURSION_LIMIT
 from agent_service.runs.models import MAX_THREAD_ID
 
 ThreadStatusName = Literal["idle", "busy", "interrupted", "error"]
@@ -164,8 +165,16 @@ def _assistant_config(value: dict[str, Any]) -> dict[str, Any]:
             f"keys {unknown} are not taken; an assistant's config has "
             f"{sorted(ASSISTANT_CONFIG_KEYS)}"
         )
+    # Keys the service owns (thread_id, user_id, checkpoint ids) are dropped at each run.
     if not isinstance(value.get("configurable", {}), dict):
         raise ValueError("configurable must be an object")
+    limit = value.get("recursion_limit", 1)
+    if (
+        not isinstance(limit, int)
+        or isinstance(limit, bool)
+        or not 1 <= limit <= MAX_RECURSION_LIMIT
+    ):
+        raise ValueError(f"recursion_limit must be an integer from 1 to {MAX_RECURSION_LIMIT}")
     tags = value.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ValueError("tags must be a list of strings")

@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from langchain_core.messages import convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import EmptyInputError, InvalidUpdateError
 from pydantic import ValidationError
@@ -386,6 +387,10 @@ async def post_state_at(
     return selected(await _state_at(services, thread, body.checkpoint.model_dump()), body.select)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
 def _check_update(
     services: Services, thread: ThreadRecord, graph: Graph, body: StateUpdate
 ) -> None:
@@ -406,6 +411,14 @@ def _check_update(
             f"as_node: no node named {body.as_node[:200]!r} in graph {graph_id!r}; its nodes "
             f"are {sorted(n for n in graph.nodes if not n.startswith('__'))}",
         )
+    if isinstance(body.values, dict) and "messages" in body.values:
+        messages = body.values["messages"]
+        try:
+            convert_to_messages(messages if isinstance(messages, list) else [messages])
+        except Exception as exc:
+            raise ApiError(
+                422, "validation_error", f"values.messages: {_first_line(exc)}"
+            ) from None
     if isinstance(body.values, dict):
         channels = {name for name in graph.channels if not name.startswith("__")}
         unknown = sorted(set(body.values) - channels)
@@ -457,10 +470,10 @@ async def update_state(request: Request, thread_id: str, body: StateUpdate) -> d
         written = await graph.aupdate_state(config, body.values, as_node=body.as_node)
         snapshot = await graph.aget_state(written)
         status = "interrupted" if snapshot.interrupts else "idle"
-    except (InvalidUpdateError, EmptyInputError) as exc:
-        raise ApiError(
-            422, "validation_error", (str(exc).splitlines() or ["invalid update"])[0][:300]
-        ) from None
+    except (InvalidUpdateError, EmptyInputError, ValueError, TypeError) as exc:
+        # What the graph's reducers and LangGraph refuse in the update (a value of the wrong
+        # type, a checkpoint namespace no subgraph has): the request's fault, never a 500.
+        raise ApiError(422, "validation_error", f"values: {_first_line(exc)}") from None
     except ThreadGone:
         raise not_found("thread", thread_id) from None
     finally:

@@ -304,6 +304,10 @@ def test_careless_and_hostile_creation_is_refused(service: Service) -> None:
             await alice.assistants.create(GRAPH_ID, metadata={"blob": "x" * 20_000})
         with pytest.raises(UnprocessableEntityError, match="callbacks"):
             await alice.assistants.create(GRAPH_ID, config=cast(Any, {"callbacks": ["x"]}))
+        with pytest.raises(UnprocessableEntityError, match="recursion_limit"):
+            await alice.assistants.create(GRAPH_ID, config={"recursion_limit": 10**6})
+        with pytest.raises(UnprocessableEntityError, match="tags"):
+            await alice.assistants.create(GRAPH_ID, config=cast(Any, {"tags": "one"}))
         with pytest.raises(UnprocessableEntityError, match="assistant_id"):
             await alice.assistants.create(GRAPH_ID, assistant_id="main_agent")
         with pytest.raises(UnprocessableEntityError, match="delete_threads"):

@@ -180,6 +180,16 @@ def test_update_state_refuses_careless_and_foreign_writes(service: Service) -> N
             await bob.threads.get_state(thread_id, checkpoint=_checkpoint({"checkpoint_id": None}))
         with pytest.raises(UnprocessableEntityError, match="as_node: no node named 'nobody'"):
             await alice.threads.update_state(thread_id, {"approved": 1}, as_node="nobody")
+        with pytest.raises(UnprocessableEntityError, match=r"values\.messages"):
+            await alice.threads.update_state(
+                thread_id, {"messages": [{"bogus": 1}]}, as_node="respond"
+            )
+        with pytest.raises(UnprocessableEntityError, match="values: Expected dict"):
+            await alice.threads.update_state(thread_id, [{"approved": 1}], as_node="respond")
+        with pytest.raises(UnprocessableEntityError, match="Subgraph"):
+            await alice.threads.update_state(
+                thread_id, {"approved": 1}, checkpoint=_checkpoint({"checkpoint_ns": "child:1"})
+            )
         with pytest.raises(UnprocessableEntityError, match="no channel"):
             await alice.threads.update_state(thread_id, {"not_a_channel": 1}, as_node="respond")
         empty = await alice.threads.create()
