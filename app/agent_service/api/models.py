@@ -44,13 +44,24 @@ class Ttl(Body):
     strategy: Literal["delete"] = "delete"
 
 
+class SuperstepUpdate(Body):
+    values: dict[str, Any] | None = None
+    as_node: str = Field(min_length=1, max_length=200)
+    # A Command in a superstep (LangGraph's server replays it as the node's output): not here.
+    _unsupported = ("command",)
+
+
+class Superstep(Body):
+    updates: list[SuperstepUpdate] = Field(min_length=1, max_length=100)
+
+
 class ThreadCreate(Body):
     thread_id: str | None = Field(default=None, min_length=1, max_length=MAX_THREAD_ID)
     metadata: Metadata = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
     ttl: Ttl | None = None
-    # No initial supersteps (copying between deployments): create, then update_state.
-    _unsupported = ("supersteps",)
+    # The history to start with (how langgraph-sdk copies a thread between deployments).
+    supersteps: list[Superstep] | None = Field(default=None, min_length=1, max_length=100)
 
 
 class ThreadPatch(Body):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from langchain_core.messages import convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import EmptyInputError, InvalidUpdateError
+from langgraph.types import StateUpdate as LgStateUpdate
 from pydantic import ValidationError
 
 from agent_service.api.deps import Services, get_services, principal_of, require_role
@@ -18,6 +19,7 @@ from agent_service.api.models import (
     HistoryRequest,
     StateAtCheckpoint,
     StateUpdate,
+    Superstep,
     ThreadCount,
     ThreadCreate,
     ThreadPatch,
@@ -170,6 +172,17 @@ async def create_thread(request: Request, body: ThreadCreate) -> dict[str, Any]:
     if graph_id is not None:
         services.access.require_graph(principal, str(services.catalog.resolve(str(graph_id))))
     annotate(thread_id=thread_id)
+    served = None if graph_id is None else services.catalog.resolve(str(graph_id))
+    graph = None if served is None else services.graphs[served]
+    if body.supersteps is not None:
+        if served is None or graph is None:
+            raise ApiError(
+                422, "validation_error", "supersteps: give metadata.graph_id, the graph they are of"
+            )
+        for step in body.supersteps:
+            for update in step.updates:
+                check = StateUpdate(values=update.values, as_node=update.as_node)
+                _check_update(services, served, graph, check)
     tables = services.persistence.tables
     try:
         thread = await tables.create_thread(
@@ -187,7 +200,32 @@ async def create_thread(request: Request, body: ThreadCreate) -> dict[str, Any]:
         raise ApiError(409, "thread_exists", f"thread {thread_id!r} already exists") from None
     if body.ttl is not None:
         thread = await tables.update_thread(thread_id, principal, {}, body.ttl.ttl) or thread
+    if body.supersteps is not None and graph is not None:
+        try:
+            thread = await _apply_supersteps(services, thread, graph, body.supersteps)
+        except BaseException:
+            await tables.delete_thread(thread_id, principal)
+            await services.persistence.checkpointer.adelete_thread(thread_id)
+            raise
     return thread_json(thread)
+
+
+async def _apply_supersteps(
+    services: Services, thread: ThreadRecord, graph: Graph, supersteps: list[Superstep]
+) -> ThreadRecord:
+    """Write the supersteps as checkpoints (`Pregel.abulk_update_state`), each update as if
+    its node had run; the new thread's status follows from the state they leave."""
+    config = _config(thread.thread_id)
+    config["configurable"]["user_id"] = thread.owner
+    steps = [[LgStateUpdate(u.values, u.as_node) for u in step.updates] for step in supersteps]
+    try:
+        written = await graph.abulk_update_state(config, steps)
+        snapshot = await graph.aget_state(written)
+    except (InvalidUpdateError, EmptyInputError, ValueError, TypeError) as exc:
+        raise ApiError(422, "validation_error", f"supersteps: {_first_line(exc)}") from None
+    if snapshot.interrupts:
+        await _set_status(services, thread.thread_id, thread.owner, "interrupted")
+    return await services.persistence.tables.get_thread(thread.thread_id, thread.owner) or thread
 
 
 @router.patch("/threads/{thread_id}", dependencies=_USER, response_model=None)
@@ -391,11 +429,8 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
-def _check_update(
-    services: Services, thread: ThreadRecord, graph: Graph, body: StateUpdate
-) -> None:
+def _check_update(services: Services, graph_id: str, graph: Graph, body: StateUpdate) -> None:
     """Refuse what would fail inside LangGraph (a 500) or skip an approval."""
-    graph_id = str(thread.graph_id)
     if graph_id in services.access.approval_graphs:
         # Writing the state "as" a node is a way past the approval step (as_node naming the
         # approval node, or values carrying the tool call it guards): such a graph changes
@@ -447,7 +482,7 @@ async def update_state(request: Request, thread_id: str, body: StateUpdate) -> d
             "metadata.graph_id, before updating its state",
         )
     services.access.require_graph(principal, str(thread.graph_id))
-    _check_update(services, thread, graph, body)
+    _check_update(services, str(thread.graph_id), graph, body)
     checkpoint = {} if body.checkpoint is None else body.checkpoint.model_dump()
     if body.checkpoint_id is not None:
         checkpoint["checkpoint_id"] = body.checkpoint_id

@@ -5,6 +5,7 @@ principal (404), with bad input (4xx naming the field) and under a running run (
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -88,6 +89,50 @@ def test_update_merges_metadata_and_sets_the_ttl(service: Service) -> None:
             await client.threads.update(thread["thread_id"], metadata={}, ttl=-5)
         with pytest.raises(UnprocessableEntityError, match="graph_id"):
             await client.threads.update(thread["thread_id"], metadata={"graph_id": "other"})
+
+    asyncio.run(scenario())
+
+
+@covers("threads.create")
+def test_create_with_supersteps_starts_the_thread_with_that_history(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client("alice")
+        steps: Any = [
+            {"updates": [{"values": say("imported"), "as_node": "remember"}]},
+            {
+                "updates": [
+                    {
+                        "values": {"messages": [{"role": "ai", "content": "echo: imported"}]},
+                        "as_node": "respond",
+                    }
+                ]
+            },
+        ]
+        thread = await client.threads.create(graph_id=GRAPH_ID, supersteps=steps)
+        state = await client.threads.get_state(thread["thread_id"])
+        assert _texts(state) == ["imported", "echo: imported"]
+        history = await client.threads.get_history(thread["thread_id"], limit=100)
+        assert [h["metadata"]["source"] for h in history if h["metadata"]][:2] == [
+            "update",
+            "update",
+        ]
+        await client.runs.wait(thread["thread_id"], GRAPH_ID, input=say("next"))
+        assert _texts(await client.threads.get_state(thread["thread_id"]))[-1] == "echo: next"
+
+        # Nothing is created from supersteps the graph cannot take.
+        bad_id = str(uuid.uuid4())
+        command = {"values": {}, "as_node": "respond", "command": {"goto": "x"}}
+        cases: list[tuple[Any, str]] = [
+            ([{"updates": [{"values": {}, "as_node": "nobody"}]}], "as_node"),
+            ([{"updates": [command]}], "command"),
+        ]
+        for bad, match in cases:
+            with pytest.raises(UnprocessableEntityError, match=match):
+                await client.threads.create(thread_id=bad_id, graph_id=GRAPH_ID, supersteps=bad)
+            with pytest.raises(NotFoundError):
+                await client.threads.get(bad_id)
+        with pytest.raises(UnprocessableEntityError, match="graph_id"):
+            await client.threads.create(supersteps=steps)
 
     asyncio.run(scenario())
 
@@ -448,6 +493,10 @@ def test_update_state_cannot_write_past_an_approval(approvals: Service) -> None:
         after = await alice.threads.get_state(thread["thread_id"])
         assert after["checkpoint"] == before["checkpoint"]
         assert (await alice.threads.get(thread["thread_id"]))["status"] == "interrupted"
+        # Nor can a new thread start past one: supersteps are refused on such graphs too.
+        steps: Any = [{"updates": [{"values": {"messages": []}, "as_node": waiting[0]}]}]
+        with pytest.raises(PermissionDeniedError, match="approval steps"):
+            await alice.threads.create(graph_id="main_agent", supersteps=steps)
 
     asyncio.run(scenario())
 
