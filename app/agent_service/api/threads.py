@@ -388,10 +388,11 @@ async def get_state(request: Request, thread_id: str, select: SelectQuery = None
 
 
 async def _state_at(
-    services: Services, thread: ThreadRecord, checkpoint: dict[str, Any]
+    services: Services, thread: ThreadRecord, checkpoint: dict[str, Any], principal: str
 ) -> dict[str, Any]:
     graph = _graph_of(services, thread)
-    if graph is None:
+    if graph is None or (checkpoint.get("checkpoint_id") and thread.owner != principal):
+        # An approver reads another principal's waiting thread as it is now, not its past.
         raise not_found("checkpoint", str(checkpoint.get("checkpoint_id")))
     snapshot = await graph.aget_state(_config(thread.thread_id, checkpoint))
     if checkpoint.get("checkpoint_id") and snapshot.created_at is None:
@@ -409,7 +410,10 @@ async def get_state_at(
     fields = _select_query(select)
     services = get_services(request)
     thread = await readable_thread(services, thread_id, principal_of(request))
-    return selected(await _state_at(services, thread, {"checkpoint_id": checkpoint_id}), fields)
+    return selected(
+        await _state_at(services, thread, {"checkpoint_id": checkpoint_id}, principal_of(request)),
+        fields,
+    )
 
 
 @router.post("/threads/{thread_id}/state/checkpoint", dependencies=_USER_OR_APPROVER)
@@ -422,7 +426,10 @@ async def post_state_at(
     thread = await readable_thread(services, thread_id, principal_of(request))
     if body.checkpoint.checkpoint_id is None and _graph_of(services, thread) is None:
         return selected(_empty_state(thread_id), body.select)
-    return selected(await _state_at(services, thread, body.checkpoint.model_dump()), body.select)
+    return selected(
+        await _state_at(services, thread, body.checkpoint.model_dump(), principal_of(request)),
+        body.select,
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -477,7 +477,7 @@ def test_update_state_cannot_write_past_an_approval(approvals: Service) -> None:
         )
         assert isinstance(paused, dict)
         assert paused["__interrupt__"]
-        before = await alice.threads.get_state(thread["thread_id"])
+        before: Any = await alice.threads.get_state(thread["thread_id"])
         waiting = list(before["next"])
         assert waiting
         for as_node in [*waiting, "tools", None]:
@@ -493,6 +493,17 @@ def test_update_state_cannot_write_past_an_approval(approvals: Service) -> None:
         after = await alice.threads.get_state(thread["thread_id"])
         assert after["checkpoint"] == before["checkpoint"]
         assert (await alice.threads.get(thread["thread_id"]))["status"] == "interrupted"
+        # The approver reads the waiting thread as it is (what RemoteGraph.get_state asks),
+        # not its past checkpoints.
+        carol = approvals.client("carol")
+        now: Any = await carol.threads.get_state(
+            thread["thread_id"], checkpoint=_checkpoint({"thread_id": thread["thread_id"]})
+        )
+        assert now["checkpoint"] == before["checkpoint"]
+        with pytest.raises(NotFoundError):
+            await carol.threads.get_state(
+                thread["thread_id"], checkpoint_id=before["parent_checkpoint"]["checkpoint_id"]
+            )
         # Nor can a new thread start past one: supersteps are refused on such graphs too.
         steps: Any = [{"updates": [{"values": {"messages": []}, "as_node": waiting[0]}]}]
         with pytest.raises(PermissionDeniedError, match="approval steps"):
