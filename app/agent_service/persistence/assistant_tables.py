@@ -144,7 +144,14 @@ class PostgresAssistants:
                 "WHERE assistant_id = %s",
                 (version, assistant_id),
             )
-        return await self.get_assistant(assistant_id, owner)
+            # Read in the transaction: after it, a concurrent update may be the latest.
+            return await self._latest_in(conn, assistant_id)
+
+    @staticmethod
+    async def _latest_in(conn: Any, assistant_id: str) -> AssistantRecord | None:
+        cur = await conn.execute(f"{_LATEST_SELECT} WHERE a.assistant_id = %s", (assistant_id,))
+        row = await cur.fetchone()
+        return None if row is None else _pg(row)
 
     async def assistant_versions(self, assistant_id: str, owner: str) -> list[AssistantRecord]:
         async with self._pool.connection() as conn:
@@ -158,7 +165,7 @@ class PostgresAssistants:
     async def set_latest_assistant(
         self, assistant_id: str, owner: str, version: int
     ) -> AssistantRecord | None:
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE agent_assistants AS a SET version = %s, updated_at = now() "
                 "WHERE a.assistant_id = %s AND a.owner = %s AND EXISTS (SELECT 1 FROM "
@@ -168,7 +175,7 @@ class PostgresAssistants:
             )
             if cur.rowcount != 1:
                 return None
-        return await self.get_assistant(assistant_id, owner)
+            return await self._latest_in(conn, assistant_id)
 
     async def delete_assistant(self, assistant_id: str, owner: str) -> bool:
         async with self._pool.connection() as conn:
@@ -267,19 +274,28 @@ class SqliteAssistants:
                 )
                 row = await cur.fetchone()
                 version = 1 if row is None else int(row["next"])
-                found = version > 1
-                if found:
+                record = None
+                if version > 1:
                     await self._insert_version(assistant_id, version, fields, now)
                     await self._conn.execute(
                         "UPDATE agent_assistants SET version = ?, updated_at = ? "
                         "WHERE assistant_id = ?",
                         (version, now, assistant_id),
                     )
+                    # Read under the lock: after it, a concurrent update may be the latest.
+                    record = await self._latest_locked(assistant_id)
                 await self._conn.execute("COMMIT")
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
-        return await self.get_assistant(assistant_id, owner) if found else None
+        return record
+
+    async def _latest_locked(self, assistant_id: str) -> AssistantRecord | None:
+        cur = await self._conn.execute(
+            f"{_LATEST_SELECT} WHERE a.assistant_id = ?", (assistant_id,)
+        )
+        row = await cur.fetchone()
+        return None if row is None else _sqlite(row)
 
     async def assistant_versions(self, assistant_id: str, owner: str) -> list[AssistantRecord]:
         async with self._lock:
@@ -301,8 +317,7 @@ class SqliteAssistants:
                 "agent_assistant_versions AS v WHERE v.assistant_id = ? AND v.version = ?)",
                 (version, _now(), assistant_id, owner, assistant_id, version),
             )
-            changed = cur.rowcount == 1
-        return await self.get_assistant(assistant_id, owner) if changed else None
+            return await self._latest_locked(assistant_id) if cur.rowcount == 1 else None
 
     async def delete_assistant(self, assistant_id: str, owner: str) -> bool:
         async with self._lock:

@@ -219,6 +219,12 @@ def test_versions_update_and_roll_back_then_delete(service: Service) -> None:
         assert third["config"] == {"configurable": {"persona": "v1"}}
         with pytest.raises(NotFoundError):
             await alice.assistants.set_latest(assistant_id, 99)
+        # Concurrent updates each get a version of their own (the row lock orders them).
+        racing = await asyncio.gather(
+            *(alice.assistants.update(assistant_id, metadata={"racer": i}) for i in range(5))
+        )
+        assert sorted(a["version"] for a in racing) == [4, 5, 6, 7, 8]
+        assert len(await alice.assistants.get_versions(assistant_id, limit=100)) == 8
 
         for attempt in (
             bob.assistants.update(assistant_id, name="mine"),
