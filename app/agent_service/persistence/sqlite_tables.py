@@ -198,11 +198,18 @@ class SqliteTables(SqliteAssistants):
                         "WHERE thread_id = ? AND owner = ?",
                         (json.dumps(merged), minutes, _now(), thread_id, owner),
                     )
+                    # Read under the lock: the answer is this update, not a later one.
+                    cur = await self._conn.execute(
+                        f"SELECT {_THREAD_COLUMNS} FROM agent_threads "  # noqa: S608
+                        "WHERE thread_id = ? AND owner = ?",
+                        (thread_id, owner),
+                    )
+                    row = await cur.fetchone()
                 await self._conn.execute("COMMIT")
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
-        return None if row is None else await self.get_thread(thread_id, owner)
+        return None if row is None else _thread(row)
 
     async def keep_latest_checkpoints(self, thread_id: str) -> None:
         """Delete the thread's checkpoints (and their writes) but the newest of each namespace:
