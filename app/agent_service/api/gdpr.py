@@ -19,6 +19,7 @@ from langgraph.store.base import BaseStore, Item
 from agent_service.api.deps import Services, get_services, principal_of, require_role
 from agent_service.core.principal import USAGE_NAMESPACE
 from agent_service.core.serialization import to_jsonable
+from agent_service.graphs.assistants import assistant_json
 
 # Whose data a principal may act on `_authorize` decides (own: user; anyone's: admin).
 router = APIRouter(tags=["gdpr"], dependencies=[Depends(require_role("user", "admin"))])
@@ -113,7 +114,17 @@ async def export_user(request: Request, user_id: str) -> dict[str, Any]:
         }
         for run in await persistence.tables.user_runs(user_id)
     ]
-    summary = {"threads": len(exported_threads), "runs": len(runs), "store_items": len(store_items)}
+    assistants = [
+        assistant_json(version)
+        for assistant in await persistence.tables.owner_assistants(user_id)
+        for version in await persistence.tables.assistant_versions(assistant.assistant_id, user_id)
+    ]
+    summary = {
+        "threads": len(exported_threads),
+        "runs": len(runs),
+        "store_items": len(store_items),
+        "assistant_versions": len(assistants),
+    }
     await persistence.tables.audit(principal, "gdpr.export", user_id, summary)
     log.info("gdpr export", principal=principal, subject=user_id, **summary)
     audit = [
@@ -131,6 +142,7 @@ async def export_user(request: Request, user_id: str) -> dict[str, Any]:
         "threads": exported_threads,
         "runs": runs,
         "store": store_items,
+        "assistants": assistants,
         "audit": audit,
     }
 
@@ -160,7 +172,13 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
         for item in await _items(persistence.store, namespace):
             await persistence.store.adelete(item.namespace, item.key)
             deleted_items += 1
-    summary = {"threads": thread_rows, "runs": run_rows, "store_items": deleted_items}
+    assistants = await persistence.tables.delete_owner_assistants(user_id)
+    summary = {
+        "threads": thread_rows,
+        "runs": run_rows,
+        "store_items": deleted_items,
+        "assistants": assistants,
+    }
     # The audit entry outlives the data: it records that the deletion happened, not content.
     await persistence.tables.audit(principal, "gdpr.delete", user_id, summary)
     log.info("gdpr delete", principal=principal, subject=user_id, runs_stopped=stopped, **summary)

@@ -7,7 +7,7 @@ migration and append it to both lists.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Tables the server needs; /ready reports any that is missing as "schema not migrated".
 SERVICE_TABLES = (
@@ -17,6 +17,8 @@ SERVICE_TABLES = (
     "agent_schema_version",
     "agent_run_queue",
     "agent_run_cancels",
+    "agent_assistants",
+    "agent_assistant_versions",
 )
 # Tables LangGraph's own setup() creates (checkpointer and store).
 LANGGRAPH_TABLES = ("checkpoint_migrations", "checkpoints", "store_migrations", "store")
@@ -103,6 +105,33 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
         requested_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     """,
+    # 3: a thread's time-to-live (threads.create/update `ttl`, swept by `retention`) and the
+    # assistants principals create (the built-in ones, one per graph, are not stored).
+    """
+    ALTER TABLE agent_threads ADD COLUMN IF NOT EXISTS ttl_minutes DOUBLE PRECISION;
+    CREATE INDEX IF NOT EXISTS agent_threads_ttl ON agent_threads (updated_at)
+        WHERE ttl_minutes IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS agent_assistants (
+        assistant_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS agent_assistants_owner ON agent_assistants (owner);
+    CREATE TABLE IF NOT EXISTS agent_assistant_versions (
+        assistant_id TEXT NOT NULL REFERENCES agent_assistants (assistant_id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        graph_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        config JSONB NOT NULL DEFAULT '{}'::jsonb,
+        context JSONB NOT NULL DEFAULT '{}'::jsonb,
+        metadata JSONB NOT NULL DEFAULT '{}'::jsonb,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (assistant_id, version)
+    );
+    """,
 )
 
 SQLITE_MIGRATIONS: tuple[str, ...] = (
@@ -163,6 +192,29 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         run_id TEXT PRIMARY KEY REFERENCES agent_runs (run_id) ON DELETE CASCADE,
         action TEXT NOT NULL,
         requested_at REAL NOT NULL
+    );
+    """,
+    """
+    ALTER TABLE agent_threads ADD COLUMN ttl_minutes REAL;
+    CREATE TABLE IF NOT EXISTS agent_assistants (
+        assistant_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS agent_assistants_owner ON agent_assistants (owner);
+    CREATE TABLE IF NOT EXISTS agent_assistant_versions (
+        assistant_id TEXT NOT NULL REFERENCES agent_assistants (assistant_id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        graph_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        config TEXT NOT NULL DEFAULT '{}',
+        context TEXT NOT NULL DEFAULT '{}',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (assistant_id, version)
     );
     """,
 )

@@ -517,9 +517,13 @@ class RunEngine:
     async def _admit(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
         if body.webhook is not None:
             self._check_webhook(body.webhook)
-        graph_id = self._catalog.resolve(body.assistant_id)
-        if graph_id is None:
+        assistant = await self._catalog.lookup(principal, body.assistant_id)
+        if assistant is None:
             raise AssistantNotFound(body.assistant_id)
+        graph_id = assistant.graph_id
+        # A created assistant's config and context under the run's own (the run's keys win).
+        merged, context = assistant.merged(body.config, body.context)
+        body = body.model_copy(update={"config": merged, "context": context})
         if APPROVED_BY in (body.metadata or {}):
             raise InvalidRunConfig(
                 f"metadata.{APPROVED_BY}: set by the service when an approver resumes a run"

@@ -198,7 +198,7 @@ def create_app(
             unknown = access.unknown_graphs(graphs.keys())
             if unknown:
                 raise ValueError(f"PRINCIPAL_GRAPHS names graphs this service lacks: {unknown}")
-            catalog = AssistantCatalog(graphs.keys())
+            catalog = AssistantCatalog(graphs.keys(), stored=persistence.tables)
             auth = ApiKeyAuthenticator(settings.api_keys)
             if not auth.configured:
                 log.warning("no API keys configured (API_KEYS): every API request answers 401")

@@ -70,7 +70,12 @@ def test_export_then_delete_everything_of_a_user(admin_service: tuple[Service, s
             "gdpr.delete",
             "gdpr.export",
         ]
-        assert after["audit"][2]["detail"] == {"threads": 2, "runs": 2, "store_items": 1}
+        assert after["audit"][2]["detail"] == {
+            "threads": 2,
+            "runs": 2,
+            "store_items": 1,
+            "assistants": 0,
+        }
         # Bob's data is untouched.
         assert (await bob.threads.get_state(bob_thread["thread_id"]))["values"]
         return [t["thread_id"] for t in threads]
