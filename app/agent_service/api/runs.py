@@ -4,6 +4,7 @@ thread or stateless; get, list, join, cancel and delete a run; plus `/invoke`.""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -37,8 +38,9 @@ from agent_service.runs.tracker import DELETED
 
 # Runs one /runs/batch request may create.
 MAX_BATCH = 100
-# A Redis stream entry id ("<ms>-<seq>") or the in-process log's counter is far shorter.
-MAX_EVENT_ID = 64
+# An event id: a Redis stream entry id ("<ms>-<seq>") or the in-process log's counter; "-1"
+# (LangGraph's "from the first event").
+EVENT_ID = re.compile(r"-1|-|[0-9]{1,20}(-[0-9]{1,20})?")
 
 # What a run may do beyond this (approver-only resumes, graph allow-lists) the engine decides.
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_role("user", "approver"))])
@@ -360,10 +362,13 @@ async def join_run_stream(
             404, "not_found", f"run {run_id!r} is not a background run: it has no event stream"
         )
     modes = {mode for mode in stream_mode or [] if mode}
-    last_event_id = request.headers.get("last-event-id")
-    if last_event_id is not None and len(last_event_id) > MAX_EVENT_ID:
-        raise ApiError(422, "validation_error", "Last-Event-ID: not an id this server sent")
-    if last_event_id:
+    last_event_id = (request.headers.get("last-event-id") or "").strip()
+    if last_event_id and not EVENT_ID.fullmatch(last_event_id):
+        raise ApiError(422, "validation_error", "Last-Event-ID: not an event id this server sent")
+    if last_event_id in ("-1", "-"):
+        # LangGraph's API: "-1" asks for every event of a resumable run.
+        after = "0"
+    elif last_event_id:
         after = last_event_id
     elif kwargs.get("stream_resumable"):
         after = "0"

@@ -354,6 +354,11 @@ def test_join_stream_from_another_replica_resumes_after_last_event_id(
         # Reconnecting with the id of the third event replays only what came after it.
         resumed = [p async for p in follower.runs.join_stream(tid, rid, last_event_id=parts[2].id)]
         assert [(p.event, p.id) for p in resumed] == [(p.event, p.id) for p in parts[3:]]
+        everything = [p async for p in follower.runs.join_stream(tid, rid, last_event_id="-1")]
+        assert [p.id for p in everything] == [p.id for p in parts]
+        with pytest.raises(UnprocessableEntityError, match="Last-Event-ID"):
+            async for _ in follower.runs.join_stream(tid, rid, last_event_id="$"):
+                pass
         only = [p async for p in follower.runs.join_stream(tid, rid, stream_mode="updates")]
         assert {p.event for p in only} == {"metadata", "updates"}
         # A run that was not resumable streams only what comes after the join: here, nothing.
