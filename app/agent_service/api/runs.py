@@ -407,7 +407,11 @@ async def join_run_stream(
 CancelActionQuery = Query(default="interrupt", pattern="^(interrupt|rollback)$")
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/cancel",
+    status_code=204,
+    response_class=Response,
+)
 async def cancel_run(
     request: Request,
     thread_id: str,
@@ -444,7 +448,7 @@ class CancelMany(Body):
     status: Literal["pending", "running", "all"] | None = None
 
 
-@router.post("/runs/cancel", status_code=204)
+@router.post("/runs/cancel", status_code=204, response_class=Response)
 async def cancel_many(
     request: Request, body: CancelMany, action: str = CancelActionQuery
 ) -> Response:
@@ -466,7 +470,7 @@ async def cancel_many(
     return Response(status_code=204)
 
 
-@router.delete("/threads/{thread_id}/runs/{run_id}")
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, response_class=Response)
 async def delete_run(request: Request, thread_id: str, run_id: str) -> Response:
     services = get_services(request)
     run = await _owned_run(request, thread_id, run_id)
