@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -237,6 +237,27 @@ _RUN_STATUS: dict[Outcome, tuple[RunStatus, ThreadStatus]] = {
 _DETACHED_TASKS: set[asyncio.Task[bool]] = set()
 # How long a finished stateless background run (on_completion "delete") stays joinable.
 STATELESS_JOIN_SECONDS = 60.0
+
+
+async def _graph_chunks(
+    running: RunningRun, kwargs: dict[str, Any]
+) -> AsyncIterator[tuple[Sequence[str], str, Any]]:
+    """The graph's (namespace, mode, chunk) stream. With the `events` mode requested, through
+    `astream_events` (v2): each event goes to the client as an `events` event, except the
+    graph's own `on_chain_stream` events, which carry the other modes' chunks."""
+    prepared = running.prepared
+    if "events" not in running.translator.requested:
+        async for item in prepared.graph.astream(prepared.graph_input, prepared.config, **kwargs):
+            yield item
+        return
+    root = str(prepared.config.get("run_id"))
+    async for event in prepared.graph.astream_events(
+        prepared.graph_input, prepared.config, version="v2", **kwargs
+    ):
+        if event["event"] == "on_chain_stream" and event["run_id"] == root:
+            yield event["data"]["chunk"]
+        else:
+            running.queue.put_nowait(("events", to_jsonable(event)))
 
 
 def _busy_message(thread_id: str) -> str:
@@ -661,9 +682,7 @@ class RunEngine:
                 self.background_timeout_seconds if prepared.background else self.timeout_seconds
             )
             async with asyncio.timeout(timeout):
-                async for ns, mode, chunk in prepared.graph.astream(
-                    prepared.graph_input, prepared.config, **kwargs
-                ):
+                async for ns, mode, chunk in _graph_chunks(running, kwargs):
                     for event in translator.translate(ns, mode, chunk):
                         running.queue.put_nowait(event)
             for event in translator.flush():
