@@ -14,8 +14,10 @@ import psycopg
 import psycopg_pool
 
 from agent_service.commands.common import InvalidSettings, command_settings
+from agent_service.embeddings import EmbeddingsConfigError, embedding_dims
 from agent_service.persistence.backends import open_persistence
 from agent_service.persistence.migrations import migrate_postgres, migrate_sqlite
+from agent_service.persistence.roles import MissingExtension
 from agent_service.persistence.schema import SCHEMA_VERSION
 from agent_service.settings import Settings
 
@@ -29,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def _migrate(settings: Settings) -> str:
     if settings.database_url is not None:
-        applied = await migrate_postgres(settings.database_conninfo())
+        applied = await migrate_postgres(
+            settings.database_conninfo(), embedding_dims=embedding_dims(settings)
+        )
         backend = "postgres"
     else:
         async with open_persistence(settings) as persistence:
@@ -49,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         message = asyncio.run(_migrate(settings))
+    except (MissingExtension, EmbeddingsConfigError) as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return 1
     except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
         # psycopg messages name host and database, never the password.
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

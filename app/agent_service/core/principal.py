@@ -9,6 +9,26 @@ from langchain_core.runnables import RunnableConfig
 ANONYMOUS = "anonymous"
 # The user's daily model-call counts (guardrails.user_limit); a GDPR delete keeps them.
 USAGE_NAMESPACE = "usage"
+# The root of each user's own store space: the Store API shows principal P the namespaces
+# under ("users", P) with these two labels taken off, and puts nothing anywhere else; the
+# graphs' memories live there too, so the API and the graphs see the same items. The
+# service's own records about a user (usage counts, refunds, orders) stay outside it as
+# (<kind>, <user>), out of the user's reach. LangGraph's server documents the same scoping
+# for its store, done in an auth handler that prefixes the namespace with the user's identity
+# (https://langchain-ai.github.io/langgraph/tutorials/auth/resource_auth/).
+USER_ROOT = "users"
+
+
+def user_namespace(user: str, *labels: str) -> tuple[str, ...]:
+    """Where `labels` of `user`'s own space are stored."""
+    return (USER_ROOT, user, *labels)
+
+
+def user_labels(user: str, namespace: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The labels `user` sees of a stored namespace, or None when it is not theirs."""
+    if len(namespace) < 2 or namespace[0] != USER_ROOT or namespace[1] != user:
+        return None
+    return namespace[2:]
 
 
 def user_id_of(config: RunnableConfig | dict[str, Any]) -> str:

@@ -9,10 +9,12 @@ from typing import Any, cast
 import aiosqlite
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import IndexConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from psycopg import AsyncConnection, sql
 
+from agent_service.embeddings import DEFAULT_FIELDS, LOCAL_DIMS, LocalEmbeddings
 from agent_service.persistence import roles
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.pool import CONNECTION_KWARGS
@@ -29,9 +31,20 @@ from agent_service.persistence.sqlite_tables import SqliteTables
 _MIGRATION_LOCK_KEY = 0x61676E74
 
 
-async def migrate_postgres(conninfo: str, *, connect_timeout: int = 10) -> int:
+def _setup_index(dims: int | None) -> IndexConfig | None:
+    # What the store's setup reads: the vector column's size. Nothing is embedded here, and
+    # the local model is never loaded (LocalEmbeddings loads on first use).
+    if dims is None:
+        return None
+    return IndexConfig(dims=dims, embed=LocalEmbeddings(), fields=list(DEFAULT_FIELDS))
+
+
+async def migrate_postgres(
+    conninfo: str, *, connect_timeout: int = 10, embedding_dims: int | None = LOCAL_DIMS
+) -> int:
     """Migrate over one dedicated connection (a one-shot Job needs no pool); returns the
-    number of service migrations applied."""
+    number of service migrations applied. `embedding_dims` (`embeddings.embedding_dims`):
+    the store's vector column, None without semantic search."""
     conn = await AsyncConnection.connect(
         conninfo, **{**CONNECTION_KWARGS, "connect_timeout": connect_timeout}
     )
@@ -47,9 +60,11 @@ async def migrate_postgres(conninfo: str, *, connect_timeout: int = 10) -> int:
                 )
             )
             await roles.take_ownership(conn)
+            if embedding_dims is not None:
+                await roles.ensure_vector_extension(conn)
             # Everything below is created by, and belongs to, the owner role.
             await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(roles.OWNER)))
-            applied = await _migrate_schema(conn)
+            applied = await _migrate_schema(conn, embedding_dims)
             await roles.grant_privileges(conn)
             await conn.execute("RESET ROLE")
             return applied
@@ -57,9 +72,9 @@ async def migrate_postgres(conninfo: str, *, connect_timeout: int = 10) -> int:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
 
 
-async def _migrate_schema(conn: AsyncConnection[Any]) -> int:
+async def _migrate_schema(conn: AsyncConnection[Any], embedding_dims: int | None) -> int:
     await AsyncPostgresSaver(conn).setup()
-    await AsyncPostgresStore(conn).setup()
+    await AsyncPostgresStore(conn, index=cast(Any, _setup_index(embedding_dims))).setup()
     await conn.execute(POSTGRES_VERSION_TABLE)
     cur = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM agent_schema_version")
     row = await cur.fetchone()
