@@ -6,6 +6,7 @@ the service tables. The embedded SQLite file otherwise: three connections to one
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -108,6 +109,10 @@ async def _sqlite_connect(path: str, *, autocommit: bool) -> aiosqlite.Connectio
     return conn
 
 
+def _sqlite_loads_extensions() -> bool:
+    return hasattr(sqlite3.Connection, "enable_load_extension")
+
+
 @asynccontextmanager
 async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
     settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,9 +125,10 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
         tables_conn = await _sqlite_connect(path, autocommit=True)
         stack.push_async_callback(tables_conn.close)
         checkpointer = GuardedSqliteSaver(saver_conn)
-        store = AsyncSqliteStore(
-            store_conn, index=cast(Any, store_index(settings)), ttl=store_ttl(settings)
-        )
+        # The SQLite store searches by meaning through the sqlite-vec extension, which a Python
+        # built without loadable SQLite extensions cannot load: then search has no `query`.
+        index = store_index(settings) if _sqlite_loads_extensions() else None
+        store = AsyncSqliteStore(store_conn, index=cast(Any, index), ttl=store_ttl(settings))
         # One lock for the three: in WAL mode a deferred "BEGIN ... read ... write" (the store's)
         # fails at once with "database is locked" when another connection commits in between,
         # whatever busy_timeout says. SQLite has one writer anyway.

@@ -72,7 +72,11 @@ def test_main_agent_memory_and_approval(service: Service) -> None:
     asyncio.run(scenario())
     exported = service.http().get("/users/alice/export").json()
     namespaces = {tuple(item["namespace"]) for item in exported["store"]}
-    assert {("memories", "alice"), ("refunds", "alice"), ("usage", "alice")} <= namespaces
+    assert {
+        ("users", "alice", "memories"),
+        ("refunds", "alice"),
+        ("usage", "alice"),
+    } <= namespaces
 
 
 def test_pii_is_absent_from_the_threads_state_and_the_model_is_metered(

@@ -283,3 +283,19 @@ def test_semantic_search_is_refused_when_embeddings_are_off(
         assert answer.status_code == 422
         assert "STORE_EMBEDDINGS" in answer.json()["detail"]
         assert len(http.post("/store/items/search", json={}).json()["items"]) == 1
+
+
+def test_gdpr_export_and_delete_include_the_store_items(service: Service) -> None:
+    alice, bob = service.http("alice"), service.http("bob")
+    for http, value in ((alice, "alice's"), (bob, "bob's")):
+        body = {"namespace": ["notes", "deep"], "key": "k", "value": {"text": value}}
+        assert http.put("/store/items", json=body).status_code == 204
+    exported = alice.get("/users/alice/export").json()
+    assert [(i["namespace"], i["value"]) for i in exported["store"]] == [
+        (["users", "alice", "notes", "deep"], {"text": "alice's"})
+    ]
+    deleted = alice.delete("/users/alice").json()["deleted"]
+    assert deleted["store_items"] == 1
+    assert alice.get("/store/items", params={"namespace": "notes.deep", "key": "k"}).json() is None
+    kept = bob.get("/store/items", params={"namespace": "notes.deep", "key": "k"}).json()
+    assert kept["value"] == {"text": "bob's"}
