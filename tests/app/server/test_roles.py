@@ -138,4 +138,5 @@ def test_a_migrator_that_may_not_create_the_vector_extension_is_told_what_to_do(
     # Without semantic search the same migrator needs no extension at all.
     asyncio.run(migrate_postgres(url, embedding_dims=None))
     with psycopg.connect(postgres_server.url(database), autocommit=True) as conn:
-        assert conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is None
+        vector = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
+        assert vector.fetchone() is None
