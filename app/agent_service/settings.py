@@ -205,8 +205,8 @@ class TuningSettings(GraphOptions):
         default=None,
         ge=1,
         le=16000,
-        description="dimensions of STORE_EMBEDDINGS' vectors: required for `provider:model` "
-        "(`local` is 384); the migration creates the vector column with it",
+        description="dimensions of STORE_EMBEDDINGS' vectors: required for `provider:model`, "
+        "ignored otherwise (`local` is 384); the migration creates the vector column with it",
     )
 
     webhook_allowed_hosts: Annotated[str, Field(pattern=_comma_list(_WEBHOOK_HOST))] = Field(
@@ -265,11 +265,6 @@ class TuningSettings(GraphOptions):
             raise ValueError(
                 f"STORE_EMBEDDINGS={self.store_embeddings!r} needs STORE_EMBEDDING_DIMS (the "
                 "provider model's vector size)"
-            )
-        if not provider and self.store_embedding_dims is not None:
-            raise ValueError(
-                f"STORE_EMBEDDING_DIMS applies to a `provider:model` STORE_EMBEDDINGS, not "
-                f"{self.store_embeddings!r}"
             )
         return self
 

