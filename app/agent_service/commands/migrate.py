@@ -14,9 +14,9 @@ import psycopg
 import psycopg_pool
 
 from agent_service.commands.common import InvalidSettings, command_settings
-from agent_service.embeddings import EmbeddingsConfigError, embedding_dims
+from agent_service.embeddings import EmbeddingsConfigError, embedding_dims, store_index
 from agent_service.persistence.backends import open_persistence
-from agent_service.persistence.migrations import migrate_postgres, migrate_sqlite
+from agent_service.persistence.migrations import embed_memories, migrate_postgres, migrate_sqlite
 from agent_service.persistence.roles import MissingExtension
 from agent_service.persistence.schema import SCHEMA_VERSION
 from agent_service.settings import Settings
@@ -30,18 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _migrate(settings: Settings) -> str:
+    embedded_note = ""
     if settings.database_url is not None:
-        applied = await migrate_postgres(
-            settings.database_conninfo(), embedding_dims=embedding_dims(settings)
-        )
         backend = "postgres"
+        conninfo = settings.database_conninfo()
+        applied = await migrate_postgres(conninfo, embedding_dims=embedding_dims(settings))
+        index = store_index(settings)
+        if index is not None:
+            embedded = await embed_memories(conninfo, index)
+            if embedded:
+                embedded_note = f"; {embedded} memory(ies) embedded for search"
     else:
         async with open_persistence(settings) as persistence:
             applied = await migrate_sqlite(persistence)
         backend = f"sqlite ({settings.sqlite_path})"
     return (
         f"migrate: {backend} schema at version {SCHEMA_VERSION} "
-        f"({applied} service migration(s) applied)"
+        f"({applied} service migration(s) applied{embedded_note})"
     )
 
 

@@ -17,6 +17,10 @@ USAGE_NAMESPACE = "usage"
 # for its store, done in an auth handler that prefixes the namespace with the user's identity
 # (https://langchain-ai.github.io/langgraph/tutorials/auth/resource_auth/).
 USER_ROOT = "users"
+# main_agent's memories, in the user's own space; what of a memory is embedded for search (its
+# `saved_at` would only add noise).
+MEMORY_NAMESPACE = "memories"
+MEMORY_INDEX_FIELDS = ["text"]
 
 
 def user_namespace(user: str, *labels: str) -> tuple[str, ...]:

@@ -31,7 +31,12 @@ from langgraph.pregel import Pregel
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 
-from agent_service.core.principal import user_id_of, user_namespace
+from agent_service.core.principal import (
+    MEMORY_INDEX_FIELDS,
+    user_id_of,
+    user_namespace,
+)
+from agent_service.core.principal import MEMORY_NAMESPACE as MEMORY_NAMESPACE
 from agent_service.graphs.options import GraphOptions
 from agent_service.guardrails.accounting import UsageAccounting
 from agent_service.guardrails.injection import PromptInjectionGuard
@@ -41,13 +46,11 @@ from agent_service.llm.offline import INTENT_METADATA_KEY
 from agent_service.metrics import GUARDRAIL_EVENTS
 
 GRAPH_ID = "main_agent"
-MEMORY_NAMESPACE = "memories"
 REFUND_NAMESPACE = "refunds"
 SENSITIVE_TOOLS = ("issue_refund",)
 # What recall returns at most: the closest memories by meaning when there is a query.
 RECALL_LIMIT = 10
-# The memory's field embedded for search (its `saved_at` would only add noise).
-MEMORY_INDEX = ["text"]
+
 SYSTEM_PROMPT = (
     "You are a helpful assistant for the customers of an online shop. Use the memory tools "
     "to remember and recall what the user tells you about themselves. Refunds need a human's "
@@ -69,7 +72,7 @@ async def save_memory(text: str, runtime: ToolRuntime) -> str:
         user_namespace(user, MEMORY_NAMESPACE),
         key,
         {"text": text, "saved_at": _stamp()},
-        index=MEMORY_INDEX,
+        index=MEMORY_INDEX_FIELDS,
     )
     return f"Saved to memory: {text}"
 

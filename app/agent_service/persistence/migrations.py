@@ -14,6 +14,7 @@ from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from psycopg import AsyncConnection, sql
 
+from agent_service.core.principal import MEMORY_INDEX_FIELDS, MEMORY_NAMESPACE, USER_ROOT
 from agent_service.embeddings import DEFAULT_FIELDS, LOCAL_DIMS, LocalEmbeddings
 from agent_service.persistence import roles
 from agent_service.persistence.backends import Persistence
@@ -109,3 +110,45 @@ async def migrate_sqlite(persistence: Persistence) -> int:
         )
         applied += 1
     return applied
+
+
+# Memories without a vector: the copies the store-layout migration (schema.py, issue 19) made
+# from the old layout (items a client put into its ["memories"] without `text` are skipped by
+# the `text` condition). Keyset pages, so an item the store declines to embed is not selected
+# again.
+_UNEMBEDDED_MEMORIES = """
+    SELECT s.prefix, s.key, s.value, s.ttl_minutes FROM store s
+    WHERE s.prefix LIKE %s AND (s.prefix, s.key) > (%s, %s)
+      AND s.value->>'text' IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM store_vectors v WHERE v.prefix = s.prefix AND v.key = s.key)
+    ORDER BY s.prefix, s.key
+    LIMIT %s
+"""
+_EMBED_BATCH = 100
+
+
+async def embed_memories(conninfo: str, index: IndexConfig) -> int:
+    """Embed the users' memories that have no vector yet, through the store (so its index
+    configuration decides how); returns how many. Cheap when there are none: `migrate` runs
+    it after every migration."""
+    conn = await AsyncConnection.connect(conninfo, **CONNECTION_KWARGS)
+    async with conn:
+        store = AsyncPostgresStore(conn, index=cast(Any, index))
+        done, after = 0, ("", "")
+        # The user's label is the pattern's one wildcard (the fixed labels hold no "_" or "%").
+        pattern = f"{USER_ROOT}.%.{MEMORY_NAMESPACE}"
+        while True:
+            cur = await conn.execute(_UNEMBEDDED_MEMORIES, (pattern, *after, _EMBED_BATCH))
+            rows = await cur.fetchall()
+            if not rows:
+                return done
+            for row in rows:
+                await store.aput(
+                    tuple(str(row["prefix"]).split(".")),
+                    str(row["key"]),
+                    row["value"],
+                    index=MEMORY_INDEX_FIELDS,
+                    ttl=row["ttl_minutes"],
+                )
+            done += len(rows)
+            after = (str(rows[-1]["prefix"]), str(rows[-1]["key"]))

@@ -299,3 +299,47 @@ def test_gdpr_export_and_delete_include_the_store_items(service: Service) -> Non
     assert alice.get("/store/items", params={"namespace": "notes.deep", "key": "k"}).json() is None
     kept = bob.get("/store/items", params={"namespace": "notes.deep", "key": "k"}).json()
     assert kept["value"] == {"text": "bob's"}
+
+
+def _copying() -> int:
+    """The number of the migration that copies the old layout's memories."""
+    from agent_service.persistence.schema import POSTGRES_MIGRATIONS
+
+    return next(n for n, sql in enumerate(POSTGRES_MIGRATIONS, 1) if "'memories.%'" in sql)
+
+
+def test_memories_of_the_old_layout_are_copied_and_found_by_meaning(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Before this release main_agent kept memories under ("memories", <user>): the migration
+    copies them into the user's space (the old rows stay for a rollback) and `migrate` embeds
+    them, so the Store API and main_agent's recall find them by meaning."""
+    from agent_service.embeddings import store_index
+    from agent_service.persistence.migrations import embed_memories, migrate_postgres
+    from agent_service.settings import TuningSettings
+
+    url = fresh_database(postgres_server)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for key, text in (("m1", "I am allergic to peanuts."), ("m2", "I support Arsenal.")):
+            conn.execute(
+                "INSERT INTO store (prefix, key, value) VALUES ('memories.alice', %s, %s)",
+                (key, psycopg.types.json.Jsonb({"text": text, "saved_at": "2026-01-01"})),
+            )
+        # The database as the previous release left it: the copying migration not applied yet.
+        conn.execute("DELETE FROM agent_schema_version WHERE version >= %s", (_copying(),))
+    assert asyncio.run(migrate_postgres(url)) >= 1
+    index = store_index(TuningSettings())
+    assert index is not None
+    assert asyncio.run(embed_memories(url, index)) == 2
+    assert asyncio.run(embed_memories(url, index)) == 0  # nothing left: cheap on every deploy
+    with psycopg.connect(url) as conn:
+        old = conn.execute("SELECT count(*) FROM store WHERE prefix = 'memories.alice'")
+        assert old.fetchone() == (2,)
+    settings = make_settings(tmp_path, database_url=url)
+    with serve_in_thread(settings) as served:
+        found = served.http("alice").post(
+            "/store/items/search",
+            json={"namespace_prefix": ["memories"], "query": "food that makes me sick"},
+        )
+        assert [item["key"] for item in found.json()["items"]] == ["m1", "m2"]
+        assert served.http("bob").post("/store/items/search", json={}).json() == {"items": []}
