@@ -14,8 +14,9 @@ USAGE_NAMESPACE = "usage"
 # graphs' memories live there too, so the API and the graphs see the same items. The
 # service's own records about a user (usage counts, refunds, orders) stay outside it as
 # (<kind>, <user>), out of the user's reach. LangGraph's server documents the same scoping
-# for its store, done in an auth handler that prefixes the namespace with the user's identity
-# (https://langchain-ai.github.io/langgraph/tutorials/auth/resource_auth/).
+# for its store, done in an `@auth.on.store` handler that prepends the user's identity to the
+# namespace (https://docs.langchain.com/langsmith/store-auth); a fixed root label in front
+# keeps a principal named like a service kind ("usage") out of the service's records.
 USER_ROOT = "users"
 # main_agent's memories, in the user's own space; what of a memory is embedded for search (its
 # `saved_at` would only add noise).

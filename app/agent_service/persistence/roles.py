@@ -68,10 +68,11 @@ async def ensure_vector_extension(conn: AsyncConnection[Any]) -> bool:
 
     CREATE EXTENSION is the one step that needs more than the owner role: pgvector is not a
     trusted extension, so it takes a superuser, or on RDS a member of `rds_superuser` (the
-    master user), once per database
-    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.FeatureSupport.Extensions.html,
-    https://github.com/pgvector/pgvector#installation). Run as the migrating user, before it
-    switches to the owner role; when it may not, the error names the one statement to run.
+    master user), once per database. RDS for PostgreSQL ships it as `vector` (15.2 and later:
+    https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-extensions.html,
+    https://aws.amazon.com/about-aws/whats-new/2023/05/amazon-rds-postgresql-pgvector-ml-model-integration/).
+    Run as the migrating user, before it switches to the owner role; when it may not, the error
+    names the one statement to run (docs/runbooks/rotate-credentials.md has it in the bootstrap).
     """
     cur = await conn.execute(
         "SELECT 1 FROM pg_extension WHERE extname = %s", (VECTOR_EXTENSION,), prepare=False
