@@ -39,6 +39,10 @@ MAX_QUERY_CHARS = 2000
 MAX_SEARCH_LIMIT = 1000
 # Minutes; a century bounds the timestamp arithmetic.
 MAX_TTL_MINUTES = 100 * 365 * 24 * 60
+_SEMANTIC_OFF = (
+    "semantic search is off on this server (STORE_EMBEDDINGS=none, or the embedded SQLite on "
+    "a Python that cannot load sqlite-vec)"
+)
 FILTER_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
 
 
@@ -202,7 +206,7 @@ async def put_item(request: Request, body: PutItem) -> Response:
     store = _store(request)
     index = body.index if body.index is not True else None
     if isinstance(index, list) and getattr(store, "index_config", None) is None:
-        raise _invalid("semantic search is off (STORE_EMBEDDINGS=none)", "index")
+        raise _invalid(_SEMANTIC_OFF, "index")
     await store.aput(
         user_namespace(principal, *body.namespace),
         body.key,
@@ -250,7 +254,7 @@ async def search_items(request: Request, body: SearchItems) -> dict[str, Any]:
     principal = principal_of(request)
     store = _store(request)
     if body.query is not None and getattr(store, "index_config", None) is None:
-        raise _invalid("semantic search is off (STORE_EMBEDDINGS=none)", "query")
+        raise _invalid(_SEMANTIC_OFF, "query")
     items = await store.asearch(
         user_namespace(principal, *body.namespace_prefix),
         query=body.query,

@@ -5,6 +5,7 @@ search by meaning with the real local embedding model."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -343,3 +344,24 @@ def test_memories_of_the_old_layout_are_copied_and_found_by_meaning(
         )
         assert [item["key"] for item in found.json()["items"]] == ["m1", "m2"]
         assert served.http("bob").post("/store/items/search", json={}).json() == {"items": []}
+
+
+def test_the_embedded_sqlite_backend_serves_the_same_api(sqlite_service: Service) -> None:
+    """Without DATABASE_URL: the same routes, the same scoping; semantic search only where
+    the Python loads SQLite extensions (sqlite-vec), else `query` is refused naming why."""
+    alice, bob = sqlite_service.http("alice"), sqlite_service.http("bob")
+    body = {"namespace": ["notes"], "key": "k", "value": {"text": "I am allergic to peanuts"}}
+    assert alice.put("/store/items", json=body).status_code == 204
+    assert alice.get("/store/items", params={"namespace": "notes", "key": "k"}).json()["value"] == {
+        "text": "I am allergic to peanuts"
+    }
+    assert bob.get("/store/items", params={"namespace": "notes", "key": "k"}).json() is None
+    listed = alice.post("/store/namespaces", json={}).json()
+    assert listed == {"namespaces": [["notes"]]}
+    assert bob.post("/store/namespaces", json={}).json() == {"namespaces": []}
+    semantic = alice.post("/store/items/search", json={"query": "nuts that make me ill"})
+    if hasattr(sqlite3.Connection, "enable_load_extension"):
+        assert [item["key"] for item in semantic.json()["items"]] == ["k"]
+    else:
+        assert semantic.status_code == 422
+        assert "semantic search is off" in semantic.json()["detail"]
