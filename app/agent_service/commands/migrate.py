@@ -16,7 +16,12 @@ import psycopg_pool
 from agent_service.commands.common import InvalidSettings, command_settings
 from agent_service.embeddings import EmbeddingsConfigError, embedding_dims, store_index
 from agent_service.persistence.backends import open_persistence
-from agent_service.persistence.migrations import embed_memories, migrate_postgres, migrate_sqlite
+from agent_service.persistence.migrations import (
+    EmbeddingDimsMismatch,
+    embed_memories,
+    migrate_postgres,
+    migrate_sqlite,
+)
 from agent_service.persistence.roles import MissingExtension
 from agent_service.persistence.schema import SCHEMA_VERSION
 from agent_service.settings import Settings
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         message = asyncio.run(_migrate(settings))
-    except (MissingExtension, EmbeddingsConfigError) as exc:
+    except (MissingExtension, EmbeddingsConfigError, EmbeddingDimsMismatch) as exc:
         print(f"migrate: {exc}", file=sys.stderr)
         return 1
     except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:

@@ -73,8 +73,29 @@ async def migrate_postgres(
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
 
 
+class EmbeddingDimsMismatch(Exception):
+    """The store's vector column was made for another embedding size than configured."""
+
+
+async def _check_vector_dims(conn: AsyncConnection[Any], dims: int) -> None:
+    # pgvector keeps a vector column's dimensions as its type modifier.
+    cur = await conn.execute(
+        "SELECT a.atttypmod AS dims FROM pg_attribute a WHERE a.attrelid = "
+        "to_regclass('store_vectors') AND a.attname = 'embedding'"
+    )
+    row = await cur.fetchone()
+    if row is not None and int(row["dims"]) != dims:
+        raise EmbeddingDimsMismatch(
+            f"the store's vectors have {row['dims']} dimensions but STORE_EMBEDDINGS gives "
+            f"{dims}: keep the embeddings the database was migrated with (changing them needs "
+            "the store_vectors table re-made and every item re-embedded)"
+        )
+
+
 async def _migrate_schema(conn: AsyncConnection[Any], embedding_dims: int | None) -> int:
     await AsyncPostgresSaver(conn).setup()
+    if embedding_dims is not None:
+        await _check_vector_dims(conn, embedding_dims)
     await AsyncPostgresStore(conn, index=cast(Any, _setup_index(embedding_dims))).setup()
     await conn.execute(POSTGRES_VERSION_TABLE)
     cur = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM agent_schema_version")
