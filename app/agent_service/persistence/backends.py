@@ -15,8 +15,6 @@ from typing import Any, Literal, cast
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore, TTLConfig
-from langgraph.store.postgres.aio import AsyncPostgresStore
-from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from agent_service.embeddings import store_index
 from agent_service.persistence.guard import GuardedPostgresSaver, GuardedSqliteSaver
@@ -27,6 +25,7 @@ from agent_service.persistence.run_queue import RunQueueTables
 from agent_service.persistence.run_queue_postgres import PostgresRunQueue
 from agent_service.persistence.run_queue_sqlite import SqliteRunQueue
 from agent_service.persistence.sqlite_tables import SqliteTables
+from agent_service.persistence.store_guard import GuardedPostgresStore, GuardedSqliteStore
 from agent_service.settings import Settings
 
 Backend = Literal["postgres", "sqlite"]
@@ -80,13 +79,15 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Persistence]:
     tables = PostgresTables(pool)
     checkpointer = GuardedPostgresSaver(pool)
     checkpointer.owner_of = tables.thread_owner
+    store = GuardedPostgresStore(
+        pool, ttl=store_ttl(settings), index=cast(Any, store_index(settings))
+    )
+    store.owner_of = tables.thread_owner
     try:
         yield Persistence(
             backend="postgres",
             checkpointer=checkpointer,
-            store=AsyncPostgresStore(
-                pool, ttl=store_ttl(settings), index=cast(Any, store_index(settings))
-            ),
+            store=store,
             tables=tables,
             queue=PostgresRunQueue(pool),
             pool=pool,
@@ -128,13 +129,14 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
         # The SQLite store searches by meaning through the sqlite-vec extension, which a Python
         # built without loadable SQLite extensions cannot load: then search has no `query`.
         index = store_index(settings) if _sqlite_loads_extensions() else None
-        store = AsyncSqliteStore(store_conn, index=cast(Any, index), ttl=store_ttl(settings))
+        store = GuardedSqliteStore(store_conn, index=cast(Any, index), ttl=store_ttl(settings))
         # One lock for the three: in WAL mode a deferred "BEGIN ... read ... write" (the store's)
         # fails at once with "database is locked" when another connection commits in between,
         # whatever busy_timeout says. SQLite has one writer anyway.
         store.lock = checkpointer.lock
         tables = SqliteTables(tables_conn, checkpointer.lock)
         checkpointer.owner_of = tables.thread_owner
+        store.owner_of = tables.thread_owner
         yield Persistence(
             backend="sqlite",
             checkpointer=checkpointer,
