@@ -142,6 +142,7 @@ def test_the_chart_derives_each_variable_from_its_key() -> None:
         "storeItemTtlDays": 30,
         "storeEmbeddings": "openai:text-embedding-3-small",
         "storeEmbeddingDims": 1536,
+        "webhookAllowedHosts": "hooks.example.com",
         "backupBucket": "agent-backups",
         "backupKmsKeyId": "alias/agent-backups",
         "awsRegion": "eu-west-1",
