@@ -195,6 +195,19 @@ class TuningSettings(GraphOptions):
         description="store items expire this many days after their last read or write and "
         "retention sweeps them; unset: never",
     )
+    store_embeddings: Annotated[str, Field(pattern=r"^local$|^none$|^[A-Za-z0-9_-]+:.+$")] = Field(
+        default="local",
+        description="embeddings of the store's semantic search: `local` (all-MiniLM-L6-v2 "
+        "in the image, no network), `provider:model` for LangChain's init_embeddings (its "
+        "provider package installed), or `none` (search without `query` only)",
+    )
+    store_embedding_dims: int | None = Field(
+        default=None,
+        ge=1,
+        le=16000,
+        description="dimensions of STORE_EMBEDDINGS' vectors: required for `provider:model`, "
+        "ignored otherwise (`local` is 384); the migration creates the vector column with it",
+    )
 
     webhook_allowed_hosts: Annotated[str, Field(pattern=_comma_list(_WEBHOOK_HOST))] = Field(
         default="",
@@ -242,6 +255,16 @@ class TuningSettings(GraphOptions):
             raise ValueError(
                 f"DATABASE_POOL_MIN ({self.database_pool_min}) exceeds "
                 f"DATABASE_POOL_MAX ({self.database_pool_max})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _embedding_dims(self) -> TuningSettings:
+        provider = self.store_embeddings not in ("local", "none")
+        if provider and self.store_embedding_dims is None:
+            raise ValueError(
+                f"STORE_EMBEDDINGS={self.store_embeddings!r} needs STORE_EMBEDDING_DIMS (the "
+                "provider model's vector size)"
             )
         return self
 

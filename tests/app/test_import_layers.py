@@ -26,7 +26,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"graphs"}),
     frozenset({"guardrails"}),
     frozenset({"llm", "persistence", "auth"}),
-    frozenset({"core"}),
+    frozenset({"core", "embeddings"}),
     frozenset({"settings", "metrics"}),
 )
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}

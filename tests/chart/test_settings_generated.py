@@ -140,6 +140,9 @@ def test_the_chart_derives_each_variable_from_its_key() -> None:
     for it (sprig's `snakecase | upper` of the camelCase key), plus the three fixed ones."""
     samples: dict[str, Any] = {
         "storeItemTtlDays": 30,
+        "storeEmbeddings": "openai:text-embedding-3-small",
+        "storeEmbeddingDims": 1536,
+        "webhookAllowedHosts": "hooks.example.com",
         "backupBucket": "agent-backups",
         "backupKmsKeyId": "alias/agent-backups",
         "awsRegion": "eu-west-1",

@@ -3,8 +3,10 @@
 A user here is a principal (the graphs key cross-thread memory by the principal). A principal
 may act on its own data; ADMIN_PRINCIPALS may act on anyone's. Data held: the service tables'
 threads and runs, every checkpoint of those threads, and the store items in the user's
-namespaces `(<kind>, <user>)`. A delete keeps `("usage", <user>)`, the daily model-call
-counts that enforce the user's budget (export shows them).
+namespaces: the user's own space `("users", <user>, ...)` (what the Store API and the graphs'
+memories write) and the service's records about the user `(<kind>, <user>)`. A delete keeps
+`("usage", <user>)`, the daily model-call counts that enforce the user's budget (export shows
+them).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from langgraph.store.base import BaseStore, Item
 
 from agent_service.api.deps import Services, get_services, principal_of, require_role
-from agent_service.core.principal import USAGE_NAMESPACE
+from agent_service.core.principal import USAGE_NAMESPACE, user_namespace
 from agent_service.core.serialization import to_jsonable
 from agent_service.graphs.assistants import assistant_json
 
@@ -36,13 +38,23 @@ def _authorize(services: Services, principal: str, user_id: str) -> None:
 
 
 async def _user_namespaces(store: BaseStore, user_id: str) -> list[tuple[str, ...]]:
-    """The user's namespaces: `(<kind>, <user>)`, the one shape every graph writes. Matching
-    the user id as any label made a user named "memories" everyone's owner."""
+    """The user's namespaces: the service's records `(<kind>, <user>)` and everything under
+    the user's own root `("users", <user>)`. Matching the user id as any label made a user
+    named "memories" everyone's owner."""
     namespaces: list[tuple[str, ...]] = []
     offset = 0
     while True:
         page = await store.alist_namespaces(suffix=(user_id,), limit=_PAGE, offset=offset)
         namespaces += [ns for ns in page if len(ns) == 2 and ns[1] == user_id]
+        if len(page) < _PAGE:
+            break
+        offset += _PAGE
+    offset = 0
+    while True:
+        page = await store.alist_namespaces(
+            prefix=user_namespace(user_id), limit=_PAGE, offset=offset
+        )
+        namespaces += page
         if len(page) < _PAGE:
             return namespaces
         offset += _PAGE

@@ -37,6 +37,10 @@ def _slot(user_id: str) -> tuple[tuple[str, str], str]:
     return (USAGE_NAMESPACE, user_id), f"model_calls:{datetime.now(UTC).date().isoformat()}"
 
 
+# Puts pass index=False: a count is never searched by meaning, and the store would otherwise
+# embed every one (STORE_EMBEDDINGS), a model call's worth of CPU per model call.
+
+
 def _ttl(store: BaseStore) -> float | None:
     # A day's counter is useless after the day; the store's TTL sweep removes it.
     return COUNTER_TTL_MINUTES if store.supports_ttl else None
@@ -53,7 +57,7 @@ async def consume_model_call(store: BaseStore | None, user_id: str, limit: int) 
     if used >= limit:
         GUARDRAIL_EVENTS.labels("user_model_call_limit", "limited").inc()
         return False
-    await store.aput(namespace, key, {"count": used + 1}, ttl=_ttl(store))
+    await store.aput(namespace, key, {"count": used + 1}, ttl=_ttl(store), index=False)
     return True
 
 
@@ -66,7 +70,7 @@ def _consume_sync(store: BaseStore | None, user_id: str, limit: int) -> bool:
     if used >= limit:
         GUARDRAIL_EVENTS.labels("user_model_call_limit", "limited").inc()
         return False
-    store.put(namespace, key, {"count": used + 1}, ttl=_ttl(store))
+    store.put(namespace, key, {"count": used + 1}, ttl=_ttl(store), index=False)
     return True
 
 

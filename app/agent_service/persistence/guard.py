@@ -33,7 +33,8 @@ class ThreadGone(Exception):
     """The run's thread was deleted (or is no longer its user's): the run must stop."""
 
 
-async def _check(owner_of: OwnerLookup, config: RunnableConfig) -> None:
+async def check_owner(owner_of: OwnerLookup, config: RunnableConfig) -> None:
+    """Refuse (ThreadGone) unless the run's thread still belongs to the run's user."""
     configurable = config.get("configurable") or {}
     user_id = configurable.get("user_id")
     thread_id = configurable.get("thread_id")
@@ -55,7 +56,7 @@ class OwnerGuard(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        await _check(self.owner_of, config)
+        await check_owner(self.owner_of, config)
         return await super().aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
@@ -65,7 +66,7 @@ class OwnerGuard(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await _check(self.owner_of, config)
+        await check_owner(self.owner_of, config)
         await super().aput_writes(config, writes, task_id, task_path)
 
 

@@ -7,7 +7,7 @@ migration and append it to both lists.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Tables the server needs; /ready reports any that is missing as "schema not migrated".
 SERVICE_TABLES = (
@@ -132,6 +132,19 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (assistant_id, version)
     );
     """,
+    # 4: the Store API (issue 19).
+    """
+    -- Issue 19: main_agent's memories moved from ("memories", <user>) into the user's own store
+    -- space ("users", <user>, "memories"), which the Store API shows the user. Copied, not
+    -- moved: the previous release reads the old rows through a canary and after a rollback
+    -- (expand only); a later release deletes them. `migrate` then embeds the copies.
+    INSERT INTO store (prefix, key, value, created_at, updated_at, expires_at, ttl_minutes)
+    SELECT 'users.' || substr(prefix, 10) || '.memories', key, value, created_at, updated_at,
+        expires_at, ttl_minutes
+    FROM store
+    WHERE prefix LIKE 'memories.%' AND strpos(substr(prefix, 10), '.') = 0
+    ON CONFLICT DO NOTHING
+    """,
 )
 
 SQLITE_MIGRATIONS: tuple[str, ...] = (
@@ -216,6 +229,15 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL,
         PRIMARY KEY (assistant_id, version)
     );
+    """,
+    """
+    -- Issue 19: the user's memories copied into the user's own store space (see PostgreSQL).
+    INSERT INTO store (prefix, key, value, created_at, updated_at, expires_at, ttl_minutes)
+    SELECT 'users.' || substr(prefix, 10) || '.memories', key, value, created_at, updated_at,
+        expires_at, ttl_minutes
+    FROM store
+    WHERE prefix LIKE 'memories.%' AND instr(substr(prefix, 10), '.') = 0
+    ON CONFLICT DO NOTHING;
     """,
 )
 

@@ -16,11 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Match
 
-from agent_service.api import assistants, gdpr, runs, system, threads
+from agent_service.api import assistants, gdpr, runs, store, system, threads
 from agent_service.api.deps import Services
 from agent_service.api.errors import ERROR_RESPONSES, ApiError, error_response, run_error
 from agent_service.auth.access import AccessPolicy, Forbidden
@@ -175,6 +177,10 @@ def create_app(
             if persistence.backend == "sqlite":
                 # The embedded file belongs to this pod alone: no Job can migrate it first.
                 await migrate_sqlite(persistence)
+            store = persistence.store
+            if isinstance(store, AsyncPostgresStore | AsyncSqliteStore):
+                await store.start_ttl_sweeper()
+                stack.push_async_callback(store.stop_ttl_sweeper)
             redis_client = async_redis(settings)
             if redis_client is not None:
                 stack.push_async_callback(redis_client.aclose)
@@ -262,7 +268,7 @@ def create_app(
     open_paths = {"/health", "/ready"}
     if not settings.metrics_require_auth:
         open_paths.add("/metrics")
-    routers = (system, assistants, threads, runs, gdpr)
+    routers = (system, assistants, threads, runs, store, gdpr)
     route_patterns = tuple(
         (route.path_regex, route.path)
         for module in routers
