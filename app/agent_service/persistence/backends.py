@@ -17,6 +17,11 @@ from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
+from agent_service.persistence.cron_tables import (
+    CronTables,
+    PostgresCronTables,
+    SqliteCronTables,
+)
 from agent_service.persistence.guard import GuardedPostgresSaver, GuardedSqliteSaver
 from agent_service.persistence.pool import Pool, build_pool
 from agent_service.persistence.postgres_tables import PostgresTables
@@ -38,6 +43,7 @@ class Persistence:
     store: BaseStore
     tables: ServiceTables
     queue: RunQueueTables
+    crons: CronTables
     pool: Pool | None = None
 
 
@@ -73,6 +79,7 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Persistence]:
             store=AsyncPostgresStore(pool, ttl=store_ttl(settings)),
             tables=tables,
             queue=PostgresRunQueue(pool),
+            crons=PostgresCronTables(pool),
             pool=pool,
         )
     finally:
@@ -118,4 +125,5 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
             store=store,
             tables=tables,
             queue=SqliteRunQueue(tables_conn, checkpointer.lock),
+            crons=SqliteCronTables(tables_conn, checkpointer.lock),
         )
