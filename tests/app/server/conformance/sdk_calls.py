@@ -24,12 +24,6 @@ UNSUPPORTED: dict[str, str] = {
     "store.list_namespaces": "not yet served (issue 19)",
     "store.put_item": "not yet served (issue 19)",
     "store.search_items": "not yet served (issue 19)",
-    "crons.count": "not yet served (issue 19)",
-    "crons.create": "not yet served (issue 19)",
-    "crons.create_for_thread": "not yet served (issue 19)",
-    "crons.delete": "not yet served (issue 19)",
-    "crons.search": "not yet served (issue 19)",
-    "crons.update": "not yet served (issue 19)",
 }
 
 
