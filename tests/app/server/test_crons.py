@@ -175,3 +175,17 @@ def test_a_due_thread_cron_runs_once_on_its_thread(service: Service, tmp_path: P
         assert next_run > datetime.now(UTC)
 
     asyncio.run(scenario())
+
+
+def test_a_thread_cron_goes_with_its_thread(service: Service) -> None:
+    async def scenario() -> None:
+        alice = service.client("alice")
+        thread = await alice.threads.create()
+        await alice.crons.create_for_thread(thread["thread_id"], GRAPH_ID, schedule="@daily")
+        await alice.crons.create(GRAPH_ID, schedule="@daily")
+        assert await alice.crons.count(thread_id=thread["thread_id"]) == 1
+        await alice.threads.delete(thread["thread_id"])
+        assert await alice.crons.count(thread_id=thread["thread_id"]) == 0
+        assert await alice.crons.count() == 1
+
+    asyncio.run(scenario())
