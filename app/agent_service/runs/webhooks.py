@@ -315,20 +315,27 @@ async def _deliver(
                 HEADER_SIGNATURE: sign(key, message_id, timestamp, body),
             }
             try:
-                response = await client.post(
-                    target,
-                    content=body,
-                    headers=headers,
-                    timeout=timeout,
-                    extensions={"sni_hostname": host},
-                )
-            except httpx.TimeoutException:
+                # The whole attempt, slow answers included (httpx's timeouts bound each read,
+                # not their sum); the answer's body is never read.
+                async with (
+                    asyncio.timeout(timeout),
+                    client.stream(
+                        "POST",
+                        target,
+                        content=body,
+                        headers=headers,
+                        timeout=timeout,
+                        extensions={"sni_hostname": host},
+                    ) as response,
+                ):
+                    answer: int = response.status_code
+            except (httpx.TimeoutException, TimeoutError):
                 last, status = "timeout", None
             except httpx.TransportError as exc:
                 last, status = "connection_error", None
                 log.debug("webhook attempt failed", error=type(exc).__name__)
             else:
-                status = response.status_code
+                status = answer
                 if 200 <= status < 300:
                     _record("delivered", parts, run_id=run_id, attempts=attempt, status=status)
                     return True

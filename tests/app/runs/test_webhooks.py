@@ -384,3 +384,59 @@ def test_addresses_are_judged_by_the_ipaddress_rules() -> None:
     assert refusal(ipaddress.ip_address("2606:2800:220:1::1"), strict) is None
     assert refusal(ipaddress.ip_address("::ffff:93.184.216.34"), strict) is None
     assert refusal(ipaddress.ip_address("192.168.1.1"), strict) is not None
+
+
+def test_an_answer_trickling_in_is_cut_at_the_attempts_timeout() -> None:
+    """Headers sent a byte at a time, each within httpx's per-read timeout, would finish as a
+    200 after ~3 s; the attempt as a whole is bounded, so the delivery fails instead."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 30 + b"\r\n\r\n":
+                if stop.wait(0.1):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        config = settings(webhook_timeout_seconds=0.5, webhook_max_attempts=1)
+        assert deliver(f"http://127.0.0.1:{port}/", config) is False
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_2xx_counts_without_reading_the_answers_body(receiver: Receiver) -> None:
+    """The body of the answer is never read: a receiver announcing a large body it never
+    sends does not hold the delivery."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def announce() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\npartial")
+            threading.Event().wait(3)
+
+    thread = threading.Thread(target=announce, daemon=True)
+    thread.start()
+    try:
+        config = settings(webhook_timeout_seconds=1, webhook_max_attempts=1)
+        assert deliver(f"http://127.0.0.1:{port}/", config) is True
+    finally:
+        listener.close()
