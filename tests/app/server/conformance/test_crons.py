@@ -191,6 +191,11 @@ def test_a_thread_cron_fires_once_as_a_recorded_run_and_posts_its_webhook(
         state: Any = await alice.threads.get_state(thread["thread_id"])
         assert [m["content"] for m in state["values"]["messages"]] == ["nightly", "echo: nightly"]
         assert _runs_of(url, cron["cron_id"]) == [("success", thread["thread_id"])]
+        # Recorded like any other run: runs.list shows it, with where it came from.
+        listed: Any = await alice.runs.list(thread["thread_id"])
+        assert [(r["status"], r["metadata"]["cron_id"]) for r in listed] == [
+            ("success", cron["cron_id"])
+        ]
         # The webhook: the finished run, signed as Standard Webhooks verifies.
         (hook,) = receiver.received
         signed = f"{hook.headers['webhook-id']}.{hook.headers['webhook-timestamp']}.".encode()
