@@ -138,7 +138,9 @@ async def _create(
         timezone=body.timezone,
         payload=payload,
         metadata=body.metadata,
-        on_run_completed=body.on_run_completed if isinstance(body, CronCreate) else None,
+        on_run_completed=(body.on_run_completed or "delete")
+        if isinstance(body, CronCreate)
+        else None,
         enabled=body.enabled,
         end_time=body.end_time,
         next_run_at=(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, StrictBool, field_validator
+from pydantic import ConfigDict, Field, StrictBool, field_validator
 
 from agent_service.core.request_body import Body
 from agent_service.persistence.cron_tables import CronSortBy
@@ -54,7 +54,13 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class _RunFields(Body):
+class _CronBody(Body):
+    # A field this model does not know answers 422 naming it (as a run's body does): a cron
+    # that ignored part of its request would fire something else than asked.
+    model_config = ConfigDict(extra="forbid")
+
+
+class _RunFields(_CronBody):
     input: dict[str, Any] | list[Any] | None = None
     config: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
@@ -84,7 +90,12 @@ class ThreadCronCreate(_RunFields):
     # A thread's run may meet another run on the thread: enqueue it behind (the other
     # strategies would cancel a client's run for a scheduled one).
     multitask_strategy: Literal["reject", "enqueue"] = "enqueue"
-    # Resumable streams of fired runs and the deprecated `checkpoint_during`: not offered.
+    # Declared so that their unset form is accepted; a set value is refused (`_unsupported`).
+    stream_resumable: StrictBool | None = None
+    checkpoint_during: StrictBool | None = None
+    on_run_completed: Literal["delete", "keep"] | None = None
+    # Resumable streams of fired runs and the deprecated `checkpoint_during`: not offered; a
+    # thread's cron runs on its thread, which stays.
     _unsupported: ClassVar[tuple[str, ...]] = (
         "stream_resumable",
         "checkpoint_during",
@@ -99,7 +110,7 @@ class ThreadCronCreate(_RunFields):
 
 class CronCreate(ThreadCronCreate):
     # Each firing of a stateless cron runs on a new thread: deleted after the run, or kept.
-    on_run_completed: Literal["delete", "keep"] = "delete"
+    on_run_completed: Literal["delete", "keep"] | None = "delete"
     _unsupported: ClassVar[tuple[str, ...]] = ("stream_resumable", "checkpoint_during")
 
 
@@ -111,6 +122,7 @@ class CronUpdate(_RunFields):
     on_run_completed: Literal["delete", "keep"] | None = None
     enabled: StrictBool | None = None
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    stream_resumable: StrictBool | None = None
     _unsupported = ("stream_resumable",)
 
     @field_validator("end_time")
@@ -119,7 +131,7 @@ class CronUpdate(_RunFields):
         return _aware(value)
 
 
-class CronSearch(Body):
+class CronSearch(_CronBody):
     assistant_id: str | None = Field(default=None, max_length=200)
     thread_id: str | None = Field(default=None, max_length=200)
     enabled: StrictBool | None = None
@@ -131,7 +143,7 @@ class CronSearch(Body):
     select: list[CronField] | None = Field(default=None, max_length=20)
 
 
-class CronCount(Body):
+class CronCount(_CronBody):
     assistant_id: str | None = Field(default=None, max_length=200)
     thread_id: str | None = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -64,6 +64,9 @@ def test_bad_timezones_end_times_and_unknown_fields_answer_422(service: Service)
         {"multitask_strategy": "interrupt"},
         {"webhook": "https://hooks.example.com/x"},  # WEBHOOK_ALLOWED_HOSTS is empty
         {"input": "a string"},
+        {"unknown_field": 1},
+        {"checkpoint_during": True},
+        {"enabled": "yes"},
     ]
     with service.http() as http:
         for extra in bodies:
@@ -111,6 +114,30 @@ def test_unknown_assistants_and_disallowed_graphs_are_refused(tmp_path: Path) ->
             assert await bob.crons.count() == 0
 
         asyncio.run(scenario())
+
+
+def test_unknown_fields_of_every_cron_body_answer_422_naming_them(service: Service) -> None:
+    with service.http() as http:
+        thread_id = http.post("/threads", json={}).json()["thread_id"]
+        cron_id = http.post(
+            "/runs/crons", json={"assistant_id": GRAPH_ID, "schedule": "@daily"}
+        ).json()["cron_id"]
+        for method, path in (
+            ("POST", "/runs/crons/search"),
+            ("POST", "/runs/crons/count"),
+            ("PATCH", f"/runs/crons/{cron_id}"),
+            ("POST", f"/threads/{thread_id}/runs/crons"),
+        ):
+            answer = http.request(method, path, json={"sorting": "x"})
+            assert answer.status_code == 422, (path, answer.text)
+            assert "sorting" in answer.json()["detail"]
+        # A thread's cron has no on_run_completed (its thread stays).
+        refused = http.post(
+            f"/threads/{thread_id}/runs/crons",
+            json={"assistant_id": GRAPH_ID, "schedule": "@daily", "on_run_completed": "keep"},
+        )
+        assert refused.status_code == 422
+        assert "on_run_completed" in refused.json()["detail"]
 
 
 def test_a_principal_has_at_most_cron_max_per_principal(service: Service) -> None:
