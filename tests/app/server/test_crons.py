@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from langgraph_sdk.errors import NotFoundError, PermissionDeniedError
 
-from tests.app.server.conftest import make_settings
+from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.graphs import GRAPH_ID, say
 from tests.app.server.service import Service, serve_in_thread
+from tools.kit.servers import PostgresServer
 
 
 @pytest.fixture
@@ -216,3 +218,43 @@ def test_a_thread_cron_goes_with_its_thread(service: Service) -> None:
         assert await alice.crons.count() == 1
 
     asyncio.run(scenario())
+
+
+def test_two_replicas_on_one_postgres_fire_each_due_cron_once(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Two services (two pools, two schedulers, two queues) on one database: every due cron
+    becomes exactly one run."""
+    url = fresh_database(postgres_server)
+    settings = make_settings(tmp_path, database_url=url, cron_poll_seconds=0.05)
+    with serve_in_thread(settings) as one, serve_in_thread(settings):
+        with one.http() as http:
+            ids = [
+                http.post(
+                    "/runs/crons",
+                    json={"assistant_id": GRAPH_ID, "schedule": "@daily", "input": say("x")},
+                ).json()["cron_id"]
+                for _ in range(5)
+            ]
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "UPDATE agent_crons SET next_run_at = now() - interval '1 second' "
+                "WHERE cron_id = ANY(%s)",
+                (ids,),
+            )
+
+        def fired() -> dict[str, int]:
+            with psycopg.connect(url) as conn:
+                rows = conn.execute(
+                    "SELECT metadata->>'cron_id', count(*) FROM agent_runs "
+                    "WHERE metadata->>'cron_id' = ANY(%s) GROUP BY 1",
+                    (ids,),
+                ).fetchall()
+            return {str(cron_id): int(n) for cron_id, n in rows}
+
+        deadline = time.monotonic() + 20
+        while len(fired()) < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Many more polls of both schedulers: still one run per cron.
+        time.sleep(0.5)
+        assert fired() == dict.fromkeys(ids, 1)
