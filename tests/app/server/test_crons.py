@@ -17,7 +17,14 @@ from langgraph_sdk.errors import NotFoundError, PermissionDeniedError
 
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.graphs import GRAPH_ID, say
-from tests.app.server.service import Service, serve_in_thread
+from tests.app.server.service import (
+    Service,
+    api_keys_json,
+    serve_in_process,
+    serve_in_thread,
+    service_env,
+)
+from tools.kit.launcher import worker_command
 from tools.kit.servers import PostgresServer
 
 
@@ -258,3 +265,50 @@ def test_two_replicas_on_one_postgres_fire_each_due_cron_once(
         # Many more polls of both schedulers: still one run per cron.
         time.sleep(0.5)
         assert fired() == dict.fromkeys(ids, 1)
+
+
+@pytest.mark.integration
+def test_an_agent_service_worker_fires_crons_too(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """The API's pods may leave scheduling to the worker Deployment: with CRON_SCHEDULER off
+    in the API, a due cron fires from an `agent-service worker` process."""
+    url = fresh_database(postgres_server)
+    api_settings = make_settings(tmp_path, database_url=url, cron_scheduler=False, run_workers=0)
+    env = service_env(
+        database_url=url,
+        api_keys=api_keys_json(),
+        cron_poll_seconds=0.1,
+        run_workers=1,
+        run_queue_poll_seconds=0.1,
+    )
+    argv = worker_command("tests.app.server.graphs:echo_graph_source")
+    with (
+        serve_in_thread(api_settings) as api,
+        serve_in_process(env, tmp_path / "worker.log", argv) as worker,
+    ):
+        with api.http() as http:
+            thread_id = http.post("/threads", json={}).json()["thread_id"]
+            cron_id = http.post(
+                f"/threads/{thread_id}/runs/crons",
+                json={"assistant_id": GRAPH_ID, "schedule": "@daily", "input": say("w")},
+            ).json()["cron_id"]
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "UPDATE agent_crons SET next_run_at = now() - interval '1 second' "
+                "WHERE cron_id = %s",
+                (cron_id,),
+            )
+
+        def statuses() -> list[str]:
+            with psycopg.connect(url) as conn:
+                rows = conn.execute(
+                    "SELECT status FROM agent_runs WHERE metadata->>'cron_id' = %s", (cron_id,)
+                ).fetchall()
+            return [str(row[0]) for row in rows]
+
+        deadline = time.monotonic() + 60
+        while statuses() != ["success"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert statuses() == ["success"], worker.log()
+        assert "cron fired" in worker.log()
