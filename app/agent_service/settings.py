@@ -373,7 +373,8 @@ class Settings(BaseSettings, TuningSettings):
     webhook_signing_secret: SecretStr | None = Field(
         default=None,
         description="key of the HMAC-SHA256 signature on every webhook delivery (16+ "
-        "characters); unset: webhooks are refused",
+        "characters); its file is re-read per delivery, so a rotation needs no restart; unset: "
+        "webhooks are refused",
     )
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,

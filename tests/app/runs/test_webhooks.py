@@ -440,3 +440,37 @@ def test_a_2xx_counts_without_reading_the_answers_body(receiver: Receiver) -> No
         assert deliver(f"http://127.0.0.1:{port}/", config) is True
     finally:
         listener.close()
+
+
+def test_a_rotated_secret_file_signs_the_next_delivery(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the secret file was the setting's source, it is read again: a Secret rotated
+    under the pod signs the next webhook without a restart. A value from elsewhere (an
+    environment variable wins over the file) is never replaced by the file."""
+    monkeypatch.setattr("agent_service.core.credentials.READ_INTERVAL_SECONDS", 0)
+    secret_file = tmp_path / "webhook_signing_secret"
+    secret_file.write_text(SECRET + "\n")
+    config = settings(secrets_dir=tmp_path)
+    rotated = "rotated-secret-abcdefghijkl"
+    url = f"http://127.0.0.1:{receiver.port}/"
+
+    def key_of(got: Received) -> str:
+        signed = f"{got.headers[HEADER_ID]}.{got.headers[HEADER_TIMESTAMP]}.".encode() + got.body
+        for key in (SECRET, rotated):
+            digest = base64.b64encode(hmac.new(key.encode(), signed, hashlib.sha256).digest())
+            if got.headers[HEADER_SIGNATURE] == f"v1,{digest.decode()}":
+                return key
+        raise AssertionError("signed with neither key")
+
+    assert deliver(url, config)
+    secret_file.write_text(rotated)
+    assert deliver(url, config)
+    secret_file.write_text("short")  # not a usable secret: the start-up one signs
+    assert deliver(url, config)
+    # Set from elsewhere at start (the file differed): the file is not its source.
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    (other_dir / "webhook_signing_secret").write_text("from-the-file-0123456789")
+    assert deliver(url, settings(secrets_dir=other_dir))
+    assert [key_of(r) for r in receiver.received] == [SECRET, rotated, SECRET, SECRET]
