@@ -312,3 +312,34 @@ def test_an_agent_service_worker_fires_crons_too(
             time.sleep(0.1)
         assert statuses() == ["success"], worker.log()
         assert "cron fired" in worker.log()
+
+
+def test_a_cron_may_name_an_assistant_its_principal_created(
+    service: Service, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        alice, bob = service.client("alice"), service.client("bob")
+        assistant = await alice.assistants.create(GRAPH_ID, name="nightly")
+        thread = await alice.threads.create()
+        cron: Any = await alice.crons.create_for_thread(
+            thread["thread_id"], assistant["assistant_id"], schedule="@daily", input=say("a")
+        )
+        assert cron["assistant_id"] == assistant["assistant_id"]
+        assert await alice.crons.count(assistant_id=assistant["assistant_id"]) == 1
+        # It fires with that assistant.
+        _make_due(tmp_path / "service.sqlite", cron["cron_id"])
+        deadline = time.monotonic() + 20
+        runs: Any = []
+        while time.monotonic() < deadline:
+            runs = await alice.runs.list(thread["thread_id"])
+            if runs and runs[0]["status"] == "success":
+                break
+            await asyncio.sleep(0.3)
+        assert [(r["assistant_id"], r["status"]) for r in runs] == [
+            (assistant["assistant_id"], "success")
+        ]
+        # Another principal's assistant is not there for bob.
+        with pytest.raises(NotFoundError):
+            await bob.crons.create(assistant["assistant_id"], schedule="@daily")
+
+    asyncio.run(scenario())
