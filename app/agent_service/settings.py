@@ -244,6 +244,27 @@ class TuningSettings(GraphOptions):
         description="a webhook delivery gives up after this many seconds, attempts included",
     )
 
+    cron_min_interval_seconds: int = Field(
+        default=60,
+        ge=60,
+        le=86400,
+        description="a cron schedule firing more often than this answers 422",
+    )
+    cron_max_per_principal: int = Field(
+        default=100, ge=1, le=100_000, description="crons one principal may have at once"
+    )
+    cron_scheduler: bool = Field(
+        default=True,
+        description="`true` fires due crons from this process; each firing runs once across "
+        "replicas (a conditional update claims it)",
+    )
+    cron_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="how often the scheduler looks for due crons (a firing is at most this late)",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
@@ -375,7 +396,8 @@ class Settings(BaseSettings, TuningSettings):
     webhook_signing_secret: SecretStr | None = Field(
         default=None,
         description="key of the HMAC-SHA256 signature on every webhook delivery (16+ "
-        "characters); unset: webhooks are refused",
+        "characters); its file is re-read per delivery, so a rotation needs no restart; unset: "
+        "webhooks are refused",
     )
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,

@@ -22,6 +22,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"commands"}),
     frozenset({"server"}),
     frozenset({"api"}),
+    frozenset({"crons"}),
     frozenset({"runs", "dr"}),
     frozenset({"graphs"}),
     frozenset({"guardrails"}),

@@ -18,6 +18,7 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from langgraph.store.base import BaseStore, Item
 
+from agent_service.api.crons import cron_json
 from agent_service.api.deps import Services, get_services, principal_of, require_role
 from agent_service.core.principal import USAGE_NAMESPACE, user_namespace
 from agent_service.core.serialization import to_jsonable
@@ -131,11 +132,13 @@ async def export_user(request: Request, user_id: str) -> dict[str, Any]:
         for assistant in await persistence.tables.owner_assistants(user_id)
         for version in await persistence.tables.assistant_versions(assistant.assistant_id, user_id)
     ]
+    crons = [cron_json(cron) for cron in await persistence.crons.user_crons(user_id)]
     summary = {
         "threads": len(exported_threads),
         "runs": len(runs),
         "store_items": len(store_items),
         "assistant_versions": len(assistants),
+        "crons": len(crons),
     }
     await persistence.tables.audit(principal, "gdpr.export", user_id, summary)
     log.info("gdpr export", principal=principal, subject=user_id, **summary)
@@ -153,6 +156,7 @@ async def export_user(request: Request, user_id: str) -> dict[str, Any]:
         "exported_at": datetime.now(UTC).isoformat(),
         "threads": exported_threads,
         "runs": runs,
+        "crons": crons,
         "store": store_items,
         "assistants": assistants,
         "audit": audit,
@@ -165,6 +169,8 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
     principal = principal_of(request)
     _authorize(services, principal, user_id)
     persistence = services.persistence
+    # Crons first: none may fire a new run for the user while the rest goes.
+    cron_rows = await persistence.crons.delete_user(user_id)
     thread_ids = [thread.thread_id for thread in await persistence.tables.user_threads(user_id)]
     # Rows first: from here on no run anywhere may write to these threads
     # (`persistence.guard`); then this process's runs on them are stopped and awaited, so
@@ -190,6 +196,7 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
         "runs": run_rows,
         "store_items": deleted_items,
         "assistants": assistants,
+        "crons": cron_rows,
     }
     # The audit entry outlives the data: it records that the deletion happened, not content.
     await persistence.tables.audit(principal, "gdpr.delete", user_id, summary)

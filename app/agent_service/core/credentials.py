@@ -82,6 +82,21 @@ class _Field:
         return self.last
 
 
+class RotatingSecret:
+    """One secret setting's current value (None: unset), its file re-read at most every
+    READ_INTERVAL_SECONDS when the file was its source."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self._field = _Field(settings, name)
+        self._cached: tuple[str | None, float] | None = None
+
+    def current(self) -> str | None:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[1] >= READ_INTERVAL_SECONDS:
+            self._cached = (self._field.current(), now)
+        return self._cached[0]
+
+
 class RotatingCredential:
     """The current user and password of one service (PostgreSQL or Redis)."""
 

@@ -17,6 +17,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore, TTLConfig
 
 from agent_service.embeddings import store_index
+from agent_service.persistence.cron_tables import (
+    CronTables,
+    PostgresCronTables,
+    SqliteCronTables,
+)
 from agent_service.persistence.guard import GuardedPostgresSaver, GuardedSqliteSaver
 from agent_service.persistence.pool import Pool, build_pool
 from agent_service.persistence.postgres_tables import PostgresTables
@@ -39,6 +44,7 @@ class Persistence:
     store: BaseStore
     tables: ServiceTables
     queue: RunQueueTables
+    crons: CronTables
     pool: Pool | None = None
 
 
@@ -90,6 +96,7 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Persistence]:
             store=store,
             tables=tables,
             queue=PostgresRunQueue(pool),
+            crons=PostgresCronTables(pool),
             pool=pool,
         )
     finally:
@@ -143,4 +150,5 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Persistence]:
             store=store,
             tables=tables,
             queue=SqliteRunQueue(tables_conn, checkpointer.lock),
+            crons=SqliteCronTables(tables_conn, checkpointer.lock),
         )

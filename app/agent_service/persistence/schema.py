@@ -7,7 +7,7 @@ migration and append it to both lists.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Tables the server needs; /ready reports any that is missing as "schema not migrated".
 SERVICE_TABLES = (
@@ -19,6 +19,7 @@ SERVICE_TABLES = (
     "agent_run_cancels",
     "agent_assistants",
     "agent_assistant_versions",
+    "agent_crons",
 )
 # Tables LangGraph's own setup() creates (checkpointer and store).
 LANGGRAPH_TABLES = ("checkpoint_migrations", "checkpoints", "store_migrations", "store")
@@ -145,6 +146,32 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     WHERE prefix LIKE 'memories.%' AND strpos(substr(prefix, 10), '.') = 0
     ON CONFLICT DO NOTHING
     """,
+    # 5: crons (api/crons.py): each belongs to one principal; a thread's crons go with the thread.
+    # `next_run_at` is NULL when the cron will not fire again (disabled or past end_time); the
+    # scheduler claims a firing by moving it forward with one conditional UPDATE.
+    """
+    CREATE TABLE IF NOT EXISTS agent_crons (
+        cron_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        assistant_id TEXT NOT NULL,
+        graph_id TEXT NOT NULL,
+        thread_id TEXT REFERENCES agent_threads (thread_id) ON DELETE CASCADE,
+        schedule TEXT NOT NULL,
+        timezone TEXT,
+        payload JSONB NOT NULL DEFAULT '{}'::jsonb,
+        metadata JSONB NOT NULL DEFAULT '{}'::jsonb,
+        on_run_completed TEXT,
+        enabled BOOLEAN NOT NULL DEFAULT true,
+        end_time TIMESTAMPTZ,
+        next_run_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS agent_crons_owner_created ON agent_crons (owner, created_at);
+    CREATE INDEX IF NOT EXISTS agent_crons_due ON agent_crons (next_run_at)
+        WHERE next_run_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS agent_crons_thread ON agent_crons (thread_id);
+    """,
 )
 
 SQLITE_MIGRATIONS: tuple[str, ...] = (
@@ -238,6 +265,30 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     FROM store
     WHERE prefix LIKE 'memories.%' AND instr(substr(prefix, 10), '.') = 0
     ON CONFLICT DO NOTHING;
+    """,
+    # Times are ISO 8601 text in UTC with microseconds ("2026-01-01T00:00:00.000000+00:00"),
+    # so that text order is time order.
+    """
+    CREATE TABLE IF NOT EXISTS agent_crons (
+        cron_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        assistant_id TEXT NOT NULL,
+        graph_id TEXT NOT NULL,
+        thread_id TEXT REFERENCES agent_threads (thread_id) ON DELETE CASCADE,
+        schedule TEXT NOT NULL,
+        timezone TEXT,
+        payload TEXT NOT NULL DEFAULT '{}',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        on_run_completed TEXT,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        end_time TEXT,
+        next_run_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS agent_crons_owner_created ON agent_crons (owner, created_at);
+    CREATE INDEX IF NOT EXISTS agent_crons_due ON agent_crons (next_run_at);
+    CREATE INDEX IF NOT EXISTS agent_crons_thread ON agent_crons (thread_id);
     """,
 )
 

@@ -19,12 +19,6 @@ COVERED: dict[str, list[str]] = {}
 UNSUPPORTED: dict[str, str] = {
     "threads.join_stream": "not served: follow each run with runs.join_stream (issue 19)",
     "threads.stream": "the v3 thread-centric streaming protocol is not served (issue 19)",
-    "crons.count": "not yet served (issue 19)",
-    "crons.create": "not yet served (issue 19)",
-    "crons.create_for_thread": "not yet served (issue 19)",
-    "crons.delete": "not yet served (issue 19)",
-    "crons.search": "not yet served (issue 19)",
-    "crons.update": "not yet served (issue 19)",
 }
 
 
