@@ -82,5 +82,5 @@ def test_json_bytes_matches_the_standard_encoding(value: Any) -> None:
 
 def test_the_response_class_writes_json_bytes() -> None:
     response = GraphJSONResponse(STATE, headers={"Content-Location": "/x"})
-    assert json.loads(response.body) == _standard(STATE)
+    assert json.loads(bytes(response.body)) == _standard(STATE)
     assert response.headers["content-type"] == "application/json"
