@@ -73,6 +73,8 @@ def test_the_benchmark_runs_tiny(tmp_path: Path) -> None:
     assert all(r["checkpoints_per_turn"] >= 1 for r in work.values())
     assert all(r["transactions_per_turn"] >= 1 for r in work.values())
     assert results["profile"]["svg"], results["profile"]
+    assert {r["layer"] for r in results["http_path"]["layers"]} >= {"CORS", "body limit"}
+    assert results["http_path"]["reply_json"]["json_bytes_us"] > 0
     assert (tmp_path / results["profile"]["svg"]).read_bytes().lstrip().startswith(b"<?xml")
     assert {r["target"] for r in results["background"]} == targets - {
         "this service, PostgreSQL, 2 workers"

@@ -207,17 +207,33 @@ def reading(results: dict[str, Any]) -> list[str]:
             f"{peer_1['p50_ms']:.0f} ms (p50) where this service takes {ours_1['p50_ms']:.0f} ms: "
             "the peer queues each run for a background worker and the waiting request learns of "
             "its end by polling, so its latency has a floor near one second whatever the graph.",
-            f"- {top} clients: both are bound by the machine's {results['machine']['cores']} cores "
-            f"running the graph ({peer_top['rps']:.0f} against {ours_top['rps']:.0f} req/s, "
-            f"{ours_top['rps'] / peer_top['rps']:.2f}x); the 3x target is missed there. What "
-            "would move it: fewer graph steps per turn (each middleware step is a superstep and "
-            "a checkpoint; `durability=exit` shows the ceiling), more worker processes on more "
-            "cores (`WORKERS`), and a model that is not on the same CPU.",
+            f"- {top} clients: {ours_top['rps']:.0f} req/s against the peer's"
+            f" {peer_top['rps']:.0f} ({ours_top['rps'] / peer_top['rps']:.2f}x)"
+            + (
+                f", {ours_top['share_of_limit']:.0%} of what the graph alone does in-process"
+                if ours_top.get("share_of_limit") is not None
+                else ""
+            )
+            + ". The in-process rows and the server CPU per request say where the rest goes:"
+            " the database round trips of a turn (see the database work), the HTTP layers,"
+            f" and the {results['machine']['cores']} cores shared by the server, PostgreSQL"
+            " and the load generator.",
         ]
     lines.append(
         f"- The load generator used at most {client:.0%} of one core's time per wall second: it "
         "was not the bottleneck."
     )
+    for graph in ("main_agent", "one_node"):
+        one, two = row(DURABLE, graph, "threaded", top), row(TWO_WORKERS, graph, "threaded", top)
+        if not (one and two and one.get("server_cpu_ms") and two.get("server_cpu_ms")):
+            continue
+        lines.append(
+            f"- WORKERS=2, threaded `{graph}`, {top} clients: {two['rps']:.0f} against"
+            f" {one['rps']:.0f} req/s with one worker ({two['rps'] / one['rps']:.2f}x). The"
+            f" server used {one['rps'] * one['server_cpu_ms'] / 1000:.2f} cores with one worker"
+            f" and {two['rps'] * two['server_cpu_ms'] / 1000:.2f} with two, of"
+            f" {results['machine']['cores']}; PostgreSQL and the load generator need the rest."
+        )
     if savers:
         ours, upstream = savers["service_saver"], savers["upstream_saver"]
         lines.append(
@@ -269,6 +285,30 @@ def database_work(results: dict[str, Any]) -> list[str]:
             "",
         ]
     return lines
+
+
+def http_section(results: dict[str, Any]) -> list[str]:
+    measured = results.get("http_path")
+    if not measured:
+        return []
+    reply = measured["reply_json"]
+    return [
+        "## The HTTP path, layer by layer",
+        "",
+        "Each middleware of the service alone in front of an endpoint that answers at once,"
+        " called in-process with a runs/wait request (no socket): microseconds of CPU per request"
+        " over the bare endpoint. The request log writes one JSON line per request at INFO"
+        " (production's level) and none at WARNING (the benchmark servers' level).",
+        "",
+        "| layer | LOG_LEVEL | us per request |",
+        "|---|---|---|",
+        *(f"| {r['layer']} | {r['log_level']} | {r['us']:.1f} |" for r in measured["layers"]),
+        "",
+        f"A runs/wait reply of {reply['messages']} messages ({reply['bytes']} bytes):"
+        f" {reply['standard_us']:.0f} us through `to_jsonable` and the standard encoder,"
+        f" {reply['json_bytes_us']:.0f} us through `json_bytes` (orjson).",
+        "",
+    ]
 
 
 def profile_section(results: dict[str, Any]) -> list[str]:
@@ -410,6 +450,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
         ),
         "",
         *database_work(results),
+        *http_section(results),
         *profile_section(results),
         *before_after(results),
     ]

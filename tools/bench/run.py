@@ -18,7 +18,7 @@ from typing import Any
 
 from agent_service.persistence.migrations import migrate_postgres
 
-from tools.bench import background, checkpoints, dbwork, inprocess, loadgen
+from tools.bench import background, checkpoints, dbwork, http_path, inprocess, loadgen
 from tools.bench.one_node import ONE_NODE
 from tools.bench.peer import ensure_peer_env, peer_command, peer_env, write_config
 from tools.kit import launcher
@@ -54,6 +54,8 @@ class Plan:
     db_turns: int = 50
     # py-spy records the durable service under the top concurrency this long.
     profile_seconds: float = 10.0
+    # Requests per HTTP-path layer measurement (in-process, no socket).
+    http_path_requests: int = 3000
 
 
 QUICK = Plan(
@@ -67,6 +69,7 @@ QUICK = Plan(
     background_burst=10,
     db_turns=3,
     profile_seconds=1.0,
+    http_path_requests=100,
 )
 
 
@@ -281,6 +284,7 @@ def run(plan: Plan, work: Path, out: Path | None = None) -> dict[str, Any]:
             return url
 
         limit = _inprocess(plan, database)
+        layers = http_path.measure(plan.http_path_requests, max(1, plan.repetitions))
         for graph in GRAPHS:
             db_work.append(
                 {
@@ -355,6 +359,7 @@ def run(plan: Plan, work: Path, out: Path | None = None) -> dict[str, Any]:
         "inprocess": limit,
         "db_work": db_work,
         "profile": profiled,
+        "http_path": layers,
         "durability": durability,
         "background": background_rows,
         "processes": processes,
