@@ -50,7 +50,11 @@ Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
 
 # What the LangGraph savers expect of every connection: autocommit and dict rows. No
 # server-side prepared statements at all (`None`; psycopg's `0` means "prepare every query"):
-# PgBouncer in transaction mode and a failover to a fresh server both break them.
+# PgBouncer in transaction mode before 1.21 hands a statement prepared on one server
+# connection to another (https://www.pgbouncer.org/config.html#max_prepared_statements), and
+# they did not pay off here: with psycopg's threshold of 5 a main_agent turn cost the same or
+# more client CPU (its prepare bookkeeping) and PostgreSQL saves little planning on these
+# short single-row statements (docs/benchmarks.md, "Prepared statements").
 CONNECTION_KWARGS: dict[str, Any] = {
     "autocommit": True,
     "prepare_threshold": None,
