@@ -9,13 +9,17 @@ to protect (the upstream `AsyncPostgresStore` drops the lock for pools the same 
 One transaction per superstep: LangGraph's loop saves each finished task's writes
 (`aput_writes`, in the background) and, at the end of the superstep, the next checkpoint
 (`aput`; with `durability="sync"` the loop waits for it before the next superstep starts:
+"Changes are persisted synchronously before the next step starts",
+https://reference.langchain.com/python/langgraph/types/Durability and
 https://docs.langchain.com/oss/python/langgraph/durable-execution#durability-modes). Upstream
 each call is a transaction of its own. Here a task's writes wait up to `coalesce_seconds` for
 the next checkpoint of the same thread and namespace and are written in its transaction:
 writes, blobs and checkpoint row in one pipelined round trip, all or nothing. So `sync` still
 means the superstep is on disk (its writes with it) before the next starts. Writes that no
 checkpoint follows in time (an interrupt, a failing task, a sibling task still running) are
-written alone when the window ends, as upstream writes them.
+written alone when the window ends, as upstream writes them: the pending writes of a superstep
+that failed part-way are still stored, so its successful tasks do not run again on resume
+(https://docs.langchain.com/oss/python/langgraph/persistence#pending-writes).
 
 `before_write` runs inside that transaction first: `persistence.guard` checks there that the
 thread still belongs to the run's user, with no transaction of its own.
