@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline-label", default=None, help="what the baseline was (shown on the page)"
     )
+    parser.add_argument("--note", default=None, help="a line under Method (e.g. shared machine)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs")
     args = parser.parse_args(argv)
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         results = run(plan, Path(work), args.out)
     results["machine"] = report.machine()
+    if args.note:
+        results["note"] = args.note
     results["throughput"] = report.with_limit(
         report.with_ratios(results["throughput"]), results["inprocess"]
     )

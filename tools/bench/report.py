@@ -287,6 +287,86 @@ def database_work(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _per_turn(results: dict[str, Any], graph: str) -> str:
+    turn = _db(results, DURABLE, graph)
+    if turn is None:
+        return "n/a"
+    return (
+        f"{turn['transactions_per_turn']:.1f} transactions for"
+        f" {turn['checkpoints_per_turn']:.0f} supersteps"
+    )
+
+
+def _turn_verdict(results: dict[str, Any]) -> str:
+    turn = _db(results, DURABLE, "main_agent")
+    if turn is None:
+        return ""
+    excess = turn["transactions_per_turn"] - (turn["checkpoints_per_turn"] + 3)
+    if excess <= 0:
+        return "main_agent meets the target (supersteps + 3)."
+    return (
+        f"main_agent is {excess:.1f} over the target (supersteps + 3): folding the thread read"
+        " into `start_run` (one statement that checks owner and graph and claims the lease)"
+        " would remove one; it is the run engine's flow, which the background-runs work is"
+        " rewriting. The idle pooled connections are tested once after the counters' 11 s"
+        " settling wait, which adds a fraction of a transaction per turn to this measurement."
+    )
+
+
+def closing_note(results: dict[str, Any]) -> list[str]:
+    """Where the time and the transactions go, and why a missed target is missed."""
+    top = max(results["plan"]["concurrencies"])
+    ours = _row(results, DURABLE, "main_agent", "threaded", top)
+    limit = next(
+        (
+            r
+            for r in results.get("inprocess", [])
+            if (r["saver"], r["graph"], r["mode"], r["concurrency"])
+            == ("PostgreSQL", "main_agent", "threaded", top)
+        ),
+        None,
+    )
+    lines = [
+        "## Where a turn's time and transactions go",
+        "",
+        "- Transactions per turn on the durable service (the database work table): "
+        f"main_agent {_per_turn(results, 'main_agent')}, one_node"
+        f" {_per_turn(results, 'one_node')}. A superstep is one transaction: its tasks' writes"
+        " wait for the superstep's checkpoint and go in its pipelined transaction with the blobs"
+        " and the thread-owner check (`persistence.saver`, `persistence.guard`); `sync` still"
+        ' means the superstep is on disk before the next one starts (LangGraph: "Changes are'
+        ' persisted synchronously before the next step starts",'
+        " https://reference.langchain.com/python/langgraph/types/Durability), and the SIGKILL"
+        " drill (tests/reliability/test_process_faults.py) still resumes from the last"
+        " checkpoint. Around the supersteps: the latest checkpoint read when the run starts (1),"
+        " the thread read that checks its owner and graph (1), the lease + graph + run row"
+        " (`start_run`, 1) and the outcome + release (`end_run`, 1); the per-user model-call"
+        " budget is written at most once a second per user and process. " + _turn_verdict(results),
+        "- Redis: the rate limiter takes requests from the shared window in batches (1% of the"
+        " limit, at most 100, per round trip) instead of one script call per request; the node"
+        " cache costs nothing on these graphs, because LangGraph asks the cache only for tasks"
+        " with a cache policy (only research_agent has one).",
+        "- Prepared statements stay off: with psycopg's threshold of 5 a main_agent turn cost"
+        " the same or more client CPU (the prepare bookkeeping) and PostgreSQL saves little"
+        " planning on these short single-row statements; behind PgBouncer in transaction mode"
+        " before 1.21 they would also break"
+        " (https://www.pgbouncer.org/config.html#max_prepared_statements).",
+    ]
+    if ours and limit and ours.get("server_cpu_ms") and limit.get("cpu_ms_per_run"):
+        lines.append(
+            f"- CPU: a threaded main_agent run costs the durable service"
+            f" {ours['server_cpu_ms']:.1f} ms of CPU (HTTP, run bookkeeping, logging, metrics,"
+            f" the graph) where the graph alone on the same saver costs"
+            f" {limit['cpu_ms_per_run']:.1f} ms in-process. At {top} clients the machine's"
+            f" {results['machine']['cores']} cores are shared by the service, PostgreSQL and"
+            " the load generator, so req/s follows CPU per request: the throughput targets"
+            " (main_agent >= 180 req/s, one_node >= 500) need less CPU per run in the graph"
+            " itself (the in-process rows are below or near them on this machine) and more"
+            " cores."
+        )
+    return [*lines, ""]
+
+
 def http_section(results: dict[str, Any]) -> list[str]:
     measured = results.get("http_path")
     if not measured:
@@ -400,6 +480,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
         " 2 workers (`WORKERS=2`). The load generator",
         "shares the machine; its CPU share is in the last column. Ratios are against the peer's",
         "row with the same graph, mode and concurrency (req/s: higher is better; p99: lower).",
+        *([f"**{results['note']}**"] if results.get("note") else []),
         "",
         "## Targets",
         "",
@@ -450,6 +531,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
         ),
         "",
         *database_work(results),
+        *closing_note(results),
         *http_section(results),
         *profile_section(results),
         *before_after(results),
