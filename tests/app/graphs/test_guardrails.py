@@ -191,3 +191,32 @@ def test_every_call_of_a_factory_model_is_metered(monkeypatch: pytest.MonkeyPatc
     output = reply.usage_metadata["output_tokens"]
     assert MODEL_TOKENS.labels("offline", "output")._value.get() == tokens_out + output
     assert MODEL_COST.labels("offline")._value.get() == pytest.approx(cost + 3 + 2 * output)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mail jane.doe@example.com now",
+        "card 4111 1111 1111 1111",
+        "card 4111-1111-1111-1111.",
+        "ssn 123-45-6789",
+        "id 6f1c9f2e-0000-4000-8000-000000000000",
+        "order 123456789 and 12345678",
+        "plain words only",
+        "",
+        "@",
+    ],
+)
+def test_the_shortcut_never_hides_pii(text: str) -> None:
+    """`redact` skips the detectors for a text `might_hold_pii` rules out: the result is the
+    full detection's, whatever the text."""
+    from agent_service.guardrails.redaction import detect_pii, might_hold_pii
+    from agent_service.guardrails.redaction import redact as redact_text
+
+    found = detect_pii(text)
+    if found:
+        assert might_hold_pii(text)
+    full = text
+    for match in reversed(found):
+        full = f"{full[: match['start']]}[REDACTED_{match['type'].upper()}]{full[match['end'] :]}"
+    assert redact_text(text) == full
