@@ -17,7 +17,7 @@ from agent_service.api.deps import Services, get_services, principal_of, require
 from agent_service.api.errors import RUN_ERRORS, ApiError, not_found
 from agent_service.api.models import MAX_LIMIT, MAX_OFFSET, InvokeRequest
 from agent_service.core.request_body import Body
-from agent_service.core.serialization import to_jsonable
+from agent_service.core.serialization import GraphJSONResponse, to_jsonable
 from agent_service.persistence.errors import describe_unavailable, is_unavailable
 from agent_service.persistence.guard import ThreadGone
 from agent_service.persistence.records import RunRecord, RunStatus
@@ -183,7 +183,7 @@ async def _run_wait(request: Request, thread_id: str | None, body: RunCreate) ->
     engine = _engine(services)
     prepared = await _prepare(engine, request, thread_id, body)
     values = await _wait(services, engine, prepared)
-    return JSONResponse(to_jsonable(values), headers={"Content-Location": prepared.location})
+    return GraphJSONResponse(values, headers={"Content-Location": prepared.location})
 
 
 async def _run_stream(request: Request, thread_id: str | None, body: RunCreate) -> Response:

@@ -14,6 +14,7 @@ secret file, for local use): a credential re-reads its file only when the file w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -36,9 +37,10 @@ class Credential:
     user: str | None
     password: str | None
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """Tells two credentials apart without holding the password in a comparable form."""
+        """Tells two credentials apart without holding the password in a comparable form.
+        Computed once per credential: the pool compares it on every connection checkout."""
         text = f"{self.user or ''}\0{self.password or ''}".encode()
         return hashlib.sha256(text).hexdigest()[:16]
 

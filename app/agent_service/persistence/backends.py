@@ -83,8 +83,8 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Persistence]:
     # Not waiting: the process starts (and answers /ready 503) while the database is away.
     await pool.open(wait=False)
     tables = PostgresTables(pool)
+    # Checks the thread's owner inside each write transaction (persistence.guard).
     checkpointer = GuardedPostgresSaver(pool)
-    checkpointer.owner_of = tables.thread_owner
     store = GuardedPostgresStore(
         pool, ttl=store_ttl(settings), index=cast(Any, store_index(settings))
     )

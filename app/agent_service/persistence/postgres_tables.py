@@ -46,6 +46,22 @@ _RUN_COLUMNS = (
 )
 
 
+# acquire_thread + set_thread_graph + create_run in one statement (`start_run`).
+_START_RUN = (
+    "WITH claimed AS ("  # noqa: S608 - column names from a constant, values as parameters
+    " UPDATE agent_threads SET status = 'busy', active_run_id = %(run_id)s,"
+    " lease_expires_at = now() + make_interval(secs => %(lease)s),"
+    " graph_id = COALESCE(graph_id, %(graph_id)s), updated_at = now()"
+    " WHERE thread_id = %(thread_id)s AND owner = %(owner)s"
+    " AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < now())"
+    " RETURNING thread_id) "
+    f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "
+    "SELECT %(run_id)s, thread_id, %(owner)s, %(assistant_id)s, %(graph_id)s,"
+    " %(status)s, %(metadata)s, %(multitask_strategy)s, %(error)s, %(created_at)s,"
+    " %(updated_at)s FROM claimed"
+)
+
+
 # A run still `running` whose thread no longer holds it under a live lease died with its
 # process: it reports `error`.
 _RUN_COLUMNS_LIVE = (
@@ -253,6 +269,48 @@ class PostgresTables(PostgresAssistants):
                 "UPDATE agent_runs SET status = %s, error = %s, updated_at = now() "
                 "WHERE run_id = %s",
                 (status, error, run_id),
+            )
+
+    async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
+        # One statement: the lease decides (as in acquire_thread), the thread gets its graph
+        # when it has none, and the run's row exists exactly when the lease was won.
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                _START_RUN,
+                {
+                    "run_id": run.run_id,
+                    "thread_id": run.thread_id,
+                    "owner": run.owner,
+                    "assistant_id": run.assistant_id,
+                    "graph_id": run.graph_id,
+                    "status": run.status,
+                    "metadata": Jsonb(run.metadata),
+                    "multitask_strategy": run.multitask_strategy,
+                    "error": run.error,
+                    "created_at": run.created_at,
+                    "updated_at": run.updated_at,
+                    "lease": lease_seconds,
+                },
+            )
+            return cur.rowcount == 1
+
+    async def end_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        status: RunStatus,
+        error: str | None,
+        thread_status: ThreadStatus,
+    ) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "WITH finished AS ("
+                " UPDATE agent_runs SET status = %s, error = %s, updated_at = now()"
+                " WHERE run_id = %s) "
+                "UPDATE agent_threads SET status = %s, active_run_id = NULL, "
+                "lease_expires_at = NULL, updated_at = now() "
+                "WHERE thread_id = %s AND active_run_id = %s",
+                (status, error, run_id, thread_status, thread_id, run_id),
             )
 
     async def get_run(self, run_id: str, owner: str) -> RunRecord | None:

@@ -178,6 +178,23 @@ class ServiceTables(AssistantTables, Protocol):
 
     async def finish_run(self, run_id: str, status: RunStatus, error: str | None) -> None: ...
 
+    async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
+        """`acquire_thread`, `set_thread_graph` and `create_run` as one transaction: False
+        (and nothing written) when another run holds the thread's lease."""
+        ...
+
+    async def end_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        status: RunStatus,
+        error: str | None,
+        thread_status: ThreadStatus,
+    ) -> None:
+        """`finish_run` and `release_thread` as one transaction (released only while the
+        run still holds the lease)."""
+        ...
+
     async def get_run(self, run_id: str, owner: str) -> RunRecord | None: ...
 
     async def user_threads(self, owner: str) -> list[ThreadRecord]: ...

@@ -327,6 +327,78 @@ class SqliteTables(SqliteAssistants):
                 (status, error, _now(), run_id),
             )
 
+    async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
+        # One write transaction under the one lock: SQLite serialises writers anyway.
+        now = time.time()
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = await self._conn.execute(
+                    "UPDATE agent_threads SET status = 'busy', active_run_id = ?, "
+                    "lease_expires_at = ?, graph_id = COALESCE(graph_id, ?), updated_at = ? "
+                    "WHERE thread_id = ? AND owner = ? "
+                    "AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < ?)",
+                    (
+                        run.run_id,
+                        now + lease_seconds,
+                        run.graph_id,
+                        _now(),
+                        run.thread_id,
+                        run.owner,
+                        now,
+                    ),
+                )
+                claimed = cur.rowcount == 1
+                if claimed:
+                    await self._conn.execute(
+                        f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "  # noqa: S608
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            run.run_id,
+                            run.thread_id,
+                            run.owner,
+                            run.assistant_id,
+                            run.graph_id,
+                            run.status,
+                            json.dumps(run.metadata),
+                            run.multitask_strategy,
+                            run.error,
+                            run.created_at.isoformat(),
+                            run.updated_at.isoformat(),
+                        ),
+                    )
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+            return claimed
+
+    async def end_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        status: RunStatus,
+        error: str | None,
+        thread_status: ThreadStatus,
+    ) -> None:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._conn.execute(
+                    "UPDATE agent_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?",
+                    (status, error, _now(), run_id),
+                )
+                await self._conn.execute(
+                    "UPDATE agent_threads SET status = ?, active_run_id = NULL, "
+                    "lease_expires_at = NULL, updated_at = ? "
+                    "WHERE thread_id = ? AND active_run_id = ?",
+                    (thread_status, _now(), thread_id, run_id),
+                )
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
     async def get_run(self, run_id: str, owner: str) -> RunRecord | None:
         async with self._lock:
             cur = await self._conn.execute(

@@ -417,28 +417,22 @@ class RunEngine:
         prepared = await self._admit(principal, thread_id, body)
         thread_id, run_id = prepared.thread_id, prepared.run_id
         principal = prepared.principal
-        await self._claim(thread_id, principal, run_id, body.multitask_strategy)
-        try:
-            await self._tables.set_thread_graph(thread_id, principal, prepared.graph_id)
-            now = datetime.now(UTC)
-            await self._tables.create_run(
-                RunRecord(
-                    run_id=run_id,
-                    thread_id=thread_id,
-                    owner=principal,
-                    assistant_id=body.assistant_id,
-                    graph_id=prepared.graph_id,
-                    status="running",
-                    metadata=prepared.body.metadata or {},
-                    multitask_strategy=body.multitask_strategy,
-                    error=None,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        except BaseException:
-            await asyncio.shield(self._release(thread_id, run_id, "idle"))
-            raise
+        now = datetime.now(UTC)
+        record = RunRecord(
+            run_id=run_id,
+            thread_id=thread_id,
+            owner=principal,
+            assistant_id=body.assistant_id,
+            graph_id=prepared.graph_id,
+            status="running",
+            metadata=prepared.body.metadata or {},
+            multitask_strategy=body.multitask_strategy,
+            error=None,
+            created_at=now,
+            updated_at=now,
+        )
+        # The lease, the thread's graph and the run's row in one transaction (start_run).
+        await self._claim(record, thread_id, body.multitask_strategy)
         return prepared
 
     async def submit(
@@ -601,7 +595,7 @@ class RunEngine:
                 f"assistant {body.assistant_id!r} runs graph {graph_id!r}",
             )
 
-    async def _claim(self, thread_id: str, principal: str, run_id: str, strategy: str) -> None:
+    async def _claim(self, record: RunRecord, thread_id: str, strategy: str) -> None:
         lease = self.lease_seconds
         if strategy in ("interrupt", "rollback"):
             # Double-texting: the thread's runs that have not ended are cancelled (and, with
@@ -614,7 +608,7 @@ class RunEngine:
         elif strategy == "reject" and await self._queue.active_run_ids(thread_id):
             # A queued run that no worker has started yet holds the thread too.
             raise ThreadBusy(_busy_message(thread_id))
-        if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
+        if await self._tables.start_run(record, lease):
             return
         if strategy == "reject":
             raise ThreadBusy(_busy_message(thread_id))
@@ -623,7 +617,7 @@ class RunEngine:
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-            if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
+            if await self._tables.start_run(record, lease):
                 return
         raise ThreadStayedBusy(
             f"thread {thread_id!r} stayed busy for {self.timeout_seconds:g} s; "
@@ -810,6 +804,20 @@ class RunEngine:
                 log.error("run failed", exc_info=finished.error, **log_fields)
         else:
             log.info("run finished", **log_fields)
+        if not (prepared.stateless and prepared.body.on_completion == "delete"):
+            try:
+                # The outcome and the thread's release in one transaction (end_run).
+                await self._tables.end_run(
+                    prepared.run_id, prepared.thread_id, status, error, thread_status
+                )
+            except Exception as exc:
+                log.warning(
+                    "could not record the run's outcome",
+                    run_id=prepared.run_id,
+                    reason=type(exc).__name__,
+                )
+                await self._release(prepared.thread_id, prepared.run_id, thread_status)
+            return
         try:
             await self._tables.finish_run(prepared.run_id, status, error)
         except Exception as exc:
