@@ -32,7 +32,7 @@ from agent_service.runs.engine import (
     run_failure_message,
 )
 from agent_service.runs.errors import RunError
-from agent_service.runs.events import follow
+from agent_service.runs.events import follow, run_log, thread_log
 from agent_service.runs.models import MAX_THREAD_ID, RunCreate
 from agent_service.runs.tracker import DELETED
 
@@ -373,7 +373,7 @@ async def join_run_stream(
     elif kwargs.get("stream_resumable"):
         after = "0"
     else:
-        after = await queue.events.last_id(run_id)
+        after = await queue.events.last_id(run_log(run_id))
 
     async def ended() -> bool:
         record = await queue.tables.get_run(run_id, run.owner)
@@ -382,7 +382,7 @@ async def join_run_stream(
     async def body() -> AsyncIterator[bytes]:
         finished = False
         try:
-            async for event_id, name, data in follow(queue.events, run_id, after, ended):
+            async for event_id, name, data in follow(queue.events, run_log(run_id), after, ended):
                 if name in ("metadata", "error") or not modes or _event_mode(name) in modes:
                     yield _sse(name, data, event_id=event_id)
             finished = True
@@ -396,6 +396,75 @@ async def join_run_stream(
         media_type="text/event-stream",
         headers={
             # langgraph-sdk reconnects here (with Last-Event-ID) when the stream is cut.
+            "Location": location,
+            "Content-Location": location,
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        },
+    )
+
+
+_THREAD_STREAM_MODES = frozenset(("run_modes", "lifecycle", "state_update"))
+
+
+def _thread_event_wanted(modes: set[str], name: str) -> bool:
+    if "run_modes" in modes:
+        return True
+    if "lifecycle" in modes and name in ("metadata", "run_done"):
+        return True
+    return "state_update" in modes and _event_mode(name) == "values"
+
+
+@router.get("/threads/{thread_id}/stream")
+async def join_thread_stream(request: Request, thread_id: str) -> Response:
+    """The events of the thread's background runs, one run after another, until the client
+    leaves: `run_modes` (default) every event of each run and `run_done` at its end,
+    `lifecycle` only `metadata` (a run starts) and `run_done`, `state_update` only `values`.
+    Without `Last-Event-ID` the stream starts with what comes next; `-` replays the log."""
+    services = get_services(request)
+    queue = services.queue
+    if await services.persistence.tables.get_thread(thread_id, principal_of(request)) is None:
+        raise not_found("thread", thread_id)
+    # langgraph-sdk sends `stream_mode`; LangGraph's API reference names it `stream_modes`.
+    requested = [
+        mode
+        for key in ("stream_mode", "stream_modes")
+        for mode in request.query_params.getlist(key)
+        if mode
+    ]
+    unknown = sorted(set(requested) - _THREAD_STREAM_MODES)
+    if unknown:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"stream_mode: {unknown} is not one of {sorted(_THREAD_STREAM_MODES)}",
+        )
+    modes = set(requested) or {"run_modes"}
+    last_event_id = (request.headers.get("last-event-id") or "").strip()
+    if last_event_id and not EVENT_ID.fullmatch(last_event_id):
+        raise ApiError(422, "validation_error", "Last-Event-ID: not an event id this server sent")
+    name = thread_log(thread_id)
+    if last_event_id in ("-", "-1"):
+        after = "0"
+    elif last_event_id:
+        after = last_event_id
+    else:
+        after = await queue.events.last_id(name)
+
+    async def left() -> bool:
+        # The stream stays open while the client does (LangGraph's thread stream too).
+        return await request.is_disconnected()
+
+    async def body() -> AsyncIterator[bytes]:
+        async for event_id, event, data in follow(queue.events, name, after, left):
+            if _thread_event_wanted(modes, event):
+                yield _sse(event, data, event_id=event_id)
+
+    location = f"/threads/{thread_id}/stream"
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={
             "Location": location,
             "Content-Location": location,
             "Cache-Control": "no-store",

@@ -1,12 +1,14 @@
-"""The event log of each background run, which `runs.join_stream` follows from any replica.
+"""The event logs of background runs, which `runs.join_stream` (one run) and
+`threads.join_stream` (every background run of a thread, one after another) follow from any
+replica.
 
-With Redis (REDIS_URL) each run's events are a Redis stream (`XADD`): every replica reads it
-(`XREAD`), and an event's stream entry id is its SSE `id`, so a client that reconnects with
-`Last-Event-ID` continues after the last event it saw. Without Redis the log lives in the
-process that executes the run (the embedded SQLite deployment is one process); a replica that
+With Redis (REDIS_URL) each log is a Redis stream (`XADD`): every replica reads it (`XREAD`),
+and an event's stream entry id is its SSE `id`, so a client that reconnects with
+`Last-Event-ID` continues after the last event it saw. Without Redis the logs live in the
+process that executes the runs (the embedded SQLite deployment is one process); a replica that
 does not execute the run then sees only the run's end.
 
-The log is bounded (MAX_EVENTS, the oldest dropped first) and expires EVENTS_TTL_SECONDS after
+A log is bounded (MAX_EVENTS, the oldest dropped first) and expires EVENTS_TTL_SECONDS after
 its last event. Publishing never fails a run: with Redis away the run goes on and its followers
 hear of its end from the run's record.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,25 +38,35 @@ END = "__end__"
 Event = tuple[str, str, Any]  # (id, event name, data)
 
 
-def _key(run_id: str) -> str:
-    return f"agent:run-events:{run_id}"
+def run_log(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def thread_log(thread_id: str) -> str:
+    return f"thread:{thread_id}"
 
 
 class RunEventLog(Protocol):
-    async def publish(self, run_id: str, event: str, data: Any) -> None: ...
-
-    async def close(self, run_id: str) -> None:
-        """The run has ended: its followers stop after its last event."""
+    async def publish(self, logs: tuple[str, ...], event: str, data: Any) -> None:
+        """Append the event to each of these logs."""
         ...
 
-    async def last_id(self, run_id: str) -> str:
+    async def close(self, name: str) -> None:
+        """The log has ended (its run has): its followers stop after its last event."""
+        ...
+
+    async def last_id(self, name: str) -> str:
         """The id of the latest event ("0" before the first): a follower that starts here
         sees only what comes next."""
         ...
 
-    async def read(self, run_id: str, after: str) -> tuple[list[Event], bool]:
+    async def read(self, name: str, after: str) -> tuple[list[Event], bool]:
         """Events after `after` (waiting up to BLOCK_MS for one), and whether the log ended."""
         ...
+
+
+def _key(name: str) -> str:
+    return f"agent:events:{name}"
 
 
 class RedisRunEvents:
@@ -62,41 +74,41 @@ class RedisRunEvents:
         self._client = client
         self._warned = False
 
-    async def _add(self, run_id: str, event: str, data: Any) -> None:
+    async def publish(self, logs: tuple[str, ...], event: str, data: Any) -> None:
+        payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         try:
-            key = _key(run_id)
-            payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-            await self._client.xadd(
-                key, {"e": event, "d": payload}, maxlen=MAX_EVENTS, approximate=True
-            )
-            await self._client.expire(key, EVENTS_TTL_SECONDS)
+            # One round trip for the event in every log it belongs to.
+            async with self._client.pipeline(transaction=False) as pipe:
+                for name in logs:
+                    pipe.xadd(
+                        _key(name), {"e": event, "d": payload}, maxlen=MAX_EVENTS, approximate=True
+                    )
+                    pipe.expire(_key(name), EVENTS_TTL_SECONDS)
+                await pipe.execute()
         except RedisError as exc:
             if not self._warned:
                 self._warned = True
                 log.warning("run events not published (Redis)", reason=type(exc).__name__)
 
-    async def publish(self, run_id: str, event: str, data: Any) -> None:
-        await self._add(run_id, event, data)
+    async def close(self, name: str) -> None:
+        await self.publish((name,), END, None)
 
-    async def close(self, run_id: str) -> None:
-        await self._add(run_id, END, None)
-
-    async def last_id(self, run_id: str) -> str:
-        entries: Any = await self._client.xrevrange(_key(run_id), count=1)
+    async def last_id(self, name: str) -> str:
+        entries: Any = await self._client.xrevrange(_key(name), count=1)
         return _text(entries[0][0]) if entries else "0"
 
-    async def read(self, run_id: str, after: str) -> tuple[list[Event], bool]:
-        answer: Any = await self._client.xread({_key(run_id): after}, count=500, block=BLOCK_MS)
+    async def read(self, name: str, after: str) -> tuple[list[Event], bool]:
+        answer: Any = await self._client.xread({_key(name): after}, count=500, block=BLOCK_MS)
         events: list[Event] = []
         ended = False
         for _, entries in answer or []:
             for entry_id, fields in entries:
-                name = _text(fields.get(b"e", fields.get("e", b"")))
-                if name == END:
+                event = _text(fields.get(b"e", fields.get("e", b"")))
+                if event == END:
                     ended = True
                     break
                 raw = fields.get(b"d", fields.get("d", b"null"))
-                events.append((_text(entry_id), name, json.loads(raw)))
+                events.append((_text(entry_id), event, json.loads(raw)))
         return events, ended
 
 
@@ -110,40 +122,48 @@ class _Log:
     ended: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     next_id: int = 1
+    expiry: asyncio.TimerHandle | None = None
 
 
 class LocalRunEvents:
-    """The log in this process's memory (no Redis)."""
+    """The logs in this process's memory (no Redis)."""
 
     def __init__(self) -> None:
         self._logs: dict[str, _Log] = {}
 
-    def _log(self, run_id: str) -> _Log:
-        return self._logs.setdefault(run_id, _Log())
+    def _log(self, name: str) -> _Log:
+        entry = self._logs.setdefault(name, _Log())
+        # Forgotten an hour after the last event, as a Redis key would expire.
+        if entry.expiry is not None:
+            entry.expiry.cancel()
+        entry.expiry = asyncio.get_running_loop().call_later(
+            EVENTS_TTL_SECONDS, self._logs.pop, name, None
+        )
+        return entry
 
-    async def publish(self, run_id: str, event: str, data: Any) -> None:
-        entry = self._log(run_id)
-        entry.events.append((str(entry.next_id), event, data))
-        entry.next_id += 1
-        del entry.events[:-MAX_EVENTS]
-        entry.changed.set()
+    async def publish(self, logs: tuple[str, ...], event: str, data: Any) -> None:
+        for name in logs:
+            entry = self._log(name)
+            entry.events.append((str(entry.next_id), event, data))
+            entry.next_id += 1
+            del entry.events[:-MAX_EVENTS]
+            entry.changed.set()
 
-    async def close(self, run_id: str) -> None:
-        entry = self._log(run_id)
+    async def close(self, name: str) -> None:
+        entry = self._log(name)
         entry.ended = True
         entry.changed.set()
-        asyncio.get_running_loop().call_later(EVENTS_TTL_SECONDS, self._logs.pop, run_id, None)
 
-    async def last_id(self, run_id: str) -> str:
-        entry = self._logs.get(run_id)
+    async def last_id(self, name: str) -> str:
+        entry = self._logs.get(name)
         return entry.events[-1][0] if entry and entry.events else "0"
 
-    async def read(self, run_id: str, after: str) -> tuple[list[Event], bool]:
-        entry = self._logs.get(run_id)
+    async def read(self, name: str, after: str) -> tuple[list[Event], bool]:
+        entry = self._logs.get(name)
         if entry is None:
             await asyncio.sleep(BLOCK_MS / 1000)
             return [], False
-        position = int(after) if after.isdigit() else 0
+        position = int(after.split("-", 1)[0]) if after[:1].isdigit() else 0
         events = [e for e in entry.events if int(e[0]) > position]
         if not events and not entry.ended:
             entry.changed.clear()
@@ -159,13 +179,15 @@ def run_event_log(client: aioredis.Redis | None) -> RunEventLog:
     return LocalRunEvents() if client is None else RedisRunEvents(client)
 
 
-async def follow(events: RunEventLog, run_id: str, after: str, ended: Any) -> AsyncIterator[Event]:
+async def follow(
+    events: RunEventLog, name: str, after: str, ended: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[Event]:
     """Every event after `after` until the log ends, or until `ended()` (an async check of
     the run's record) says the run is over and nothing more came (its log's end was lost)."""
     quiet = 0
     while True:
         try:
-            batch, done = await events.read(run_id, after)
+            batch, done = await events.read(name, after)
         except RedisError as exc:
             log.warning("run events unreadable (Redis)", reason=type(exc).__name__)
             batch, done = [], False
@@ -178,7 +200,7 @@ async def follow(events: RunEventLog, run_id: str, after: str, ended: Any) -> As
         quiet = 0 if batch else quiet + 1
         # About once a second without events: is the run still going?
         if quiet and quiet % 4 == 0 and await ended():
-            batch, _ = await events.read(run_id, after)
+            batch, _ = await events.read(name, after)
             for event in batch:
                 yield event
             return

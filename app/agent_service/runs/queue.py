@@ -40,7 +40,7 @@ from agent_service.runs.engine import (
     run_error_type,
     run_failure_message,
 )
-from agent_service.runs.events import run_event_log
+from agent_service.runs.events import run_event_log, run_log, thread_log
 from agent_service.runs.models import RunCreate
 from agent_service.runs.tracker import RunTracker
 from agent_service.settings import Settings
@@ -177,24 +177,26 @@ class RunQueue:
             assert run.thread_id is not None
             await self.persistence.tables.finish_run(run.run_id, "error", run_failure_message(exc))
             await self.persistence.tables.release_thread(run.thread_id, run.run_id, "error")
-            await self.events.close(run.run_id)
+            await self.events.close(run_log(run.run_id))
             return
         running = engine.start(prepared, stream=True)
         run_id = run.run_id
+        # Each event goes to the run's log and to its thread's (threads.join_stream).
+        logs = (run_log(run_id), thread_log(prepared.thread_id))
         await self.events.publish(
-            run_id,
+            logs,
             "metadata",
             {"run_id": run_id, "thread_id": run.thread_id, "attempt": queued.attempts},
         )
         async for item in running.events():
             if isinstance(item, Finished):
-                await self._publish_end(run_id, item)
+                await self._publish_end(run, logs, item)
                 break
-            await self.events.publish(run_id, *item)
+            await self.events.publish(logs, *item)
         # A run that ends frees its thread: the next queued run of the thread may start now.
         self._wake.set()
 
-    async def _publish_end(self, run_id: str, finished: Finished) -> None:
+    async def _publish_end(self, run: RunRecord, logs: tuple[str, ...], finished: Finished) -> None:
         action = cancel_action(finished)
         if finished.outcome == "cancelled" and action is None:
             # Handed back to the queue (shutdown): the next worker continues this log.
@@ -204,17 +206,18 @@ class RunQueue:
                 "error": run_error_type(finished.error),
                 "message": run_failure_message(finished.error),
             }
-            await self.events.publish(run_id, "error", error)
+            await self.events.publish(logs, "error", error)
         elif finished.outcome == "timeout":
             timeout = self.settings.background_run_timeout_seconds
             message = f"the run exceeded BACKGROUND_RUN_TIMEOUT_SECONDS ({timeout:g} s)"
-            await self.events.publish(run_id, "error", {"error": "timeout", "message": message})
+            await self.events.publish(logs, "error", {"error": "timeout", "message": message})
         elif action is not None:
             message = f"the run was cancelled ({action})"
-            await self.events.publish(
-                run_id, "error", {"error": "UserInterrupt", "message": message}
-            )
-        await self.events.close(run_id)
+            await self.events.publish(logs, "error", {"error": "UserInterrupt", "message": message})
+        ended = await self.tables.get_run(run.run_id, run.owner)
+        status = "deleted" if ended is None else ended.status
+        await self.events.publish(logs[1:], "run_done", {"run_id": run.run_id, "status": status})
+        await self.events.close(logs[0])
 
     async def _watch_cancels(self) -> None:
         while True:

@@ -17,7 +17,6 @@ COVERED: dict[str, list[str]] = {}
 
 # Calls the service does not serve, each with the reason a reader of docs/api.md would want.
 UNSUPPORTED: dict[str, str] = {
-    "threads.join_stream": "not served: follow each run with runs.join_stream (issue 19)",
     "threads.stream": "the v3 thread-centric streaming protocol is not served (issue 19)",
 }
 

@@ -373,6 +373,67 @@ def test_join_stream_from_another_replica_resumes_after_last_event_id(
         asyncio.run(scenario(worker, other))
 
 
+@covers("threads.join_stream")
+def test_thread_join_stream_follows_each_background_run_from_another_replica(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    shared = {
+        "database_url": fresh_database(postgres_server),
+        "redis_url": redis_server.url,
+        "run_queue_poll_seconds": 0.1,
+    }
+
+    async def until_done(opening: Any, runs: int) -> list[Any]:
+        # threads.join_stream is a coroutine that answers the stream.
+        parts = []
+        async for part in await opening:
+            parts.append(part)
+            if sum(p.event == "run_done" for p in parts) == runs:
+                break
+        return parts
+
+    async def scenario(worker: Service, other: Service) -> None:
+        client = worker.client()
+        follower = other.client()
+        tid = (await client.threads.create())["thread_id"]
+        following = asyncio.create_task(until_done(follower.threads.join_stream(tid), 2))
+        await asyncio.sleep(0.5)  # the follower is connected: it streams what comes next
+        first = await client.runs.create(tid, GRAPH_ID, input=say("one"))
+        second = await client.runs.create(
+            tid, GRAPH_ID, input=say("two"), multitask_strategy="enqueue"
+        )
+        parts = await asyncio.wait_for(following, 60)
+        starts = [p.data["run_id"] for p in parts if p.event == "metadata"]
+        done = [p.data for p in parts if p.event == "run_done"]
+        assert starts == [first["run_id"], second["run_id"]]
+        assert done == [
+            {"run_id": first["run_id"], "status": "success"},
+            {"run_id": second["run_id"], "status": "success"},
+        ]
+        values = [p.data for p in parts if p.event == "values"]
+        assert _texts(values[-1]) == ["one", "echo: one", "two", "echo: two"]
+        # From the start of the log ("-"), lifecycle only: starts and ends, in order.
+        lifecycle = await until_done(
+            follower.threads.join_stream(tid, last_event_id="-", stream_mode="lifecycle"), 2
+        )
+        assert [p.event for p in lifecycle] == ["metadata", "run_done", "metadata", "run_done"]
+        # Resuming after the first run's end replays the second run only.
+        first_end = next(p.id for p in parts if p.event == "run_done")
+        resumed = await until_done(follower.threads.join_stream(tid, last_event_id=first_end), 1)
+        assert [p.data["run_id"] for p in resumed if p.event == "metadata"] == [second["run_id"]]
+        with pytest.raises(NotFoundError):
+            await until_done(other.client("bob").threads.join_stream(tid), 1)
+        mode: Any = "everything"
+        with pytest.raises(UnprocessableEntityError, match="stream_mode"):
+            await until_done(follower.threads.join_stream(tid, stream_mode=mode), 1)
+
+    with (
+        serve_in_thread(make_settings(tmp_path / "a", run_workers=1, **shared)) as worker,
+        serve_in_thread(make_settings(tmp_path / "b", run_workers=0, **shared)) as other,
+    ):
+        asyncio.run(scenario(worker, other))
+
+
 @covers("runs.stream")
 def test_stream_mode_events(service: Service) -> None:
     async def scenario() -> None:
