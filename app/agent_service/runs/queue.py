@@ -80,6 +80,8 @@ class RunQueue:
         self.events = run_event_log(redis)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
+        # Notified when this process starts a queued run: its joiners stop polling at once.
+        self._started = asyncio.Condition()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._executing: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -180,6 +182,8 @@ class RunQueue:
             await self.events.close(run_log(run.run_id))
             return
         running = engine.start(prepared, stream=True)
+        async with self._started:
+            self._started.notify_all()
         run_id = run.run_id
         # Each event goes to the run's log and to its thread's (threads.join_stream).
         logs = (run_log(run_id), thread_log(prepared.thread_id))
@@ -259,7 +263,10 @@ class RunQueue:
                 # Executing here: its end is an event, not a poll.
                 await asyncio.wait({task}, timeout=remaining)
                 continue
-            await asyncio.sleep(min(delay, remaining))
+            # Polled: another process may execute it. Started here, it wakes us at once.
+            with contextlib.suppress(TimeoutError):
+                async with self._started:
+                    await asyncio.wait_for(self._started.wait(), min(delay, remaining))
             delay = min(delay * 2, WAIT_POLL_MAX_SECONDS)
 
     async def cancel(self, record: RunRecord, action: CancelAction) -> None:
