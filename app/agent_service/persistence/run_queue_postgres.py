@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
@@ -39,7 +40,7 @@ _CLAIMABLE = f"""
     JOIN agent_threads AS t ON t.thread_id = q.thread_id
     WHERE q.run_after <= now()
       AND (r.status = 'pending' OR (r.status = 'running' AND {_LEASE_LOST}))
-      AND ({_FREE_THREAD} OR t.active_run_id = r.run_id)
+      AND {_FREE_THREAD}
       AND NOT EXISTS (
         SELECT 1 FROM agent_run_queue AS q2 JOIN agent_runs AS r2 ON r2.run_id = q2.run_id
         WHERE q2.thread_id = q.thread_id AND r2.status IN ('pending', 'running')
@@ -51,7 +52,7 @@ _CLAIMABLE = f"""
 """  # noqa: S608 - fixed text, no request data
 
 
-class _Lost(Exception):
+class Lost(Exception):
     """The claimed run or its thread changed hands between the SELECT and the UPDATEs."""
 
 
@@ -92,7 +93,7 @@ class PostgresRunQueue:
     async def claim(self, worker: str, lease_seconds: float) -> QueuedRun | None:
         try:
             return await self._claim(worker, lease_seconds)
-        except _Lost:
+        except Lost:
             return None
 
     async def _claim(self, worker: str, lease_seconds: float) -> QueuedRun | None:
@@ -101,36 +102,55 @@ class PostgresRunQueue:
             row = await cur.fetchone()
             if row is None:
                 return None
-            run_id, thread_id = row["run_id"], row["thread_id"]
-            # The run first, still pending (or running under a lost lease): a cancel that
-            # committed since the SELECT wins, and the transaction rolls back.
-            cur = await conn.execute(
-                "UPDATE agent_runs SET status = 'running', updated_at = now() "
-                "WHERE run_id = %s AND status IN ('pending', 'running')",
-                (run_id,),
-            )
-            if cur.rowcount != 1:
-                raise _Lost
-            cur = await conn.execute(
-                "UPDATE agent_threads AS t SET status = 'busy', active_run_id = %s, "  # noqa: S608
-                "lease_expires_at = now() + make_interval(secs => %s), updated_at = now() "
-                f"WHERE t.thread_id = %s AND ({_FREE_THREAD} OR t.active_run_id = %s)",
-                (run_id, lease_seconds, thread_id, run_id),
-            )
-            if cur.rowcount != 1:
-                # An inline run took the thread since the SELECT: the run stays queued.
-                raise _Lost
-            cur = await conn.execute(
-                "UPDATE agent_run_queue SET attempts = attempts + 1, worker = %s "
-                "WHERE run_id = %s RETURNING kwargs, stateless, attempts",
-                (worker, run_id),
-            )
-            queued = await cur.fetchone()
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} {_FROM} WHERE r.run_id = %s",
-                (run_id,),
-            )
-            run_row = await cur.fetchone()
+            return await self.take(conn, row["run_id"], row["thread_id"], worker, lease_seconds)
+
+    async def take(
+        self,
+        conn: AsyncConnection[DictRow],
+        run_id: str,
+        thread_id: str,
+        worker: str,
+        lease_seconds: float,
+    ) -> QueuedRun:
+        """Make the selected run this worker's, in the caller's transaction; raises Lost when
+        it is not claimable any more.
+
+        The SELECT's snapshot may predate another worker's claim of this very run (its row
+        lock was gone by the time we reached the row), so each UPDATE checks again, on the
+        rows as they are now."""
+        # The run: still pending, or running without a live worker; a cancel committed since
+        # the SELECT wins.
+        cur = await conn.execute(
+            "UPDATE agent_runs SET status = 'running', updated_at = now() "
+            "WHERE run_id = %s AND (status = 'pending' OR (status = 'running' "
+            "AND NOT EXISTS (SELECT 1 FROM agent_threads WHERE thread_id = %s "
+            "AND active_run_id = %s AND lease_expires_at >= now())))",
+            (run_id, thread_id, run_id),
+        )
+        if cur.rowcount != 1:
+            raise Lost
+        # The thread is the mutex: it goes from free (or an expired lease) to this run in one
+        # conditional UPDATE, which a second claimer of the run cannot pass.
+        cur = await conn.execute(
+            "UPDATE agent_threads AS t SET status = 'busy', active_run_id = %s, "  # noqa: S608
+            "lease_expires_at = now() + make_interval(secs => %s), updated_at = now() "
+            f"WHERE t.thread_id = %s AND {_FREE_THREAD}",
+            (run_id, lease_seconds, thread_id),
+        )
+        if cur.rowcount != 1:
+            # Another worker, or an inline run, holds the thread now: the run stays as it is.
+            raise Lost
+        cur = await conn.execute(
+            "UPDATE agent_run_queue SET attempts = attempts + 1, worker = %s "
+            "WHERE run_id = %s RETURNING kwargs, stateless, attempts",
+            (worker, run_id),
+        )
+        queued = await cur.fetchone()
+        cur = await conn.execute(
+            f"SELECT {_COLUMNS} {_FROM} WHERE r.run_id = %s",
+            (run_id,),
+        )
+        run_row = await cur.fetchone()
         assert queued is not None
         assert run_row is not None
         return QueuedRun(

@@ -38,7 +38,7 @@ _CLAIMABLE = f"""
     JOIN agent_threads AS t ON t.thread_id = q.thread_id
     WHERE q.run_after <= {_NOW}
       AND (r.status = 'pending' OR (r.status = 'running' AND {_LEASE_LOST}))
-      AND ({_FREE_THREAD} OR t.active_run_id = r.run_id)
+      AND {_FREE_THREAD}
       AND NOT EXISTS (
         SELECT 1 FROM agent_run_queue AS q2 JOIN agent_runs AS r2 ON r2.run_id = q2.run_id
         WHERE q2.thread_id = q.thread_id AND r2.status IN ('pending', 'running')

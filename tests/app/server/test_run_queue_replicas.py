@@ -18,7 +18,7 @@ from tools.kit.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
 
-THREADS = 12
+THREADS = 24
 ENQUEUED = 4
 
 
