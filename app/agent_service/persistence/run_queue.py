@@ -95,3 +95,7 @@ class RunQueueTables(Protocol):
     async def depth(self) -> int:
         """Runs waiting for a worker (pending, due now)."""
         ...
+
+    async def owner_active_count(self, owner: str) -> int:
+        """The owner's background runs that have not ended (pending, delayed or running)."""
+        ...

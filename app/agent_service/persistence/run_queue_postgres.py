@@ -266,3 +266,14 @@ class PostgresRunQueue:
             )
             row = await cur.fetchone()
         return 0 if row is None else int(row["n"])
+
+    async def owner_active_count(self, owner: str) -> int:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM agent_run_queue AS q "
+                "JOIN agent_runs AS r ON r.run_id = q.run_id "
+                "WHERE r.owner = %s AND r.status IN ('pending', 'running')",
+                (owner,),
+            )
+            row = await cur.fetchone()
+        return 0 if row is None else int(row["n"])

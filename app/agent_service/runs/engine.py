@@ -52,6 +52,7 @@ from agent_service.runs.errors import (
     ThreadIdUnavailable,
     ThreadNotFound,
     ThreadStayedBusy,
+    TooManyRuns,
 )
 from agent_service.runs.models import MAX_THREAD_ID, CommandModel, RunCreate, SendModel
 from agent_service.runs.stream_events import EventTranslator, langgraph_modes
@@ -426,6 +427,7 @@ class RunEngine:
         """Admit a background run: checked like an inline run, then stored `pending` for a
         worker (`runs.queue`). The multitask strategy applies now, against the thread's runs
         that have not ended."""
+        await self._within_quota(principal)
         prepared = await self._admit(principal, thread_id, body)
         if not prepared.stateless:
             active = await self._queue.active_run_ids(prepared.thread_id)
@@ -455,6 +457,21 @@ class RunEngine:
             record, kwargs, stateless=prepared.stateless, delay_seconds=delay_seconds
         )
         return record
+
+    async def _within_quota(self, principal: str) -> None:
+        """Refuse a background run past the principal's bound. Workers claim the oldest run
+        first, across principals: without a bound, one principal's batches (100 runs a request)
+        would put every other principal's run behind thousands of its own. Checked before the
+        run is stored, so concurrent submits may pass it by a few; it bounds a flood, not a
+        count to the unit."""
+        if self._settings is None:
+            return
+        limit = self._settings.max_active_runs_per_principal
+        if await self._queue.owner_active_count(principal) >= limit:
+            raise TooManyRuns(
+                f"you have {limit} background runs that have not ended "
+                "(MAX_ACTIVE_RUNS_PER_PRINCIPAL); join or cancel some before creating more"
+            )
 
     async def cancel_runs(self, run_ids: list[str], action: CancelAction) -> None:
         """Cancel these runs wherever they are: a pending one ends here; one this process
