@@ -150,6 +150,7 @@ def test_the_chart_derives_each_variable_from_its_key() -> None:
         "principalRoles": {"ops": ["approver"]},
         "principalGraphs": {"ops": ["main_agent"]},
         "otelExporterOtlpEndpoint": "http://otel-collector.monitoring:4317",
+        "webhookAllowedHosts": "hooks.example.com",
     }
     # The database URL brings the PostgreSQL jobs; keep the chart's own rules satisfied.
     rendered: Rendered = render(
