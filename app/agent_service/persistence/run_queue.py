@@ -96,6 +96,11 @@ class RunQueueTables(Protocol):
         """Runs waiting for a worker (pending, due now)."""
         ...
 
+    async def hand_back(self, run_id: str) -> None:
+        """A run its worker stopped on purpose (shutdown): pending again, and that claim not
+        counted, so only the claims of workers that died count towards MAX_RUN_CLAIMS."""
+        ...
+
     async def owner_active_count(self, owner: str) -> int:
         """The owner's background runs that have not ended (pending, delayed or running)."""
         ...

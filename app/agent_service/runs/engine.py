@@ -717,6 +717,11 @@ class RunEngine:
             # Not a client's cancel: the process is stopping. The run goes back to the queue
             # (its thread freed) and another worker continues it from its last checkpoint.
             log.info("background run handed back to the queue", run_id=prepared.run_id)
+            try:
+                await self._queue.hand_back(prepared.run_id)
+            except Exception as exc:
+                # Counted as a claim then; the run is still claimed again after its lease.
+                log.warning("could not hand the run back", reason=type(exc).__name__)
             await self._release(prepared.thread_id, prepared.run_id, "idle")
             return
         if cancel == "rollback":

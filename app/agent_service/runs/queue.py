@@ -53,6 +53,10 @@ CANCEL_POLL_SECONDS = 0.25
 WAIT_POLL_FIRST_SECONDS = 0.02
 WAIT_POLL_MAX_SECONDS = 0.25
 DEPTH_PUBLISH_SECONDS = 5.0
+# Claims of a run whose worker died each time (a SIGTERM's hand-back is not counted). A run
+# that takes its process down (out of memory, a native crash) would otherwise be claimed again
+# after every lease and take down each worker in turn, for ever.
+MAX_RUN_CLAIMS = 5
 
 
 class RunQueue:
@@ -169,6 +173,9 @@ class RunQueue:
         engine = self.engine()
         run = queued.run
         log.info("queued run claimed", run_id=run.run_id, attempt=queued.attempts, worker=self.name)
+        if queued.attempts > MAX_RUN_CLAIMS:
+            await self._abandon(queued)
+            return
         try:
             prepared = await engine.resume_queued(queued)
         except Exception as exc:
@@ -192,6 +199,20 @@ class RunQueue:
                 break
             await self.events.publish(run_id, *item)
         # A run that ends frees its thread: the next queued run of the thread may start now.
+        self._wake.set()
+
+    async def _abandon(self, queued: QueuedRun) -> None:
+        run = queued.run
+        assert run.thread_id is not None
+        message = (
+            f"the run was given up: its worker stopped {queued.attempts - 1} times while "
+            f"executing it (at most {MAX_RUN_CLAIMS}; the run may crash its process)"
+        )
+        log.error("queued run given up", run_id=run.run_id, attempts=queued.attempts - 1)
+        await self.persistence.tables.finish_run(run.run_id, "error", message)
+        await self.persistence.tables.release_thread(run.thread_id, run.run_id, "error")
+        await self.events.publish(run.run_id, "error", {"error": "RunError", "message": message})
+        await self.events.close(run.run_id)
         self._wake.set()
 
     async def _publish_end(self, run_id: str, finished: Finished) -> None:

@@ -3,9 +3,14 @@ principal from starving the others, and a run that keeps killing its workers."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
+from agent_service.runs.queue import MAX_RUN_CLAIMS
 
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.graphs import GRAPH_ID, say
@@ -15,6 +20,7 @@ from tools.kit.servers import PostgresServer
 pytestmark = pytest.mark.integration
 
 LATER = 600.0
+SLOW = {"configurable": {"delay": 30}}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -49,3 +55,67 @@ def test_one_principal_cannot_fill_the_queue(tmp_path: Path, database: dict[str,
         )
         assert cancelled.status_code == 204, cancelled.text
         assert alice.post("/runs", json=delayed).status_code == 200
+
+
+def _set_claims(tmp_path: Path, database: dict[str, str], run_id: str, claims: int) -> None:
+    """As if `claims` workers had claimed the run and died (SIGKILL, out of memory)."""
+    statement = "UPDATE agent_run_queue SET attempts = {mark} WHERE run_id = {mark}"
+    if "database_url" in database:
+        with psycopg.connect(database["database_url"], autocommit=True) as conn:
+            conn.execute(statement.format(mark="%s"), (claims, run_id))
+        return
+    with contextlib.closing(sqlite3.connect(tmp_path / "service.sqlite", timeout=30)) as conn:
+        conn.execute(statement.format(mark="?"), (claims, run_id))
+        conn.commit()
+
+
+def test_a_run_that_keeps_killing_its_workers_is_given_up(
+    tmp_path: Path, database: dict[str, str]
+) -> None:
+    settings = make_settings(tmp_path, run_queue_poll_seconds=0.1, **database)
+    with serve_in_thread(settings) as service, service.http("alice") as alice:
+        tid = alice.post("/threads", json={}).json()["thread_id"]
+        body = {"assistant_id": GRAPH_ID, "input": say("boom"), "after_seconds": 1}
+        run = alice.post(f"/threads/{tid}/runs", json=body).json()
+        _set_claims(tmp_path, database, run["run_id"], MAX_RUN_CLAIMS)
+        joined = alice.get(f"/threads/{tid}/runs/{run['run_id']}/join")
+        assert joined.status_code == 200, joined.text
+        assert "given up" in joined.json()["__error__"]["message"]
+        record = alice.get(f"/threads/{tid}/runs/{run['run_id']}").json()
+        assert record["status"] == "error"
+        # The thread is free again: the next run on it executes.
+        again = alice.post(f"/threads/{tid}/runs/wait", json={"assistant_id": GRAPH_ID})
+        assert again.status_code == 200, again.text
+
+
+def _claims_and_status(tmp_path: Path, database: dict[str, str], run_id: str) -> tuple[int, str]:
+    statement = (
+        "SELECT q.attempts, r.status FROM agent_run_queue AS q "
+        "JOIN agent_runs AS r ON r.run_id = q.run_id WHERE q.run_id = {mark}"
+    )
+    if "database_url" in database:
+        with psycopg.connect(database["database_url"]) as conn:
+            row = conn.execute(statement.format(mark="%s"), (run_id,)).fetchone()
+    else:
+        with contextlib.closing(sqlite3.connect(tmp_path / "service.sqlite")) as conn:
+            row = conn.execute(statement.format(mark="?"), (run_id,)).fetchone()
+    assert row is not None
+    return int(row[0]), str(row[1])
+
+
+def test_a_run_handed_back_at_shutdown_is_not_counted_as_a_dead_worker(
+    tmp_path: Path, database: dict[str, str]
+) -> None:
+    settings = make_settings(
+        tmp_path, run_queue_poll_seconds=0.1, shutdown_grace_seconds=0.5, **database
+    )
+    with serve_in_thread(settings) as service, service.http("alice") as alice:
+        tid = alice.post("/threads", json={}).json()["thread_id"]
+        slow = {"assistant_id": GRAPH_ID, "input": say("slow"), "config": SLOW}
+        run = alice.post(f"/threads/{tid}/runs", json=slow).json()
+        for _ in range(500):
+            if alice.get(f"/threads/{tid}/runs/{run['run_id']}").json()["status"] == "running":
+                break
+            time.sleep(0.01)
+    # The service stopped with the run executing: back in the queue, that claim not counted.
+    assert _claims_and_status(tmp_path, database, run["run_id"]) == (0, "pending")
