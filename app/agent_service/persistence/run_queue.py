@@ -96,6 +96,14 @@ class RunQueueTables(Protocol):
         """Runs waiting for a worker (pending, due now)."""
         ...
 
+    async def renew_claim(
+        self, thread_id: str, run_id: str, attempt: int, lease_seconds: float
+    ) -> bool:
+        """Renew the thread's lease for the execution that made claim number `attempt` of the
+        run; False when a later claim (another worker, after this one's lease ran out while it
+        was still alive) or a delete superseded it."""
+        ...
+
     async def hand_back(self, run_id: str) -> None:
         """A run its worker stopped on purpose (shutdown): pending again, and that claim not
         counted, so only the claims of workers that died count towards MAX_RUN_CLAIMS."""

@@ -289,3 +289,15 @@ class PostgresRunQueue:
                 "WHERE run_id = %s AND status = 'running'",
                 (run_id,),
             )
+
+    async def renew_claim(
+        self, thread_id: str, run_id: str, attempt: int, lease_seconds: float
+    ) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE agent_threads SET lease_expires_at = now() + make_interval(secs => %s) "
+                "WHERE thread_id = %s AND active_run_id = %s AND EXISTS ("
+                "SELECT 1 FROM agent_run_queue WHERE run_id = %s AND attempts = %s)",
+                (lease_seconds, thread_id, run_id, run_id, attempt),
+            )
+            return cur.rowcount == 1

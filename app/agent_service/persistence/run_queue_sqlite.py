@@ -357,3 +357,15 @@ class SqliteRunQueue:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+
+    async def renew_claim(
+        self, thread_id: str, run_id: str, attempt: int, lease_seconds: float
+    ) -> bool:
+        async with self._lock:
+            cur = await self._conn.execute(
+                "UPDATE agent_threads SET lease_expires_at = ? "
+                "WHERE thread_id = ? AND active_run_id = ? AND EXISTS ("
+                "SELECT 1 FROM agent_run_queue WHERE run_id = ? AND attempts = ?)",
+                (time.time() + lease_seconds, thread_id, run_id, run_id, attempt),
+            )
+            return cur.rowcount == 1

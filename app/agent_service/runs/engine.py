@@ -56,7 +56,7 @@ from agent_service.runs.errors import (
 )
 from agent_service.runs.models import MAX_THREAD_ID, CommandModel, RunCreate, SendModel
 from agent_service.runs.stream_events import EventTranslator, langgraph_modes
-from agent_service.runs.tracker import CANCEL_MESSAGES, RunTracker
+from agent_service.runs.tracker import CANCEL_MESSAGES, SUPERSEDED, RunTracker
 from agent_service.runs.webhooks import WebhookRejected, check_webhook_url, deliver_run_webhook
 from agent_service.settings import Settings
 
@@ -115,6 +115,9 @@ class PreparedRun:
     # Executed by a queue worker: its output is stored for `join`, and a shutdown puts it back
     # in the queue rather than ending it.
     background: bool = False
+    # A background run's claim number (`agent_run_queue.attempts`): its lease is renewed only
+    # while no later claim superseded this execution.
+    claim: int | None = None
 
     @property
     def location(self) -> str:
@@ -515,6 +518,7 @@ class RunEngine:
             config=config,
             created_at=run.created_at,
             background=True,
+            claim=queued.attempts,
         )
 
     async def _has_checkpoint_of(self, thread_id: str, run_id: str) -> bool:
@@ -655,7 +659,9 @@ class RunEngine:
             kwargs["context"] = body.context
         started = time.perf_counter()
         finished = Finished("error")
-        heartbeat = asyncio.create_task(self._keep_lease(prepared.thread_id, prepared.run_id))
+        producer = asyncio.current_task()
+        assert producer is not None
+        heartbeat = asyncio.create_task(self._keep_lease(prepared, producer))
         active = ACTIVE_RUNS.labels(graph=prepared.graph_id)
         active.inc()
         log.info(
@@ -713,6 +719,13 @@ class RunEngine:
         translator: EventTranslator,
     ) -> None:
         cancel = cancel_action(finished)
+        if (
+            finished.outcome == "cancelled"
+            and finished.error is not None
+            and SUPERSEDED in finished.error.args
+        ):
+            # The run, its thread's lease and its outcome belong to the later claim.
+            return
         if prepared.background and finished.outcome == "cancelled" and cancel is None:
             # Not a client's cancel: the process is stopping. The run goes back to the queue
             # (its thread freed) and another worker continues it from its last checkpoint.
@@ -835,11 +848,24 @@ class RunEngine:
         await self._delete_stateless(prepared)
         return True
 
-    async def _keep_lease(self, thread_id: str, run_id: str) -> None:
+    async def _keep_lease(self, prepared: PreparedRun, producer: asyncio.Task[Any]) -> None:
+        thread_id, run_id = prepared.thread_id, prepared.run_id
         while True:
             await asyncio.sleep(self.renew_seconds)
             try:
-                await self._tables.renew_lease(thread_id, run_id, self.lease_seconds)
+                if prepared.claim is None:
+                    await self._tables.renew_lease(thread_id, run_id, self.lease_seconds)
+                    continue
+                if not await self._queue.renew_claim(
+                    thread_id, run_id, prepared.claim, self.lease_seconds
+                ):
+                    # This execution's lease ran out while it was alive (the database was away
+                    # longer than the lease) and another worker claimed the run: two executions
+                    # of one run would write to the thread together. This one stops, leaving
+                    # the run, its thread and its outcome to the later claim.
+                    log.warning("background run superseded by a later claim", run_id=run_id)
+                    producer.cancel(SUPERSEDED)
+                    return
             except Exception as exc:
                 # The database is away; the run fails on its next checkpoint anyway.
                 log.warning("could not renew the thread's lease", reason=type(exc).__name__)

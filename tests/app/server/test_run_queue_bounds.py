@@ -119,3 +119,34 @@ def test_a_run_handed_back_at_shutdown_is_not_counted_as_a_dead_worker(
             time.sleep(0.01)
     # The service stopped with the run executing: back in the queue, that claim not counted.
     assert _claims_and_status(tmp_path, database, run["run_id"]) == (0, "pending")
+
+
+def test_an_execution_whose_claim_was_superseded_stops(
+    tmp_path: Path, database: dict[str, str]
+) -> None:
+    """A worker alive past its lease (the database away longer than RUN_LEASE_SECONDS) finds
+    the run claimed again by another worker: it must stop, not execute the run a second time
+    beside the new claim. Here the later claim is made by hand; the stopped execution leaves
+    the run to the lease, after which the service's worker claims it (a third claim) and
+    completes it from its last checkpoint."""
+    settings = make_settings(
+        tmp_path, run_queue_poll_seconds=0.1, run_lease_seconds=1.5, **database
+    )
+    with serve_in_thread(settings) as service, service.http("alice") as alice:
+        tid = alice.post("/threads", json={}).json()["thread_id"]
+        slow = {
+            "assistant_id": GRAPH_ID,
+            "input": say("slow"),
+            "config": {"configurable": {"delay": 4}},
+        }
+        run = alice.post(f"/threads/{tid}/runs", json=slow).json()
+        for _ in range(500):
+            if _claims_and_status(tmp_path, database, run["run_id"]) == (1, "running"):
+                break
+            time.sleep(0.01)
+        _set_claims(tmp_path, database, run["run_id"], 2)
+        joined = alice.get(f"/threads/{tid}/runs/{run['run_id']}/join")
+        assert joined.status_code == 200, joined.text
+        assert [m["content"] for m in joined.json()["messages"]] == ["slow", "echo: slow"]
+        # Completed by the third claim, not by the superseded first execution.
+        assert _claims_and_status(tmp_path, database, run["run_id"]) == (3, "success")
