@@ -142,11 +142,14 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
     _authorize(services, principal, user_id)
     persistence = services.persistence
     thread_ids = [thread.thread_id for thread in await persistence.tables.user_threads(user_id)]
+    run_ids = [run.run_id for run in await persistence.tables.user_runs(user_id)]
     # Rows first: from here on no run anywhere may write to these threads
     # (`persistence.guard`); then this process's runs on them are stopped and awaited, so
     # nothing is written after their checkpoints are deleted.
     thread_rows, run_rows = await persistence.tables.delete_user(user_id)
     stopped = await services.runs.stop_threads(thread_ids)
+    # Background runs' event logs (their inputs and outputs) in Redis go with them.
+    await services.queue.events.discard(run_ids)
     for thread_id in thread_ids:
         # An id someone created again since the rows went is theirs (and was purged then).
         if await persistence.tables.thread_owner(thread_id) is None:

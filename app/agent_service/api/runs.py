@@ -471,6 +471,7 @@ async def delete_run(request: Request, thread_id: str, run_id: str) -> Response:
         )
     if not await services.queue.tables.delete_run(run_id, run.owner):
         raise not_found("run", run_id)
+    await services.queue.events.discard([run_id])
     return Response(status_code=204)
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Depends, Request, Response
 from langchain_core.runnables import RunnableConfig
@@ -15,7 +15,12 @@ from agent_service.api.models import HistoryRequest, ThreadCreate, ThreadSearch
 from agent_service.core.request_context import annotate
 from agent_service.core.serialization import thread_state, to_jsonable
 from agent_service.graphs.source import Graph
-from agent_service.persistence.records import ThreadExistsError, ThreadQuery, ThreadRecord
+from agent_service.persistence.records import (
+    RunStatus,
+    ThreadExistsError,
+    ThreadQuery,
+    ThreadRecord,
+)
 from agent_service.runs.errors import ThreadIdUnavailable
 
 router = APIRouter(tags=["threads"])
@@ -157,9 +162,13 @@ async def delete_thread(request: Request, thread_id: str) -> Response:
         raise ApiError(
             409, "thread_busy", f"thread {thread_id!r} has a run in progress; delete it after"
         )
+    runs = await services.queue.tables.runs_matching(
+        principal, thread_id, None, list(get_args(RunStatus))
+    )
     # The row first: from then on no run may write to the thread (`persistence.guard`).
     await services.persistence.tables.delete_thread(thread_id, principal)
     await services.runs.stop_threads([thread_id])
+    await services.queue.events.discard([run.run_id for run in runs])
     await services.persistence.checkpointer.adelete_thread(thread_id)
     return Response(status_code=204)
 

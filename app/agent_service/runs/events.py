@@ -27,6 +27,8 @@ log = structlog.get_logger(__name__)
 
 MAX_EVENTS = 10_000
 EVENTS_TTL_SECONDS = 3600
+# Keys per DEL when the runs of a deleted user or thread go.
+DISCARD_BATCH = 500
 # Below the Redis client's socket timeout (core.redis_clients), so a blocking read is not an
 # error; also how often a follower with nothing to read looks at the run's record.
 BLOCK_MS = 250
@@ -56,6 +58,11 @@ class RunEventLog(Protocol):
         """Events after `after` (waiting up to BLOCK_MS for one), and whether the log ended."""
         ...
 
+    async def discard(self, run_ids: list[str]) -> None:
+        """Drop these runs' logs now (their runs were deleted: a log holds the run's input and
+        output, which must not outlive the run by EVENTS_TTL_SECONDS)."""
+        ...
+
 
 class RedisRunEvents:
     def __init__(self, client: aioredis.Redis) -> None:
@@ -80,6 +87,15 @@ class RedisRunEvents:
 
     async def close(self, run_id: str) -> None:
         await self._add(run_id, END, None)
+
+    async def discard(self, run_ids: list[str]) -> None:
+        try:
+            for start in range(0, len(run_ids), DISCARD_BATCH):
+                keys = [_key(run_id) for run_id in run_ids[start : start + DISCARD_BATCH]]
+                await self._client.delete(*keys)
+        except RedisError as exc:
+            # Redis is away: the logs still expire EVENTS_TTL_SECONDS after their last event.
+            log.warning("run events not discarded (Redis)", reason=type(exc).__name__)
 
     async def last_id(self, run_id: str) -> str:
         entries: Any = await self._client.xrevrange(_key(run_id), count=1)
@@ -133,6 +149,10 @@ class LocalRunEvents:
         entry.ended = True
         entry.changed.set()
         asyncio.get_running_loop().call_later(EVENTS_TTL_SECONDS, self._logs.pop, run_id, None)
+
+    async def discard(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            self._logs.pop(run_id, None)
 
     async def last_id(self, run_id: str) -> str:
         entry = self._logs.get(run_id)

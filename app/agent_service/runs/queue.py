@@ -31,6 +31,7 @@ from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import Graphs
 from agent_service.metrics import RUN_QUEUE_DEPTH
 from agent_service.persistence.backends import Persistence
+from agent_service.persistence.guard import ThreadGone
 from agent_service.persistence.records import RunRecord
 from agent_service.persistence.run_queue import ACTIVE_STATUSES, CancelAction, QueuedRun
 from agent_service.runs.engine import (
@@ -42,7 +43,7 @@ from agent_service.runs.engine import (
 )
 from agent_service.runs.events import run_event_log
 from agent_service.runs.models import RunCreate
-from agent_service.runs.tracker import RunTracker
+from agent_service.runs.tracker import DELETED, RunTracker
 from agent_service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -216,6 +217,12 @@ class RunQueue:
         self._wake.set()
 
     async def _publish_end(self, run_id: str, finished: Finished) -> None:
+        gone = finished.error
+        if isinstance(gone, ThreadGone) or (gone is not None and DELETED in gone.args):
+            # Deleted with its thread or its user: its log goes too, including what this
+            # execution published after the delete had discarded it.
+            await self.events.discard([run_id])
+            return
         action = cancel_action(finished)
         if finished.outcome == "cancelled" and action is None:
             # Handed back to the queue (shutdown): the next worker continues this log.

@@ -8,14 +8,16 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+import redis
 from agent_service.runs.queue import MAX_RUN_CLAIMS
 
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.graphs import GRAPH_ID, say
 from tests.app.server.service import serve_in_thread
-from tools.kit.servers import PostgresServer
+from tools.kit.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +152,37 @@ def test_an_execution_whose_claim_was_superseded_stops(
         assert [m["content"] for m in joined.json()["messages"]] == ["slow", "echo: slow"]
         # Completed by the third claim, not by the superseded first execution.
         assert _claims_and_status(tmp_path, database, run["run_id"]) == (3, "success")
+
+
+def test_deleting_a_user_thread_or_run_deletes_its_event_logs(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    """A background run's event log (in Redis, for join_stream) holds its input and output: it
+    goes with the run, not EVENTS_TTL_SECONDS later."""
+    settings = make_settings(
+        tmp_path,
+        database_url=fresh_database(postgres_server),
+        redis_url=redis_server.url,
+        admin_principals="bob",
+        run_queue_poll_seconds=0.1,
+    )
+    cache = redis.Redis.from_url(redis_server.url)
+
+    def joined_run(client: httpx.Client, tid: str) -> str:
+        body = {"assistant_id": GRAPH_ID, "input": say("my secret"), "stream_resumable": True}
+        run_id = str(client.post(f"/threads/{tid}/runs", json=body).json()["run_id"])
+        assert client.get(f"/threads/{tid}/runs/{run_id}/join").status_code == 200
+        assert cache.exists(f"agent:run-events:{run_id}")
+        return run_id
+
+    with serve_in_thread(settings) as service, service.http("alice") as alice:
+        threads = [alice.post("/threads", json={}).json()["thread_id"] for _ in range(3)]
+        by_run, by_thread, by_user = (joined_run(alice, tid) for tid in threads)
+        assert alice.delete(f"/threads/{threads[0]}/runs/{by_run}").status_code == 204
+        assert not cache.exists(f"agent:run-events:{by_run}")
+        assert alice.delete(f"/threads/{threads[1]}").status_code == 204
+        assert not cache.exists(f"agent:run-events:{by_thread}")
+        with service.http("bob") as bob:
+            assert bob.delete("/users/alice").status_code == 200
+        assert not cache.exists(f"agent:run-events:{by_user}")
+    cache.close()
