@@ -105,8 +105,10 @@ class RunQueueTables(Protocol):
         ...
 
     async def hand_back(self, run_id: str) -> None:
-        """A run its worker stopped on purpose (shutdown): pending again, and that claim not
-        counted, so only the claims of workers that died count towards MAX_RUN_CLAIMS."""
+        """A run its worker stopped on purpose (shutdown): that claim is not counted, so only
+        the claims of workers that died count towards MAX_RUN_CLAIMS. Its status stays
+        `running` under a released lease (read as `pending`): a cancel then reaches it through
+        the next claim, which with `rollback` deletes the checkpoints it already wrote."""
         ...
 
     async def owner_active_count(self, owner: str) -> int:

@@ -279,14 +279,9 @@ class PostgresRunQueue:
         return 0 if row is None else int(row["n"])
 
     async def hand_back(self, run_id: str) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection() as conn:
             await conn.execute(
                 "UPDATE agent_run_queue SET attempts = greatest(attempts - 1, 0) WHERE run_id = %s",
-                (run_id,),
-            )
-            await conn.execute(
-                "UPDATE agent_runs SET status = 'pending', updated_at = now() "
-                "WHERE run_id = %s AND status = 'running'",
                 (run_id,),
             )
 

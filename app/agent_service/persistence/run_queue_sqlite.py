@@ -342,21 +342,10 @@ class SqliteRunQueue:
 
     async def hand_back(self, run_id: str) -> None:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                await self._conn.execute(
-                    "UPDATE agent_run_queue SET attempts = max(attempts - 1, 0) WHERE run_id = ?",
-                    (run_id,),
-                )
-                await self._conn.execute(
-                    "UPDATE agent_runs SET status = 'pending', updated_at = ? "
-                    "WHERE run_id = ? AND status = 'running'",
-                    (_now(), run_id),
-                )
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-            await self._conn.execute("COMMIT")
+            await self._conn.execute(
+                "UPDATE agent_run_queue SET attempts = max(attempts - 1, 0) WHERE run_id = ?",
+                (run_id,),
+            )
 
     async def renew_claim(
         self, thread_id: str, run_id: str, attempt: int, lease_seconds: float

@@ -119,8 +119,9 @@ def test_a_run_handed_back_at_shutdown_is_not_counted_as_a_dead_worker(
             if alice.get(f"/threads/{tid}/runs/{run['run_id']}").json()["status"] == "running":
                 break
             time.sleep(0.01)
-    # The service stopped with the run executing: back in the queue, that claim not counted.
-    assert _claims_and_status(tmp_path, database, run["run_id"]) == (0, "pending")
+    # The service stopped with the run executing: back in the queue (status `running` under
+    # a released lease, read as `pending`), that claim not counted.
+    assert _claims_and_status(tmp_path, database, run["run_id"]) == (0, "running")
 
 
 def test_an_execution_whose_claim_was_superseded_stops(
