@@ -30,6 +30,7 @@ from agent_service.runs.webhooks import (
     WebhookRejected,
     check_webhook_url,
     deliver_run_webhook,
+    refusal,
 )
 from agent_service.settings import Settings
 from prometheus_client import REGISTRY
@@ -244,6 +245,10 @@ def test_private_and_metadata_answers_are_refused_by_default(address: str) -> No
 def test_the_metadata_service_stays_refused_when_private_networks_are_allowed(
     address: str,
 ) -> None:
+    # Refused for its address, not for failing to connect (nothing listens there).
+    why = refusal(ipaddress.ip_address(address.split("%", 1)[0]), settings())
+    assert why is not None
+    assert "link-local" in why
     assert deliver("https://hooks.test/", settings(), resolver=stub([address])) is False
 
 
