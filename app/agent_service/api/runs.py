@@ -4,6 +4,7 @@ thread or stateless; get, list, join, cancel and delete a run; plus `/invoke`.""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -37,8 +38,10 @@ from agent_service.runs.tracker import DELETED
 
 # Runs one /runs/batch request may create.
 MAX_BATCH = 100
-# A Redis stream entry id ("<ms>-<seq>") or the in-process log's counter is far shorter.
-MAX_EVENT_ID = 64
+# An id this server sends: a Redis stream entry id ("<ms>-<seq>", each part a 64-bit unsigned
+# integer: 19 digits always fit) or the in-process log's counter. Anything else made XREAD fail
+# on every poll, and the stream broke off without an answer.
+EVENT_ID = re.compile(r"[0-9]{1,19}(-[0-9]{1,19})?")
 
 # What a run may do beyond this (approver-only resumes, graph allow-lists) the engine decides.
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_role("user", "approver"))])
@@ -361,7 +364,7 @@ async def join_run_stream(
         )
     modes = {mode for mode in stream_mode or [] if mode}
     last_event_id = request.headers.get("last-event-id")
-    if last_event_id is not None and len(last_event_id) > MAX_EVENT_ID:
+    if last_event_id and EVENT_ID.fullmatch(last_event_id) is None:
         raise ApiError(422, "validation_error", "Last-Event-ID: not an id this server sent")
     if last_event_id:
         after = last_event_id

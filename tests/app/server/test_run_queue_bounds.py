@@ -187,3 +187,26 @@ def test_deleting_a_user_thread_or_run_deletes_its_event_logs(
             assert bob.delete("/users/alice").status_code == 200
         assert not cache.exists(f"agent:run-events:{by_user}")
     cache.close()
+
+
+@pytest.mark.parametrize("event_id", ["abc", "$", "+", "-1", "1-2-3", "99999999999999999999-0"])
+def test_a_last_event_id_this_server_never_sent_is_unprocessable(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer, event_id: str
+) -> None:
+    """Redis refused it on every XREAD: the stream broke off with no answer (or, for `$`,
+    skipped every event)."""
+    settings = make_settings(
+        tmp_path, database_url=fresh_database(postgres_server), redis_url=redis_server.url
+    )
+    with serve_in_thread(settings) as service, service.http("alice") as alice:
+        tid = alice.post("/threads", json={}).json()["thread_id"]
+        body = {"assistant_id": GRAPH_ID, "input": say("x"), "stream_resumable": True}
+        run_id = alice.post(f"/threads/{tid}/runs", json=body).json()["run_id"]
+        assert alice.get(f"/threads/{tid}/runs/{run_id}/join").status_code == 200
+        stream = f"/threads/{tid}/runs/{run_id}/stream"
+        answer = alice.get(stream, headers={"Last-Event-ID": event_id})
+        assert answer.status_code == 422, answer.text
+        assert "Last-Event-ID" in answer.json()["detail"]
+        replay = alice.get(stream, headers={"Last-Event-ID": "0"})
+        assert replay.status_code == 200
+        assert "event: metadata" in replay.text
