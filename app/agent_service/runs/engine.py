@@ -702,12 +702,18 @@ class RunEngine:
             span.end()
             heartbeat.cancel()
             active.dec()
+            # Record the outcome and free the thread before the client hears the end, so its
+            # next run on the thread never races this one's release. A cancel that lands
+            # meanwhile (it raced the run's completion) waits for the record: cut half-way, it
+            # left the run `running` and its thread busy until the lease ran out.
+            finishing = asyncio.ensure_future(
+                self._finish(prepared, finished, time.perf_counter() - started, translator)
+            )
             try:
-                # Record the outcome and free the thread before the client hears the end, so
-                # its next run on the thread never races this one's release.
-                await self._finish(
-                    prepared, finished, time.perf_counter() - started, running.translator
-                )
+                await asyncio.shield(finishing)
+            except asyncio.CancelledError:
+                await finishing
+                raise
             finally:
                 running.queue.put_nowait(finished)
 

@@ -3,15 +3,19 @@ principal from starving the others, and a run that keeps killing its workers."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 import redis
+from agent_service.persistence.sqlite_tables import SqliteTables
 from agent_service.runs.queue import MAX_RUN_CLAIMS
 
 from tests.app.server.conftest import fresh_database, make_settings
@@ -210,3 +214,33 @@ def test_a_last_event_id_this_server_never_sent_is_unprocessable(
         replay = alice.get(stream, headers={"Last-Event-ID": "0"})
         assert replay.status_code == 200
         assert "event: metadata" in replay.text
+
+
+def test_a_cancel_that_arrives_while_the_run_records_its_end_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel races the run's completion: the graph is done and the run is writing its
+    outcome when the cancel lands. Recording the end must finish (status, thread freed);
+    cancelled half-way it left the run `running` and its thread busy until the lease ran out."""
+    entered = threading.Event()
+    record = SqliteTables.finish_run
+
+    async def slow_finish(self: SqliteTables, run_id: str, status: Any, error: Any) -> None:
+        entered.set()
+        await asyncio.sleep(1.0)
+        await record(self, run_id, status, error)
+
+    monkeypatch.setattr(SqliteTables, "finish_run", slow_finish)
+    settings = make_settings(
+        tmp_path, run_queue_poll_seconds=0.1, run_lease_seconds=120, request_timeout_seconds=8
+    )
+    with serve_in_thread(settings) as service, service.http("alice") as alice:
+        tid = alice.post("/threads", json={}).json()["thread_id"]
+        body = {"assistant_id": GRAPH_ID, "input": say("done")}
+        run_id = alice.post(f"/threads/{tid}/runs", json=body).json()["run_id"]
+        assert entered.wait(10)
+        alice.post(f"/threads/{tid}/runs/{run_id}/cancel")
+        joined = alice.get(f"/threads/{tid}/runs/{run_id}/join")
+        assert joined.status_code == 200, joined.text
+        assert alice.get(f"/threads/{tid}/runs/{run_id}").json()["status"] == "success"
+        assert alice.get(f"/threads/{tid}").json()["status"] == "idle"
