@@ -93,7 +93,8 @@ class RunQueueTables(Protocol):
         ...
 
     async def depth(self) -> int:
-        """Runs waiting for a worker (pending, due now)."""
+        """Runs that could start now on as many workers: threads with a pending run that is
+        due (the runs of one thread execute one after another, so they count once)."""
         ...
 
     async def renew_claim(

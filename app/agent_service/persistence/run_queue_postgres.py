@@ -260,7 +260,7 @@ class PostgresRunQueue:
     async def depth(self) -> int:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT count(*) AS n FROM agent_run_queue AS q "
+                "SELECT count(DISTINCT q.thread_id) AS n FROM agent_run_queue AS q "
                 "JOIN agent_runs AS r ON r.run_id = q.run_id "
                 "WHERE r.status = 'pending' AND q.run_after <= now()"
             )

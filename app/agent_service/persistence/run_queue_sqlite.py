@@ -322,7 +322,7 @@ class SqliteRunQueue:
     async def depth(self) -> int:
         async with self._lock:
             cur = await self._conn.execute(
-                "SELECT count(*) AS n FROM agent_run_queue AS q "  # noqa: S608
+                "SELECT count(DISTINCT q.thread_id) AS n FROM agent_run_queue AS q "  # noqa: S608
                 "JOIN agent_runs AS r ON r.run_id = q.run_id "
                 f"WHERE r.status = 'pending' AND q.run_after <= {_NOW}"
             )

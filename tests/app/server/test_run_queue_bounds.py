@@ -16,10 +16,12 @@ import psycopg
 import pytest
 import redis
 from agent_service.persistence.sqlite_tables import SqliteTables
+from agent_service.runs import queue as run_queue
 from agent_service.runs.queue import MAX_RUN_CLAIMS
 
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.graphs import GRAPH_ID, say
+from tests.app.server.scrape import scrape, value
 from tests.app.server.service import serve_in_thread
 from tools.kit.servers import PostgresServer, RedisServer
 
@@ -244,3 +246,25 @@ def test_a_cancel_that_arrives_while_the_run_records_its_end_changes_nothing(
         assert joined.status_code == 200, joined.text
         assert alice.get(f"/threads/{tid}/runs/{run_id}").json()["status"] == "success"
         assert alice.get(f"/threads/{tid}").json()["status"] == "idle"
+
+
+def test_the_queue_depth_counts_runs_that_can_start_in_parallel(
+    tmp_path: Path, database: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker HPA scales on this gauge. Runs enqueued on one thread execute one after
+    another: counted each, 50 runs on one thread asked for workers that could only wait."""
+    monkeypatch.setattr(run_queue, "DEPTH_PUBLISH_SECONDS", 0.1)
+    settings = make_settings(tmp_path, run_workers=0, **database)
+    with serve_in_thread(settings) as service, service.http("alice") as alice:
+        tid = alice.post("/threads", json={}).json()["thread_id"]
+        queued = {"assistant_id": GRAPH_ID, "input": say("q"), "multitask_strategy": "enqueue"}
+        for _ in range(3):
+            assert alice.post(f"/threads/{tid}/runs", json=queued).status_code == 200
+        assert alice.post("/runs", json={"assistant_id": GRAPH_ID}).status_code == 200
+        depth = -1.0
+        for _ in range(100):
+            depth = value(scrape(service.url), "agent_service_run_queue_depth")
+            if depth == 2:
+                break
+            time.sleep(0.05)
+        assert depth == 2
