@@ -25,6 +25,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from pydantic import ValidationError
 
 from agent_service.auth.access import AccessPolicy
 from agent_service.graphs.assistants import AssistantCatalog
@@ -181,7 +182,16 @@ class RunQueue:
             prepared = await engine.resume_queued(queued)
         except Exception as exc:
             # The stored request no longer fits (a graph removed by a deploy): the run fails.
-            log.error("queued run could not start", run_id=run.run_id, exc_info=exc)
+            if isinstance(exc, ValidationError):
+                # Its message quotes the stored values (a message, a webhook's token): the
+                # log names the fields and what was wrong with them only.
+                problems = [
+                    {"field": ".".join(str(part) for part in error["loc"]), "type": error["type"]}
+                    for error in exc.errors(include_url=False, include_input=False)
+                ]
+                log.error("queued run could not start", run_id=run.run_id, problems=problems)
+            else:
+                log.error("queued run could not start", run_id=run.run_id, exc_info=exc)
             assert run.thread_id is not None
             await self.persistence.tables.finish_run(run.run_id, "error", run_failure_message(exc))
             await self.persistence.tables.release_thread(run.thread_id, run.run_id, "error")

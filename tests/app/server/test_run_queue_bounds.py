@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import json
+import logging
 import sqlite3
 import threading
 import time
@@ -268,3 +271,36 @@ def test_the_queue_depth_counts_runs_that_can_start_in_parallel(
                 break
             time.sleep(0.05)
         assert depth == 2
+
+
+def test_a_stored_request_that_no_longer_validates_is_not_logged(tmp_path: Path) -> None:
+    """After a deploy changes what a run request may hold, a stored request fails validation
+    when it is claimed; pydantic's message quotes the offending value (a webhook's token, a
+    message), which must not reach the log."""
+    marker = "tok-3f9a1c"
+    settings = make_settings(tmp_path, run_queue_poll_seconds=0.1)
+    with serve_in_thread(settings) as service, service.http("alice") as alice:
+        stream = io.StringIO()
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        original = handler.setStream(stream)
+        try:
+            tid = alice.post("/threads", json={}).json()["thread_id"]
+            body = {"assistant_id": GRAPH_ID, "input": say("x"), "after_seconds": 1}
+            run_id = alice.post(f"/threads/{tid}/runs", json=body).json()["run_id"]
+            stored = {"assistant_id": GRAPH_ID, "retired_field": f"https://h.example/?t={marker}"}
+            with contextlib.closing(sqlite3.connect(tmp_path / "service.sqlite", timeout=30)) as db:
+                db.execute(
+                    "UPDATE agent_run_queue SET kwargs = ? WHERE run_id = ?",
+                    (json.dumps(stored), run_id),
+                )
+                db.commit()
+            joined = alice.get(f"/threads/{tid}/runs/{run_id}/join")
+            assert joined.status_code == 200, joined.text
+            assert "__error__" in joined.json()
+        finally:
+            handler.setStream(original)
+    logged = stream.getvalue()
+    assert "queued run could not start" in logged
+    assert "retired_field" in logged
+    assert marker not in logged
