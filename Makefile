@@ -81,7 +81,7 @@ SCENARIO ?= dump
 dr-drill: $(TOOLS_STAMP) ## [SCENARIO=dump|pitr|region-loss] Restore and verify against the local environment (make up first)
 	@$(UV) python -m tools.drill --scenario "$(SCENARIO)" --env-file .local/env
 
-bench: $(TOOLS_STAMP) ## Benchmark against langgraph dev, same graphs, one run (about 15 min)
+bench: $(TOOLS_STAMP) ## Benchmark against langgraph dev and the in-process limit, same graphs (about 25 min)
 	@$(UV) python -m tools.bench
 
 smoke: $(TOOLS_STAMP) ## testinfra smoke suite against the local environment (make up first)

@@ -66,6 +66,15 @@ RUN_QUEUE_DEPTH = Gauge(
     multiprocess_mode="livemax",
 )
 
+CRON_FIRINGS = Counter(
+    "agent_service_cron_firings_total",
+    "Cron firings claimed by this process, by outcome (submitted; refused: the owner may no "
+    "longer use the graph or the payload is no longer valid; failed: not submitted).",
+    ["outcome"],
+)
+for _outcome in ("submitted", "refused", "failed"):
+    CRON_FIRINGS.labels(outcome=_outcome)
+
 # --- model (updated by the guardrails' usage accounting) ------------------------------------
 
 MODEL_CALLS = Counter(

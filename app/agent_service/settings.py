@@ -202,6 +202,19 @@ class TuningSettings(GraphOptions):
         description="store items expire this many days after their last read or write and "
         "retention sweeps them; unset: never",
     )
+    store_embeddings: Annotated[str, Field(pattern=r"^local$|^none$|^[A-Za-z0-9_-]+:.+$")] = Field(
+        default="local",
+        description="embeddings of the store's semantic search: `local` (all-MiniLM-L6-v2 "
+        "in the image, no network), `provider:model` for LangChain's init_embeddings (its "
+        "provider package installed), or `none` (search without `query` only)",
+    )
+    store_embedding_dims: int | None = Field(
+        default=None,
+        ge=1,
+        le=16000,
+        description="dimensions of STORE_EMBEDDINGS' vectors: required for `provider:model`, "
+        "ignored otherwise (`local` is 384); the migration creates the vector column with it",
+    )
 
     webhook_allowed_hosts: Annotated[str, Field(pattern=_comma_list(_WEBHOOK_HOST))] = Field(
         default="",
@@ -238,6 +251,27 @@ class TuningSettings(GraphOptions):
         description="a webhook delivery gives up after this many seconds, attempts included",
     )
 
+    cron_min_interval_seconds: int = Field(
+        default=60,
+        ge=60,
+        le=86400,
+        description="a cron schedule firing more often than this answers 422",
+    )
+    cron_max_per_principal: int = Field(
+        default=100, ge=1, le=100_000, description="crons one principal may have at once"
+    )
+    cron_scheduler: bool = Field(
+        default=True,
+        description="`true` fires due crons from this process; each firing runs once across "
+        "replicas (a conditional update claims it)",
+    )
+    cron_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="how often the scheduler looks for due crons (a firing is at most this late)",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
@@ -249,6 +283,16 @@ class TuningSettings(GraphOptions):
             raise ValueError(
                 f"DATABASE_POOL_MIN ({self.database_pool_min}) exceeds "
                 f"DATABASE_POOL_MAX ({self.database_pool_max})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _embedding_dims(self) -> TuningSettings:
+        provider = self.store_embeddings not in ("local", "none")
+        if provider and self.store_embedding_dims is None:
+            raise ValueError(
+                f"STORE_EMBEDDINGS={self.store_embeddings!r} needs STORE_EMBEDDING_DIMS (the "
+                "provider model's vector size)"
             )
         return self
 
@@ -359,7 +403,8 @@ class Settings(BaseSettings, TuningSettings):
     webhook_signing_secret: SecretStr | None = Field(
         default=None,
         description="key of the HMAC-SHA256 signature on every webhook delivery (16+ "
-        "characters); unset: webhooks are refused",
+        "characters); its file is re-read per delivery, so a rotation needs no restart; unset: "
+        "webhooks are refused",
     )
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,

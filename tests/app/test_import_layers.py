@@ -22,11 +22,12 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"commands"}),
     frozenset({"server"}),
     frozenset({"api"}),
+    frozenset({"crons"}),
     frozenset({"runs", "dr"}),
     frozenset({"graphs"}),
     frozenset({"guardrails"}),
     frozenset({"llm", "persistence", "auth"}),
-    frozenset({"core"}),
+    frozenset({"core", "embeddings"}),
     frozenset({"settings", "metrics"}),
 )
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}

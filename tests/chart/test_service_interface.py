@@ -102,6 +102,8 @@ def test_every_setting_of_the_service_can_be_set_from_values() -> None:
                 "principalRoles": {"ops": ["user", "approver"]},
                 "principalGraphs": {"ops": ["main_agent"]},
                 "storeItemTtlDays": 30,
+                "storeEmbeddings": "openai:text-embedding-3-small",
+                "storeEmbeddingDims": 1536,
                 "backupKmsKeyId": "alias/agent-backups",
                 "otelExporterOtlpEndpoint": "http://otel-collector.monitoring:4317",
                 "webhookAllowedHosts": "hooks.example.com,*.example.org",

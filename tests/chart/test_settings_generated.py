@@ -140,6 +140,9 @@ def test_the_chart_derives_each_variable_from_its_key() -> None:
     for it (sprig's `snakecase | upper` of the camelCase key), plus the three fixed ones."""
     samples: dict[str, Any] = {
         "storeItemTtlDays": 30,
+        "storeEmbeddings": "openai:text-embedding-3-small",
+        "storeEmbeddingDims": 1536,
+        "webhookAllowedHosts": "hooks.example.com",
         "backupBucket": "agent-backups",
         "backupKmsKeyId": "alias/agent-backups",
         "awsRegion": "eu-west-1",
@@ -150,7 +153,6 @@ def test_the_chart_derives_each_variable_from_its_key() -> None:
         "principalRoles": {"ops": ["approver"]},
         "principalGraphs": {"ops": ["main_agent"]},
         "otelExporterOtlpEndpoint": "http://otel-collector.monitoring:4317",
-        "webhookAllowedHosts": "hooks.example.com",
     }
     # The database URL brings the PostgreSQL jobs; keep the chart's own rules satisfied.
     rendered: Rendered = render(

@@ -29,7 +29,7 @@ def test_old_threads_go_recent_ones_stay_and_a_rerun_is_safe(dr: DrEnv) -> None:
         )
         conn.execute(
             "UPDATE store SET expires_at = now() - interval '1 minute', ttl_minutes = 1 "
-            "WHERE prefix = 'memories.carol'"
+            "WHERE prefix = 'users.carol.memories'"
         )
     dry = dr.command("retention", "--dry-run", database_url=url)
     assert dry.report()["threads_deleted"] == 2
@@ -42,7 +42,7 @@ def test_old_threads_go_recent_ones_stay_and_a_rerun_is_safe(dr: DrEnv) -> None:
     assert _threads_with_checkpoints(url) == threads - old
     with psycopg.connect(url) as conn:
         owners = conn.execute("SELECT thread_id FROM agent_threads").fetchall()
-        carol = conn.execute("SELECT count(*) FROM store WHERE prefix = 'memories.carol'")
+        carol = conn.execute("SELECT count(*) FROM store WHERE prefix = 'users.carol.memories'")
         assert carol.fetchone() == (0,)
     assert {str(row[0]) for row in owners} == threads - old
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent_service.graphs.build import build_graphs
 from agent_service.graphs.source import GraphSource, registry_graph_source
 from agent_service.settings import Settings
 from langgraph.cache.base import BaseCache
@@ -17,20 +16,26 @@ from langgraph.store.base import BaseStore
 from tools.bench.one_node import ONE_NODE, build_one_node
 
 
-def _bench_graphs(
-    *,
-    checkpointer: BaseCheckpointSaver[Any],
-    store: BaseStore,
-    cache: BaseCache[Any],
-    model: Any,
-) -> Mapping[str, Pregel[Any, Any, Any, Any]]:
-    graphs = dict(build_graphs(checkpointer=checkpointer, store=store, cache=cache, model=model))
-    graphs[ONE_NODE] = build_one_node(checkpointer)
-    return graphs
-
-
 def bench_graph_source(settings: Settings) -> GraphSource:
     production = registry_graph_source(settings)
+
+    def build(
+        *,
+        checkpointer: BaseCheckpointSaver[Any],
+        store: BaseStore,
+        cache: BaseCache[Any],
+        model: Any,
+    ) -> Mapping[str, Pregel[Any, Any, Any, Any]]:
+        # The registry's build with the settings' graph options (USER_MODEL_CALLS_PER_DAY):
+        # without them every graph had the default budget of 1000 calls a day, and after the
+        # first thousand runs of a benchmark main_agent answered "limit reached" without
+        # calling the model.
+        graphs = dict(
+            production.build(checkpointer=checkpointer, store=store, cache=cache, model=model)
+        )
+        graphs[ONE_NODE] = build_one_node(checkpointer)
+        return graphs
+
     return GraphSource(
-        build=_bench_graphs, model=production.model, model_description=production.model_description
+        build=build, model=production.model, model_description=production.model_description
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -31,6 +32,14 @@ class Sample:
     seconds: float
     latencies: list[float]
     client_cpu_share: float
+    # The server's CPU seconds in the window (its process tree, from /proc), when probed.
+    server_cpu_seconds: float | None = None
+
+    @property
+    def server_cpu_ms_per_request(self) -> float | None:
+        if self.server_cpu_seconds is None or not self.requests:
+            return None
+        return self.server_cpu_seconds / self.requests * 1000
 
     @property
     def rps(self) -> float:
@@ -43,9 +52,16 @@ class Sample:
 
 
 async def measure(
-    url: str, headers: dict[str, str], cell: Cell, *, warmup: float, duration: float
+    url: str,
+    headers: dict[str, str],
+    cell: Cell,
+    *,
+    warmup: float,
+    duration: float,
+    server_cpu: Callable[[], float] | None = None,
 ) -> Sample:
-    """`cell.concurrency` clients for `warmup` seconds unmeasured, then `duration` measured."""
+    """`cell.concurrency` clients for `warmup` seconds unmeasured, then `duration` measured;
+    `server_cpu` (CPU seconds so far) is read at both ends of the window."""
     limits = httpx.Limits(max_connections=cell.concurrency + 4)
     latencies: list[float] = []
     errors = 0
@@ -77,8 +93,14 @@ async def measure(
         )
         await asyncio.sleep(warmup)
         cpu_start, wall_start = time.process_time(), time.monotonic()
+        server_start = server_cpu() if server_cpu else None
         deadline = wall_start + duration
+        # Requests sent before the deadline still count: the window's end is when they are
+        # all answered, so the server's CPU is read then too.
         await load
+        server_seconds = (
+            server_cpu() - server_start if server_cpu and server_start is not None else None
+        )
         wall = time.monotonic() - wall_start
         cpu = time.process_time() - cpu_start
     return Sample(
@@ -87,4 +109,5 @@ async def measure(
         seconds=min(wall, duration) if wall else duration,
         latencies=latencies,
         client_cpu_share=cpu / wall if wall else 0.0,
+        server_cpu_seconds=server_seconds,
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,17 +18,22 @@ from typing import Any
 
 from agent_service.persistence.migrations import migrate_postgres
 
-from tools.bench import background, checkpoints, loadgen
+from tools.bench import background, checkpoints, dbwork, http_path, inprocess, loadgen
 from tools.bench.one_node import ONE_NODE
 from tools.bench.peer import ensure_peer_env, peer_command, peer_env, write_config
 from tools.kit import launcher
 from tools.kit.ports import free_port
-from tools.kit.process import Started, started
+from tools.kit.process import Started, started, tree_cpu_seconds
 from tools.kit.programs import REPO_ROOT
 from tools.kit.servers import PostgresServer, RedisServer
 
 API_KEY = "bench-key-0123456789abcdef"
 PEER = "langgraph dev (inmem)"
+DURABLE = "this service, PostgreSQL"
+TWO_WORKERS = "this service, PostgreSQL, 2 workers"
+GRAPHS = ("main_agent", ONE_NODE)
+# pg_stat_statements needs its library loaded at server start.
+PG_SETTINGS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "1000"}
 # Same tuning for both servers: no per-user budget or rate limit gets in the way.
 GRAPH_ENV = {"USER_MODEL_CALLS_PER_DAY": "100000000", "MODEL": "offline"}
 # Both servers fork workers: the whole process group is stopped.
@@ -43,6 +50,12 @@ class Plan:
     durability_concurrency: int = 8
     background_joins: int = 50
     background_burst: int = 100
+    # Sequential turns on one thread counted in pg_stat_database (each reading waits ~11 s).
+    db_turns: int = 50
+    # py-spy records the durable service under the top concurrency this long.
+    profile_seconds: float = 10.0
+    # Requests per HTTP-path layer measurement (in-process, no socket).
+    http_path_requests: int = 3000
 
 
 QUICK = Plan(
@@ -54,6 +67,9 @@ QUICK = Plan(
     durability_concurrency=2,
     background_joins=5,
     background_burst=10,
+    db_turns=3,
+    profile_seconds=1.0,
+    http_path_requests=100,
 )
 
 
@@ -61,7 +77,8 @@ def _ours_env(port: int, tmp: Path, **settings: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp),
-        "PYTHONPATH": str(REPO_ROOT),
+        # This tree's service code, whatever the virtualenv's editable install points at.
+        "PYTHONPATH": f"{REPO_ROOT / 'app'}:{REPO_ROOT}",
         "SECRETS_DIR": "/nonexistent",
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -69,7 +86,7 @@ def _ours_env(port: int, tmp: Path, **settings: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "API_KEYS": json.dumps({"bench": API_KEY}),
         "RATE_LIMIT_PER_MINUTE": "100000000",
-        "SQLITE_PATH": str(tmp / "bench.sqlite"),
+        "SQLITE_PATH": str(tmp / f"bench-{port}.sqlite"),
         **GRAPH_ENV,
         **settings,
     }
@@ -114,30 +131,47 @@ def _median(samples: list[loadgen.Sample]) -> dict[str, Any]:
         "errors": sum(s.errors for s in samples),
         "requests": sum(s.requests for s in samples),
         "client_cpu_share": statistics.median(s.client_cpu_share for s in samples),
+        "server_cpu_ms": _median_or_none([s.server_cpu_ms_per_request for s in samples]),
         "repetitions": len(samples),
     }
 
 
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def _measure(server: Started, cell: loadgen.Cell, plan: Plan) -> dict[str, Any]:
     headers = {"X-API-Key": API_KEY}
+    pid = server.process.pid
     samples = [
         asyncio.run(
-            loadgen.measure(server.url, headers, cell, warmup=plan.warmup, duration=plan.duration)
+            loadgen.measure(
+                server.url,
+                headers,
+                cell,
+                warmup=plan.warmup,
+                duration=plan.duration,
+                server_cpu=lambda: tree_cpu_seconds(pid),
+            )
         )
         for _ in range(plan.repetitions)
     ]
     return {"target": server.name, **asdict(cell), **_median(samples)}
 
 
-def _target_rows(server: Started, plan: Plan) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _target_rows(
+    server: Started, plan: Plan, cells: list[loadgen.Cell] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     time.sleep(1.0)
     idle = server.rss_mb()
-    rows = [
-        _measure(server, loadgen.Cell(graph, mode, concurrency), plan)
-        for graph in ("main_agent", ONE_NODE)
+    cells = cells or [
+        loadgen.Cell(graph, mode, concurrency)
+        for graph in GRAPHS
         for mode in ("stateless", "threaded")
         for concurrency in plan.concurrencies
     ]
+    rows = [_measure(server, cell, plan) for cell in cells]
     process = {
         "target": server.name,
         "ready_seconds": server.ready_seconds,
@@ -160,53 +194,172 @@ def _background(server: Started, plan: Plan) -> dict[str, Any]:
     return {"target": server.name, **figures}
 
 
-def run(plan: Plan, work: Path) -> dict[str, Any]:
+def profile(server: Started, plan: Plan, out: Path) -> dict[str, Any]:
+    """py-spy records the server's process tree for `plan.profile_seconds` while the top
+    concurrency of threaded main_agent runs loads it: a flame graph SVG in `out`."""
+    concurrency = max(plan.concurrencies)
+    svg = out / f"profile-main_agent-threaded-c{concurrency}.svg"
+    found = shutil.which("py-spy") or str(REPO_ROOT / ".venv" / "bin" / "py-spy")
+    if not Path(found).exists():
+        return {"svg": None, "error": "py-spy is not installed (uv sync --group dev)"}
+    command = [
+        found,
+        "record",
+        "--pid",
+        str(server.process.pid),
+        "--subprocesses",
+        "--duration",
+        str(max(1, round(plan.profile_seconds))),
+        "--rate",
+        "100",
+        "--format",
+        "flamegraph",
+        "--output",
+        str(svg),
+    ]
+    recorder = subprocess.Popen(  # noqa: S603 - py-spy, fixed arguments
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    cell = loadgen.Cell("main_agent", "threaded", concurrency)
+    headers = {"X-API-Key": API_KEY}
+    deadline = time.monotonic() + plan.profile_seconds + 5
+
+    async def load() -> None:
+        while recorder.poll() is None and time.monotonic() < deadline:
+            await loadgen.measure(server.url, headers, cell, warmup=0.0, duration=1.0)
+
+    asyncio.run(load())
+    output, _ = recorder.communicate(timeout=60)
+    if recorder.returncode != 0 or not svg.exists():
+        text = output.decode(errors="replace").strip().splitlines()
+        return {"svg": None, "error": text[-1] if text else f"py-spy exited {recorder.returncode}"}
+    return {
+        "svg": svg.name,
+        "target": server.name,
+        "cell": asdict(cell),
+        "seconds": plan.profile_seconds,
+    }
+
+
+def _inprocess(plan: Plan, database: Callable[[], str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for saver in inprocess.SAVERS:
+        url = database() if saver == "PostgreSQL" else None
+        rows += asyncio.run(
+            inprocess.measure(
+                saver,
+                url,
+                GRAPHS,
+                plan.concurrencies,
+                warmup=plan.warmup,
+                duration=plan.duration,
+                repetitions=plan.repetitions,
+            )
+        )
+        print(f"bench: in-process, {saver} measured", flush=True)
+    return rows
+
+
+def run(plan: Plan, work: Path, out: Path | None = None) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
+    out = out or work
     rows: list[dict[str, Any]] = []
     processes: list[dict[str, Any]] = []
     durability: list[dict[str, Any]] = []
+    db_work: list[dict[str, Any]] = []
     background_rows: list[dict[str, Any]] = []
+    profiled: dict[str, Any] = {"svg": None, "error": "not recorded"}
     with ExitStack() as stack:
-        postgres = PostgresServer().init().start()
+        postgres = PostgresServer(settings=dict(PG_SETTINGS)).init().start()
         stack.callback(postgres.destroy)
         redis = RedisServer().start()
         stack.callback(redis.destroy)
+        statements = True
 
         def database() -> str:
+            nonlocal statements
             url = postgres.create_database(f"bench_{uuid.uuid4().hex[:8]}")
             asyncio.run(migrate_postgres(url))
+            statements = dbwork.enable_statements(url) and statements
             return url
 
-        targets: list[Callable[[], AbstractContextManager[Started]]] = [
-            lambda: peer(work),
-            lambda: ours("this service, SQLite", work),
-            lambda: ours("this service, PostgreSQL", work, DATABASE_URL=database()),
-            lambda: ours(
-                "this service, PostgreSQL + Redis",
-                work,
-                DATABASE_URL=database(),
-                REDIS_URL=redis.url,
+        limit = _inprocess(plan, database)
+        layers = http_path.measure(plan.http_path_requests, max(1, plan.repetitions))
+        for graph in GRAPHS:
+            db_work.append(
+                {
+                    "target": "in-process, PostgreSQL",
+                    "graph": graph,
+                    **dbwork.timed(
+                        dbwork.inprocess_turns(database(), graph, plan.db_turns, statements)
+                    ),
+                }
+            )
+        durable_url = database()
+        targets: list[tuple[str, Callable[[], AbstractContextManager[Started]]]] = [
+            (PEER, lambda: peer(work)),
+            ("sqlite", lambda: ours("this service, SQLite", work)),
+            ("durable", lambda: ours(DURABLE, work, DATABASE_URL=durable_url)),
+            (
+                "redis",
+                lambda: ours(
+                    "this service, PostgreSQL + Redis",
+                    work,
+                    DATABASE_URL=database(),
+                    REDIS_URL=redis.url,
+                ),
             ),
+            ("workers", lambda: ours(TWO_WORKERS, work, DATABASE_URL=database(), WORKERS="2")),
         ]
-        for open_target in targets:
+        top = max(plan.concurrencies)
+        for kind, open_target in targets:
             with open_target() as server:
                 print(
                     f"bench: {server.name} ready in {server.ready_seconds or 0:.2f} s", flush=True
                 )
-                target_rows, process = _target_rows(server, plan)
+                cells = (
+                    [loadgen.Cell(graph, "threaded", top) for graph in GRAPHS]
+                    if kind == "workers"
+                    else None
+                )
+                target_rows, process = _target_rows(server, plan, cells)
                 rows += target_rows
                 processes.append(process)
-                background_rows.append(_background(server, plan))
-                if server.name in (PEER, "this service, PostgreSQL"):
+                if kind != "workers":
+                    background_rows.append(_background(server, plan))
+                if server.name in (PEER, DURABLE):
                     for mode in ("sync", "async", "exit"):
                         cell = loadgen.Cell(
                             "main_agent", "threaded", plan.durability_concurrency, mode
                         )
                         durability.append(_measure(server, cell, plan))
+                if kind == "durable":
+                    for graph in GRAPHS:
+                        db_work.append(
+                            {
+                                "target": DURABLE,
+                                "graph": graph,
+                                **dbwork.timed(
+                                    dbwork.service_turns(
+                                        server.url,
+                                        {"X-API-Key": API_KEY},
+                                        durable_url,
+                                        graph,
+                                        plan.db_turns,
+                                        statements,
+                                    )
+                                ),
+                            }
+                        )
+                    profiled = profile(server, plan, out)
         saver = asyncio.run(checkpoints.measure(database(), plan.checkpoint_count))
     return {
         "plan": asdict(plan),
         "throughput": rows,
+        "inprocess": limit,
+        "db_work": db_work,
+        "profile": profiled,
+        "http_path": layers,
         "durability": durability,
         "background": background_rows,
         "processes": processes,

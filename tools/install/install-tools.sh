@@ -133,6 +133,67 @@ install_debian_packages() {
   fi
 }
 
+# pgvector: the store's semantic search (agent_service.embeddings), in the PostgreSQL the tests
+# and `make up` start. Debian's postgresql-<major>-pgvector where the machine's apt sources have
+# it (trixie, apt.postgresql.org); bookworm has none, so otherwise it is built from Debian's own
+# source package (trixie's, which targets any PostgreSQL >= 13), fetched by `apt-get source`
+# through a private apt configuration in .tools/apt: apt checks it against the archive's
+# signed index, and the machine's sources stay untouched.
+pgvector_source_suite="trixie"
+
+postgres_major() {
+  local initdb
+  initdb=$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -r | head -1)
+  [ -n "$initdb" ] || return 1
+  basename "$(dirname "$(dirname "$initdb")")"
+}
+
+install_pgvector() {
+  local major
+  major=$(postgres_major) || die "PostgreSQL is missing (install_debian_packages runs first)"
+  local pg_config="/usr/lib/postgresql/$major/bin/pg_config"
+  local control="/usr/share/postgresql/$major/extension/vector.control"
+  [ -f "$control" ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    die "pgvector is missing; install it with: sudo apt-get install -y postgresql-$major-pgvector"
+  fi
+  log "installing pgvector for PostgreSQL $major"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  if apt-get install -y -qq --no-install-recommends "postgresql-$major-pgvector" >/dev/null 2>&1; then
+    return 0
+  fi
+  log "no postgresql-$major-pgvector package here: building Debian's $pgvector_source_suite source package"
+  apt-get install -y -qq --no-install-recommends "postgresql-server-dev-$major" build-essential >/dev/null \
+    || die "apt-get install postgresql-server-dev-$major build-essential failed"
+  local apt="$tools/apt"
+  mkdir -p "$apt/sources.list.d" "$apt/lists/partial"
+  cat > "$apt/sources.list.d/pgvector-source.sources" <<SOURCES
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: $pgvector_source_suite
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+  local opts=(-o "Dir::Etc::SourceList=$apt/none.list" -o "Dir::Etc::SourceParts=$apt/sources.list.d"
+    -o "Dir::State::Lists=$apt/lists")
+  apt-get "${opts[@]}" update -qq >/dev/null || die "apt-get update of Debian's source index failed"
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  (cd "$work" && apt-get "${opts[@]}" source --download-only -qq pgvector >/dev/null 2>&1) \
+    || die "apt-get source pgvector failed"
+  tar -xzf "$work"/pgvector_*.orig.tar.gz -C "$work"
+  local src
+  src=$(ls -d "$work"/pgvector-*/ | head -1)
+  # with_llvm=no: no JIT bitcode, so clang is not needed.
+  make -C "$src" -s -j"$(nproc)" PG_CONFIG="$pg_config" with_llvm=no >/dev/null \
+    || die "building pgvector failed"
+  make -C "$src" -s install PG_CONFIG="$pg_config" with_llvm=no >/dev/null \
+    || die "installing pgvector failed"
+  [ -f "$control" ] || die "pgvector installed, yet $control is missing"
+}
+
 install_actionlint() {
   local stamp="$tools/.actionlint-version"
   [ -x "$bin/actionlint" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$actionlint_version" ] && return 0
@@ -154,6 +215,7 @@ case "$verb" in
   test)
     install_uv
     install_debian_packages "${debian_packages[@]}"
+    install_pgvector
     install_helm_kubectl
     sync_python
     install_checkov

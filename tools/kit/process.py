@@ -167,3 +167,20 @@ def tree_rss_kb(pid: int) -> int:
         if member != pid:
             total += sum(tree_rss_kb(grandchild) for grandchild in _children(member))
     return total
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its descendants so far (/proc/<pid>/stat utime
+    and stime; a descendant that has exited no longer counts, so read it around a window in
+    which the tree stays the same)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # After the command: state is field 3, utime 14 and stime 15 (proc(5)).
+        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return total + sum(tree_cpu_seconds(child) for child in _children(pid))

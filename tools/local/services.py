@@ -248,6 +248,11 @@ def bootstrap_database(layout: Layout, credentials: Credentials) -> None:
         )
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'agent'").fetchone() is None:
             conn.execute("CREATE DATABASE agent OWNER agent")
+    # pgvector (the store's semantic search) is no trusted extension: the superuser creates it,
+    # as RDS's master user does (docs/runbooks/rotate-credentials.md).
+    agent_db = admin_conninfo(layout).replace("dbname=postgres", "dbname=agent")
+    with psycopg.connect(agent_db, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
 
 def _pg_port(layout: Layout) -> int:

@@ -3,8 +3,10 @@
 A user here is a principal (the graphs key cross-thread memory by the principal). A principal
 may act on its own data; ADMIN_PRINCIPALS may act on anyone's. Data held: the service tables'
 threads and runs, every checkpoint of those threads, and the store items in the user's
-namespaces `(<kind>, <user>)`. A delete keeps `("usage", <user>)`, the daily model-call
-counts that enforce the user's budget (export shows them).
+namespaces: the user's own space `("users", <user>, ...)` (what the Store API and the graphs'
+memories write) and the service's records about the user `(<kind>, <user>)`. A delete keeps
+`("usage", <user>)`, the daily model-call counts that enforce the user's budget (export shows
+them).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from langgraph.store.base import BaseStore, Item
 
+from agent_service.api.crons import cron_json
 from agent_service.api.deps import Services, get_services, principal_of, require_role
-from agent_service.core.principal import USAGE_NAMESPACE
+from agent_service.core.principal import USAGE_NAMESPACE, user_namespace
 from agent_service.core.serialization import to_jsonable
+from agent_service.graphs.assistants import assistant_json
 
 # Whose data a principal may act on `_authorize` decides (own: user; anyone's: admin).
 router = APIRouter(tags=["gdpr"], dependencies=[Depends(require_role("user", "admin"))])
@@ -35,13 +39,23 @@ def _authorize(services: Services, principal: str, user_id: str) -> None:
 
 
 async def _user_namespaces(store: BaseStore, user_id: str) -> list[tuple[str, ...]]:
-    """The user's namespaces: `(<kind>, <user>)`, the one shape every graph writes. Matching
-    the user id as any label made a user named "memories" everyone's owner."""
+    """The user's namespaces: the service's records `(<kind>, <user>)` and everything under
+    the user's own root `("users", <user>)`. Matching the user id as any label made a user
+    named "memories" everyone's owner."""
     namespaces: list[tuple[str, ...]] = []
     offset = 0
     while True:
         page = await store.alist_namespaces(suffix=(user_id,), limit=_PAGE, offset=offset)
         namespaces += [ns for ns in page if len(ns) == 2 and ns[1] == user_id]
+        if len(page) < _PAGE:
+            break
+        offset += _PAGE
+    offset = 0
+    while True:
+        page = await store.alist_namespaces(
+            prefix=user_namespace(user_id), limit=_PAGE, offset=offset
+        )
+        namespaces += page
         if len(page) < _PAGE:
             return namespaces
         offset += _PAGE
@@ -113,7 +127,19 @@ async def export_user(request: Request, user_id: str) -> dict[str, Any]:
         }
         for run in await persistence.tables.user_runs(user_id)
     ]
-    summary = {"threads": len(exported_threads), "runs": len(runs), "store_items": len(store_items)}
+    assistants = [
+        assistant_json(version)
+        for assistant in await persistence.tables.owner_assistants(user_id)
+        for version in await persistence.tables.assistant_versions(assistant.assistant_id, user_id)
+    ]
+    crons = [cron_json(cron) for cron in await persistence.crons.user_crons(user_id)]
+    summary = {
+        "threads": len(exported_threads),
+        "runs": len(runs),
+        "store_items": len(store_items),
+        "assistant_versions": len(assistants),
+        "crons": len(crons),
+    }
     await persistence.tables.audit(principal, "gdpr.export", user_id, summary)
     log.info("gdpr export", principal=principal, subject=user_id, **summary)
     audit = [
@@ -130,7 +156,9 @@ async def export_user(request: Request, user_id: str) -> dict[str, Any]:
         "exported_at": datetime.now(UTC).isoformat(),
         "threads": exported_threads,
         "runs": runs,
+        "crons": crons,
         "store": store_items,
+        "assistants": assistants,
         "audit": audit,
     }
 
@@ -141,6 +169,8 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
     principal = principal_of(request)
     _authorize(services, principal, user_id)
     persistence = services.persistence
+    # Crons first: none may fire a new run for the user while the rest goes.
+    cron_rows = await persistence.crons.delete_user(user_id)
     thread_ids = [thread.thread_id for thread in await persistence.tables.user_threads(user_id)]
     run_ids = [run.run_id for run in await persistence.tables.user_runs(user_id)]
     # Rows first: from here on no run anywhere may write to these threads
@@ -163,7 +193,14 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
         for item in await _items(persistence.store, namespace):
             await persistence.store.adelete(item.namespace, item.key)
             deleted_items += 1
-    summary = {"threads": thread_rows, "runs": run_rows, "store_items": deleted_items}
+    assistants = await persistence.tables.delete_owner_assistants(user_id)
+    summary = {
+        "threads": thread_rows,
+        "runs": run_rows,
+        "store_items": deleted_items,
+        "assistants": assistants,
+        "crons": cron_rows,
+    }
     # The audit entry outlives the data: it records that the deletion happened, not content.
     await persistence.tables.audit(principal, "gdpr.delete", user_id, summary)
     log.info("gdpr delete", principal=principal, subject=user_id, runs_stopped=stopped, **summary)

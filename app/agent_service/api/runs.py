@@ -17,7 +17,7 @@ from agent_service.api.deps import Services, get_services, principal_of, require
 from agent_service.api.errors import RUN_ERRORS, ApiError, not_found
 from agent_service.api.models import MAX_LIMIT, MAX_OFFSET, InvokeRequest
 from agent_service.core.request_body import Body
-from agent_service.core.serialization import to_jsonable
+from agent_service.core.serialization import GraphJSONResponse, to_jsonable
 from agent_service.persistence.errors import describe_unavailable, is_unavailable
 from agent_service.persistence.guard import ThreadGone
 from agent_service.persistence.records import RunRecord, RunStatus
@@ -38,10 +38,9 @@ from agent_service.runs.tracker import DELETED
 
 # Runs one /runs/batch request may create.
 MAX_BATCH = 100
-# An id this server sends: a Redis stream entry id ("<ms>-<seq>", each part a 64-bit unsigned
-# integer: 19 digits always fit) or the in-process log's counter. Anything else made XREAD fail
-# on every poll, and the stream broke off without an answer.
-EVENT_ID = re.compile(r"[0-9]{1,19}(-[0-9]{1,19})?")
+# An event id: a Redis stream entry id ("<ms>-<seq>") or the in-process log's counter; "-1"
+# (LangGraph's "from the first event").
+EVENT_ID = re.compile(r"-1|-|[0-9]{1,20}(-[0-9]{1,20})?")
 
 # What a run may do beyond this (approver-only resumes, graph allow-lists) the engine decides.
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_role("user", "approver"))])
@@ -184,7 +183,7 @@ async def _run_wait(request: Request, thread_id: str | None, body: RunCreate) ->
     engine = _engine(services)
     prepared = await _prepare(engine, request, thread_id, body)
     values = await _wait(services, engine, prepared)
-    return JSONResponse(to_jsonable(values), headers={"Content-Location": prepared.location})
+    return GraphJSONResponse(values, headers={"Content-Location": prepared.location})
 
 
 async def _run_stream(request: Request, thread_id: str | None, body: RunCreate) -> Response:
@@ -363,10 +362,13 @@ async def join_run_stream(
             404, "not_found", f"run {run_id!r} is not a background run: it has no event stream"
         )
     modes = {mode for mode in stream_mode or [] if mode}
-    last_event_id = request.headers.get("last-event-id")
-    if last_event_id and EVENT_ID.fullmatch(last_event_id) is None:
-        raise ApiError(422, "validation_error", "Last-Event-ID: not an id this server sent")
-    if last_event_id:
+    last_event_id = (request.headers.get("last-event-id") or "").strip()
+    if last_event_id and not EVENT_ID.fullmatch(last_event_id):
+        raise ApiError(422, "validation_error", "Last-Event-ID: not an event id this server sent")
+    if last_event_id in ("-1", "-"):
+        # LangGraph's API: "-1" asks for every event of a resumable run.
+        after = "0"
+    elif last_event_id:
         after = last_event_id
     elif kwargs.get("stream_resumable"):
         after = "0"
@@ -405,7 +407,11 @@ async def join_run_stream(
 CancelActionQuery = Query(default="interrupt", pattern="^(interrupt|rollback)$")
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/cancel",
+    status_code=204,
+    response_class=Response,
+)
 async def cancel_run(
     request: Request,
     thread_id: str,
@@ -442,7 +448,7 @@ class CancelMany(Body):
     status: Literal["pending", "running", "all"] | None = None
 
 
-@router.post("/runs/cancel", status_code=204)
+@router.post("/runs/cancel", status_code=204, response_class=Response)
 async def cancel_many(
     request: Request, body: CancelMany, action: str = CancelActionQuery
 ) -> Response:
@@ -464,7 +470,7 @@ async def cancel_many(
     return Response(status_code=204)
 
 
-@router.delete("/threads/{thread_id}/runs/{run_id}")
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, response_class=Response)
 async def delete_run(request: Request, thread_id: str, run_id: str) -> Response:
     services = get_services(request)
     run = await _owned_run(request, thread_id, run_id)

@@ -14,6 +14,7 @@ secret file, for local use): a credential re-reads its file only when the file w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -36,9 +37,10 @@ class Credential:
     user: str | None
     password: str | None
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """Tells two credentials apart without holding the password in a comparable form."""
+        """Tells two credentials apart without holding the password in a comparable form.
+        Computed once per credential: the pool compares it on every connection checkout."""
         text = f"{self.user or ''}\0{self.password or ''}".encode()
         return hashlib.sha256(text).hexdigest()[:16]
 
@@ -80,6 +82,21 @@ class _Field:
         if value:
             self.last = value
         return self.last
+
+
+class RotatingSecret:
+    """One secret setting's current value (None: unset), its file re-read at most every
+    READ_INTERVAL_SECONDS when the file was its source."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self._field = _Field(settings, name)
+        self._cached: tuple[str | None, float] | None = None
+
+    def current(self) -> str | None:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[1] >= READ_INTERVAL_SECONDS:
+            self._cached = (self._field.current(), now)
+        return self._cached[0]
 
 
 class RotatingCredential:

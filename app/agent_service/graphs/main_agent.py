@@ -4,7 +4,9 @@ PII is redacted by the state's `messages` reducer, before the model or the state
 Middleware: summarisation of long histories before the model; around the model call, the
 prompt-injection refusal, the per-user daily budget and token/cost accounting; after it, a
 human's approval of sensitive tool calls.
-Memory tools read and write the Store under ("memories", <user>), shared by the user's threads.
+Memory tools read and write the user's own store space, ("users", <user>, "memories"): shared by
+the user's threads, and what the Store API shows the user as namespace ["memories"].
+Recall searches by meaning (the store's embeddings, `agent_service.embeddings`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from langgraph.pregel import Pregel
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 
-from agent_service.core.principal import user_id_of
+from agent_service.core.principal import (
+    MEMORY_INDEX_FIELDS,
+    user_id_of,
+    user_namespace,
+)
+from agent_service.core.principal import MEMORY_NAMESPACE as MEMORY_NAMESPACE
 from agent_service.graphs.options import GraphOptions
 from agent_service.guardrails.accounting import UsageAccounting
 from agent_service.guardrails.injection import PromptInjectionGuard
@@ -39,9 +46,11 @@ from agent_service.llm.offline import INTENT_METADATA_KEY
 from agent_service.metrics import GUARDRAIL_EVENTS
 
 GRAPH_ID = "main_agent"
-MEMORY_NAMESPACE = "memories"
 REFUND_NAMESPACE = "refunds"
 SENSITIVE_TOOLS = ("issue_refund",)
+# What recall returns at most: the closest memories by meaning when there is a query.
+RECALL_LIMIT = 10
+
 SYSTEM_PROMPT = (
     "You are a helpful assistant for the customers of an online shop. Use the memory tools "
     "to remember and recall what the user tells you about themselves. Refunds need a human's "
@@ -59,20 +68,33 @@ async def save_memory(text: str, runtime: ToolRuntime) -> str:
     assert runtime.store is not None, "main_agent is compiled with a store"
     user = user_id_of(runtime.config)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    await runtime.store.aput((MEMORY_NAMESPACE, user), key, {"text": text, "saved_at": _stamp()})
+    await runtime.store.aput(
+        user_namespace(user, MEMORY_NAMESPACE),
+        key,
+        {"text": text, "saved_at": _stamp()},
+        index=MEMORY_INDEX_FIELDS,
+    )
     return f"Saved to memory: {text}"
 
 
 @tool
 async def recall_memories(runtime: ToolRuntime, query: str = "") -> str:
-    """Recall what the user asked to remember, optionally only items mentioning `query`."""
+    """Recall what the user asked to remember; with `query`, the memories closest to it in
+    meaning first."""
     assert runtime.store is not None, "main_agent is compiled with a store"
     user = user_id_of(runtime.config)
-    items = await runtime.store.asearch((MEMORY_NAMESPACE, user), limit=50)
+    namespace = user_namespace(user, MEMORY_NAMESPACE)
+    semantic = bool(query) and getattr(runtime.store, "index_config", None) is not None
+    items = await runtime.store.asearch(
+        namespace, query=query if semantic else None, limit=RECALL_LIMIT if semantic else 50
+    )
     texts = [str(item.value.get("text", "")) for item in items]
-    if query:
-        texts = [text for text in texts if query.lower() in text.lower()]
-    return "I remember: " + "; ".join(sorted(texts)) if texts else "I have nothing remembered."
+    if query and not semantic:
+        # STORE_EMBEDDINGS=none: the words themselves.
+        texts = sorted(text for text in texts if query.lower() in text.lower())
+    elif not query:
+        texts = sorted(texts)
+    return "I remember: " + "; ".join(texts) if texts else "I have nothing remembered."
 
 
 @tool
@@ -82,7 +104,8 @@ async def issue_refund(order_id: str, amount: float, runtime: ToolRuntime) -> st
     user = user_id_of(runtime.config)
     reference = "R-" + hashlib.sha256(f"{user}:{order_id}:{amount}".encode()).hexdigest()[:8]
     record = {"order_id": order_id, "amount": amount, "issued_at": _stamp()}
-    await runtime.store.aput((REFUND_NAMESPACE, user), reference, record)
+    # A record of the service's, outside the user's own space; never searched by meaning.
+    await runtime.store.aput((REFUND_NAMESPACE, user), reference, record, index=False)
     return f"Refund {reference} of {amount:.2f} issued for order {order_id}."
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
@@ -28,6 +28,9 @@ from langgraph.pregel import Pregel
 from langgraph.runtime import get_runtime
 from langgraph.store.base import BaseStore
 from langgraph.types import CachePolicy, RetryPolicy, Send
+
+# pydantic (hence the API's get_schemas) describes only typing_extensions.TypedDict on 3.11.
+from typing_extensions import TypedDict
 
 from agent_service.core.principal import user_id_of
 from agent_service.graphs.options import GraphOptions

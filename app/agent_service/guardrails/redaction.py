@@ -95,6 +95,10 @@ DETECTORS: dict[str, Callable[[str], list[PIIMatch]]] = {
 }
 
 
+# The detectors `might_hold_pii` knows: another one added to DETECTORS turns the shortcut off.
+_PREFILTERED = frozenset(DETECTORS)
+
+
 def detect_pii(text: str) -> list[PIIMatch]:
     """Every PII value in `text`, in order; of overlapping ones the earliest (longest) wins."""
     found = sorted(
@@ -108,9 +112,20 @@ def detect_pii(text: str) -> list[PIIMatch]:
     return kept
 
 
+# What every detector's match needs: an email an "@", a card 13 digits and an SSN 9 (each in
+# a run with single separators). A text with neither (most log fields, most messages) skips
+# the detectors: redaction ran on every field of every log line, ~60% of a line's cost.
+_NINE_DIGITS = re.compile(r"\d(?:[ -]?\d){8}")
+
+
+def might_hold_pii(text: str) -> bool:
+    """False only when no detector of DETECTORS can match `text`."""
+    return "@" in text or _NINE_DIGITS.search(text) is not None
+
+
 def redact(text: str) -> str:
     """`text` with every PII value replaced by `[REDACTED_<TYPE>]` (EMAIL, CARD, SSN)."""
-    if not text:
+    if not text or (DETECTORS.keys() == _PREFILTERED and not might_hold_pii(text)):
         return text
     out: list[str] = []
     cursor = 0

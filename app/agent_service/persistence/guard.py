@@ -5,7 +5,9 @@ delete, a thread delete on another replica), or its id is already someone else's
 further write would put the old owner's data back under an id that someone else can create.
 So each write first looks up the thread's owner and refuses when it is not the run's user:
 the run ends with `ThreadGone` and nothing more is stored. The lookup costs one indexed
-primary-key read per checkpoint write.
+primary-key read per checkpoint write; on PostgreSQL it runs inside the write's own
+transaction (`PooledPostgresSaver.before_write`), so it adds neither a transaction nor a
+connection checkout, and a failing check rolls the whole superstep's write back.
 
 Writes without a `user_id` in `configurable` are the service's own (tests, tools): unguarded.
 """
@@ -23,6 +25,8 @@ from langgraph.checkpoint.base import (
     CheckpointMetadata,
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow
 
 from agent_service.persistence.saver import PooledPostgresSaver
 
@@ -33,14 +37,25 @@ class ThreadGone(Exception):
     """The run's thread was deleted (or is no longer its user's): the run must stop."""
 
 
-async def _check(owner_of: OwnerLookup, config: RunnableConfig) -> None:
+def _guarded(config: RunnableConfig) -> tuple[str, str] | None:
+    """(thread_id, user_id) when the write is a run's, else None (unguarded)."""
     configurable = config.get("configurable") or {}
     user_id = configurable.get("user_id")
     thread_id = configurable.get("thread_id")
     if user_id is None or thread_id is None:
-        return
-    if await owner_of(str(thread_id)) != user_id:
-        raise ThreadGone(f"thread {thread_id!r} was deleted while the run was going")
+        return None
+    return str(thread_id), str(user_id)
+
+
+def _gone(thread_id: str) -> ThreadGone:
+    return ThreadGone(f"thread {thread_id!r} was deleted while the run was going")
+
+
+async def check_owner(owner_of: OwnerLookup, config: RunnableConfig) -> None:
+    """Refuse (ThreadGone) unless the run's thread still belongs to the run's user."""
+    guarded = _guarded(config)
+    if guarded is not None and await owner_of(guarded[0]) != guarded[1]:
+        raise _gone(guarded[0])
 
 
 class OwnerGuard(BaseCheckpointSaver[str]):
@@ -55,7 +70,7 @@ class OwnerGuard(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        await _check(self.owner_of, config)
+        await check_owner(self.owner_of, config)
         return await super().aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
@@ -65,12 +80,22 @@ class OwnerGuard(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await _check(self.owner_of, config)
+        await check_owner(self.owner_of, config)
         await super().aput_writes(config, writes, task_id, task_path)
 
 
-class GuardedPostgresSaver(OwnerGuard, PooledPostgresSaver):
-    pass
+class GuardedPostgresSaver(PooledPostgresSaver):
+    """The owner check as the first statement of each write transaction."""
+
+    async def before_write(self, cur: AsyncCursor[DictRow], config: RunnableConfig) -> None:
+        guarded = _guarded(config)
+        if guarded is None:
+            return
+        thread_id, user_id = guarded
+        await cur.execute("SELECT owner FROM agent_threads WHERE thread_id = %s", (thread_id,))
+        row = await cur.fetchone()
+        if row is None or row["owner"] != user_id:
+            raise _gone(thread_id)
 
 
 class GuardedSqliteSaver(OwnerGuard, AsyncSqliteSaver):

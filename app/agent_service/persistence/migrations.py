@@ -9,10 +9,13 @@ from typing import Any, cast
 import aiosqlite
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import IndexConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from psycopg import AsyncConnection, sql
 
+from agent_service.core.principal import MEMORY_INDEX_FIELDS, MEMORY_NAMESPACE, USER_ROOT
+from agent_service.embeddings import DEFAULT_FIELDS, LOCAL_DIMS, LocalEmbeddings
 from agent_service.persistence import roles
 from agent_service.persistence.backends import Persistence
 from agent_service.persistence.pool import CONNECTION_KWARGS
@@ -29,9 +32,20 @@ from agent_service.persistence.sqlite_tables import SqliteTables
 _MIGRATION_LOCK_KEY = 0x61676E74
 
 
-async def migrate_postgres(conninfo: str, *, connect_timeout: int = 10) -> int:
+def _setup_index(dims: int | None) -> IndexConfig | None:
+    # What the store's setup reads: the vector column's size. Nothing is embedded here, and
+    # the local model is never loaded (LocalEmbeddings loads on first use).
+    if dims is None:
+        return None
+    return IndexConfig(dims=dims, embed=LocalEmbeddings(), fields=list(DEFAULT_FIELDS))
+
+
+async def migrate_postgres(
+    conninfo: str, *, connect_timeout: int = 10, embedding_dims: int | None = LOCAL_DIMS
+) -> int:
     """Migrate over one dedicated connection (a one-shot Job needs no pool); returns the
-    number of service migrations applied."""
+    number of service migrations applied. `embedding_dims` (`embeddings.embedding_dims`):
+    the store's vector column, None without semantic search."""
     conn = await AsyncConnection.connect(
         conninfo, **{**CONNECTION_KWARGS, "connect_timeout": connect_timeout}
     )
@@ -47,9 +61,11 @@ async def migrate_postgres(conninfo: str, *, connect_timeout: int = 10) -> int:
                 )
             )
             await roles.take_ownership(conn)
+            if embedding_dims is not None:
+                await roles.ensure_vector_extension(conn)
             # Everything below is created by, and belongs to, the owner role.
             await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(roles.OWNER)))
-            applied = await _migrate_schema(conn)
+            applied = await _migrate_schema(conn, embedding_dims)
             await roles.grant_privileges(conn)
             await conn.execute("RESET ROLE")
             return applied
@@ -57,9 +73,30 @@ async def migrate_postgres(conninfo: str, *, connect_timeout: int = 10) -> int:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
 
 
-async def _migrate_schema(conn: AsyncConnection[Any]) -> int:
+class EmbeddingDimsMismatch(Exception):
+    """The store's vector column was made for another embedding size than configured."""
+
+
+async def _check_vector_dims(conn: AsyncConnection[Any], dims: int) -> None:
+    # pgvector keeps a vector column's dimensions as its type modifier.
+    cur = await conn.execute(
+        "SELECT a.atttypmod AS dims FROM pg_attribute a WHERE a.attrelid = "
+        "to_regclass('store_vectors') AND a.attname = 'embedding'"
+    )
+    row = await cur.fetchone()
+    if row is not None and int(row["dims"]) != dims:
+        raise EmbeddingDimsMismatch(
+            f"the store's vectors have {row['dims']} dimensions but STORE_EMBEDDINGS gives "
+            f"{dims}: keep the embeddings the database was migrated with (changing them needs "
+            "the store_vectors table re-made and every item re-embedded)"
+        )
+
+
+async def _migrate_schema(conn: AsyncConnection[Any], embedding_dims: int | None) -> int:
     await AsyncPostgresSaver(conn).setup()
-    await AsyncPostgresStore(conn).setup()
+    if embedding_dims is not None:
+        await _check_vector_dims(conn, embedding_dims)
+    await AsyncPostgresStore(conn, index=cast(Any, _setup_index(embedding_dims))).setup()
     await conn.execute(POSTGRES_VERSION_TABLE)
     cur = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM agent_schema_version")
     row = await cur.fetchone()
@@ -94,3 +131,45 @@ async def migrate_sqlite(persistence: Persistence) -> int:
         )
         applied += 1
     return applied
+
+
+# Memories without a vector: the copies the store-layout migration (schema.py, issue 19) made
+# from the old layout (items a client put into its ["memories"] without `text` are skipped by
+# the `text` condition). Keyset pages, so an item the store declines to embed is not selected
+# again.
+_UNEMBEDDED_MEMORIES = """
+    SELECT s.prefix, s.key, s.value, s.ttl_minutes FROM store s
+    WHERE s.prefix LIKE %s AND (s.prefix, s.key) > (%s, %s)
+      AND s.value->>'text' IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM store_vectors v WHERE v.prefix = s.prefix AND v.key = s.key)
+    ORDER BY s.prefix, s.key
+    LIMIT %s
+"""
+_EMBED_BATCH = 100
+
+
+async def embed_memories(conninfo: str, index: IndexConfig) -> int:
+    """Embed the users' memories that have no vector yet, through the store (so its index
+    configuration decides how); returns how many. Cheap when there are none: `migrate` runs
+    it after every migration."""
+    conn = await AsyncConnection.connect(conninfo, **CONNECTION_KWARGS)
+    async with conn:
+        store = AsyncPostgresStore(conn, index=cast(Any, index))
+        done, after = 0, ("", "")
+        # The user's label is the pattern's one wildcard (the fixed labels hold no "_" or "%").
+        pattern = f"{USER_ROOT}.%.{MEMORY_NAMESPACE}"
+        while True:
+            cur = await conn.execute(_UNEMBEDDED_MEMORIES, (pattern, *after, _EMBED_BATCH))
+            rows = await cur.fetchall()
+            if not rows:
+                return done
+            for row in rows:
+                await store.aput(
+                    tuple(str(row["prefix"]).split(".")),
+                    str(row["key"]),
+                    row["value"],
+                    index=MEMORY_INDEX_FIELDS,
+                    ttl=row["ttl_minutes"],
+                )
+            done += len(rows)
+            after = (str(rows[-1]["prefix"]), str(rows[-1]["key"]))

@@ -5,6 +5,13 @@ the pool, `max_lifetime`/`max_idle` recycle them before a cloud idle timeout cut
 keepalives notice a dead peer, and a short pool `timeout` turns "database down" into a fast
 error the API answers with 503 instead of a hung request.
 
+The test is skipped for a connection that came back from a request less than
+CHECK_AFTER_IDLE_SECONDS ago: it was seen working then, and under load the test (one round
+trip and one server transaction per checkout) was a third of the service's transactions. The
+same trade as HikariCP's `com.zaxxer.hikari.aliveBypassWindowMs` (500 ms by default,
+HikariPool.getConnection in brettwooldridge/HikariCP): a connection that died in that window
+fails one request, and the pool discards it when it comes back broken.
+
 Credentials rotate without a restart: every new connection reads the current user and password
 (psycopg_pool >= 3.3 accepts a callable `kwargs`, evaluated per connection:
 https://www.psycopg.org/psycopg3/docs/api/pool.html#psycopg_pool.ConnectionPool, "kwargs ...
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Any
 
 import psycopg
@@ -42,7 +50,11 @@ Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
 
 # What the LangGraph savers expect of every connection: autocommit and dict rows. No
 # server-side prepared statements at all (`None`; psycopg's `0` means "prepare every query"):
-# PgBouncer in transaction mode and a failover to a fresh server both break them.
+# PgBouncer in transaction mode before 1.21 hands a statement prepared on one server
+# connection to another (https://www.pgbouncer.org/config.html#max_prepared_statements), and
+# they did not pay off here: with psycopg's threshold of 5 a main_agent turn cost the same or
+# more client CPU (its prepare bookkeeping) and PostgreSQL saves little planning on these
+# short single-row statements (docs/benchmarks.md, "Prepared statements").
 CONNECTION_KWARGS: dict[str, Any] = {
     "autocommit": True,
     "prepare_threshold": None,
@@ -54,6 +66,8 @@ CONNECTION_KWARGS: dict[str, Any] = {
 }
 # A failing new credential is tried again at most this often (per process).
 PROBE_INTERVAL_SECONDS = 5.0
+# A connection returned this recently is handed out again without a test query.
+CHECK_AFTER_IDLE_SECONDS = 0.5
 
 
 class PoolCredentials:
@@ -76,6 +90,10 @@ class PoolCredentials:
         self._probe: asyncio.Task[None] | None = None
         self._started = time.monotonic()
         self.rotated_at: float | None = None
+        # When each open connection last came back to the pool in working order.
+        self._returned: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _effective(self, credential: Credential) -> Credential:
         return Credential(credential.user or self._url_user, credential.password or None)
@@ -89,6 +107,11 @@ class PoolCredentials:
         if credential.password is not None:
             extra["password"] = credential.password
         return {**CONNECTION_KWARGS, "connect_timeout": self._connect_timeout, **extra}
+
+    async def returned(self, conn: AsyncConnection[Any]) -> None:
+        """The pool's `reset`: a connection is back from a request (the pool has already
+        rolled back an open transaction and discards a broken connection before this)."""
+        self._returned[conn] = time.monotonic()
 
     @staticmethod
     def used_by(conn: AsyncConnection[Any]) -> Credential:
@@ -113,7 +136,9 @@ class PoolCredentials:
         was opened with an older credential, start replacing the pool's connections once the
         current credential is known to work. The connection itself still serves this request:
         the old credential's session stays valid after a rotation."""
-        await AsyncConnectionPool.check_connection(conn)
+        returned = self._returned.pop(conn, None)
+        if returned is None or time.monotonic() - returned > CHECK_AFTER_IDLE_SECONDS:
+            await AsyncConnectionPool.check_connection(conn)
         if self.is_stale(conn):
             self._renew(self.current())
 
@@ -200,6 +225,7 @@ def build_pool(settings: Settings, *, name: str = "agent-service") -> Pool:
         max_idle=settings.database_pool_max_idle_seconds,
         configure=credentials.configure,
         check=credentials.check,
+        reset=credentials.returned,
         open=False,
         name=name,
     )

@@ -8,8 +8,10 @@ from psycopg import sql
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from agent_service.persistence.assistant_tables import PostgresAssistants
 from agent_service.persistence.pool import Pool
 from agent_service.persistence.records import (
+    KEEP_TTL,
     AuditRecord,
     RunRecord,
     RunStatus,
@@ -17,6 +19,7 @@ from agent_service.persistence.records import (
     ThreadQuery,
     ThreadRecord,
     ThreadStatus,
+    TtlChange,
 )
 from agent_service.persistence.schema import (
     CHECKPOINT_TABLES_POSTGRES,
@@ -28,12 +31,34 @@ from agent_service.persistence.schema import (
 # thread is not busy any more, for every reader: it reports `error` (its last run failed).
 _STATUS = "CASE WHEN status = 'busy' AND lease_expires_at < now() THEN 'error' ELSE status END"
 _THREAD_COLUMNS = (
-    f"thread_id, owner, graph_id, metadata, {_STATUS} AS status, created_at, updated_at"
+    f"thread_id, owner, graph_id, metadata, {_STATUS} AS status, created_at, updated_at, "
+    "ttl_minutes"
+)
+# A thread past its TTL and not running: what `retention` deletes.
+_EXPIRED = (
+    "ttl_minutes IS NOT NULL AND updated_at + make_interval(secs => ttl_minutes * 60) < now() "
+    "AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < now())"
 )
 
 _RUN_COLUMNS = (
     "run_id, thread_id, owner, assistant_id, graph_id, status, metadata, "
     "multitask_strategy, error, created_at, updated_at"
+)
+
+
+# acquire_thread + set_thread_graph + create_run in one statement (`start_run`).
+_START_RUN = (
+    "WITH claimed AS ("  # noqa: S608 - column names from a constant, values as parameters
+    " UPDATE agent_threads SET status = 'busy', active_run_id = %(run_id)s,"
+    " lease_expires_at = now() + make_interval(secs => %(lease)s),"
+    " graph_id = COALESCE(graph_id, %(graph_id)s), updated_at = now()"
+    " WHERE thread_id = %(thread_id)s AND owner = %(owner)s"
+    " AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < now())"
+    " RETURNING thread_id) "
+    f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "
+    "SELECT %(run_id)s, thread_id, %(owner)s, %(assistant_id)s, %(graph_id)s,"
+    " %(status)s, %(metadata)s, %(multitask_strategy)s, %(error)s, %(created_at)s,"
+    " %(updated_at)s FROM claimed"
 )
 
 
@@ -55,7 +80,7 @@ def _run(row: DictRow) -> RunRecord:
     return RunRecord(**row)
 
 
-class PostgresTables:
+class PostgresTables(PostgresAssistants):
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
@@ -112,8 +137,9 @@ class PostgresTables:
             row = await cur.fetchone()
         return None if row is None else _thread(row)
 
-    async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
-        clauses = [sql.SQL("owner = %s")]
+    @staticmethod
+    def _thread_filter(query: ThreadQuery) -> tuple[list[sql.Composable], list[Any]]:
+        clauses: list[sql.Composable] = [sql.SQL("owner = %s")]
         params: list[Any] = [query.owner]
         if query.metadata:
             clauses.append(sql.SQL("metadata @> %s"))
@@ -124,6 +150,34 @@ class PostgresTables:
         if query.status is not None:
             clauses.append(sql.SQL(f"{_STATUS} = %s"))
             params.append(query.status)
+        return clauses, params
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        clauses, params = self._thread_filter(query)
+        statement = sql.SQL("SELECT count(*) AS n FROM agent_threads WHERE {where}").format(
+            where=sql.SQL(" AND ").join(clauses)
+        )
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(statement, params)
+            row = await cur.fetchone()
+        return 0 if row is None else int(row["n"])
+
+    async def update_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], ttl: TtlChange
+    ) -> ThreadRecord | None:
+        keep = ttl == KEEP_TTL
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"UPDATE agent_threads SET metadata = metadata || %s, "  # noqa: S608
+                "ttl_minutes = CASE WHEN %s THEN ttl_minutes ELSE %s END, updated_at = now() "
+                f"WHERE thread_id = %s AND owner = %s RETURNING {_THREAD_COLUMNS}",
+                (Jsonb(metadata), keep, None if keep else ttl, thread_id, owner),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _thread(row)
+
+    async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
+        clauses, params = self._thread_filter(query)
         # sort_by and sort_order are validated Literals; they still go in as an identifier
         # and a keyword from a fixed table, never as text from the request.
         order = sql.SQL("DESC") if query.sort_order == "desc" else sql.SQL("ASC")
@@ -217,6 +271,48 @@ class PostgresTables:
                 (status, error, run_id),
             )
 
+    async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
+        # One statement: the lease decides (as in acquire_thread), the thread gets its graph
+        # when it has none, and the run's row exists exactly when the lease was won.
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                _START_RUN,
+                {
+                    "run_id": run.run_id,
+                    "thread_id": run.thread_id,
+                    "owner": run.owner,
+                    "assistant_id": run.assistant_id,
+                    "graph_id": run.graph_id,
+                    "status": run.status,
+                    "metadata": Jsonb(run.metadata),
+                    "multitask_strategy": run.multitask_strategy,
+                    "error": run.error,
+                    "created_at": run.created_at,
+                    "updated_at": run.updated_at,
+                    "lease": lease_seconds,
+                },
+            )
+            return cur.rowcount == 1
+
+    async def end_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        status: RunStatus,
+        error: str | None,
+        thread_status: ThreadStatus,
+    ) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "WITH finished AS ("
+                " UPDATE agent_runs SET status = %s, error = %s, updated_at = now()"
+                " WHERE run_id = %s) "
+                "UPDATE agent_threads SET status = %s, active_run_id = NULL, "
+                "lease_expires_at = NULL, updated_at = now() "
+                "WHERE thread_id = %s AND active_run_id = %s",
+                (status, error, run_id, thread_status, thread_id, run_id),
+            )
+
     async def get_run(self, run_id: str, owner: str) -> RunRecord | None:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
@@ -299,6 +395,27 @@ class PostgresTables:
                 RETURNING thread_id
                 """,
                 (thread_id, days),
+            )
+            return await cur.fetchone() is not None
+
+    async def expired_thread_ids(self, _days: int, limit: int) -> list[str]:
+        """Threads past their own TTL (threads.create/update `ttl`), oldest first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT thread_id FROM agent_threads WHERE {_EXPIRED} "  # noqa: S608
+                "ORDER BY updated_at LIMIT %s",
+                (limit,),
+            )
+            return [row["thread_id"] for row in await cur.fetchall()]
+
+    async def claim_expired_thread(self, thread_id: str) -> bool:
+        """Delete the row only while the thread is still past its TTL (a run or an update
+        since `expired_thread_ids` renews it). True when this call deleted it."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"DELETE FROM agent_threads WHERE thread_id = %s AND {_EXPIRED} "  # noqa: S608
+                "RETURNING thread_id",
+                (thread_id,),
             )
             return await cur.fetchone() is not None
 

@@ -12,6 +12,11 @@ SortBy = Literal["thread_id", "status", "created_at", "updated_at"]
 SortOrder = Literal["asc", "desc"]
 
 
+# A change of a thread's TTL: leave it, clear it (None) or set it (minutes).
+KEEP_TTL: Literal["keep"] = "keep"
+TtlChange = float | None | Literal["keep"]
+
+
 class ThreadExistsError(Exception):
     """A thread with that id exists already."""
 
@@ -25,6 +30,8 @@ class ThreadRecord:
     status: ThreadStatus
     created_at: datetime
     updated_at: datetime
+    # Minutes after its last update at which `retention` deletes the thread (None: never).
+    ttl_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +70,70 @@ class ThreadQuery:
     sort_order: SortOrder = "desc"
 
 
-class ServiceTables(Protocol):
-    """Thread ownership, runs and the audit log. Every method scoped to an owner only ever
-    sees that owner's rows: isolation between principals is enforced here, in SQL."""
+class AssistantExistsError(Exception):
+    """An assistant with that id exists already (the caller's or another principal's)."""
+
+
+@dataclass(frozen=True)
+class AssistantFields:
+    """What one version of an assistant holds."""
+
+    graph_id: str
+    name: str
+    description: str | None
+    config: dict[str, Any]
+    context: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AssistantRecord:
+    """An assistant at one version (its latest, unless read from its versions)."""
+
+    assistant_id: str
+    owner: str
+    version: int
+    fields: AssistantFields
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssistantTables(Protocol):
+    """Assistants created through the API, per owner, with every version kept. Every method
+    scoped to an owner only ever sees that owner's rows."""
+
+    async def create_assistant(
+        self, assistant_id: str, owner: str, fields: AssistantFields
+    ) -> AssistantRecord:
+        """Version 1 of a new assistant; AssistantExistsError when the id is taken."""
+        ...
+
+    async def get_assistant(self, assistant_id: str, owner: str) -> AssistantRecord | None: ...
+
+    async def owner_assistants(self, owner: str) -> list[AssistantRecord]: ...
+
+    async def add_assistant_version(
+        self, assistant_id: str, owner: str, fields: AssistantFields
+    ) -> AssistantRecord | None:
+        """A new version, made the latest; None when the owner has no such assistant."""
+        ...
+
+    async def assistant_versions(self, assistant_id: str, owner: str) -> list[AssistantRecord]:
+        """Every version, newest first (empty: no such assistant of the owner's)."""
+        ...
+
+    async def set_latest_assistant(
+        self, assistant_id: str, owner: str, version: int
+    ) -> AssistantRecord | None: ...
+
+    async def delete_assistant(self, assistant_id: str, owner: str) -> bool: ...
+
+    async def delete_owner_assistants(self, owner: str) -> int: ...
+
+
+class ServiceTables(AssistantTables, Protocol):
+    """Thread ownership, runs, assistants and the audit log. Every method scoped to an owner
+    only ever sees that owner's rows: isolation between principals is enforced here, in SQL."""
 
     async def ping(self) -> None: ...
 
@@ -85,6 +153,17 @@ class ServiceTables(Protocol):
 
     async def delete_thread(self, thread_id: str, owner: str) -> bool: ...
 
+    async def count_threads(self, query: ThreadQuery) -> int:
+        """How many of the owner's threads match (limit, offset and sort ignored)."""
+        ...
+
+    async def update_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], ttl: TtlChange
+    ) -> ThreadRecord | None:
+        """Merge `metadata` into the thread's (top-level keys; a null value stays null, as in
+        LangGraph's server) and apply `ttl`; None when the owner has no such thread."""
+        ...
+
     async def set_thread_graph(self, thread_id: str, owner: str, graph_id: str) -> None: ...
 
     async def acquire_thread(
@@ -98,6 +177,23 @@ class ServiceTables(Protocol):
     async def create_run(self, run: RunRecord) -> None: ...
 
     async def finish_run(self, run_id: str, status: RunStatus, error: str | None) -> None: ...
+
+    async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
+        """`acquire_thread`, `set_thread_graph` and `create_run` as one transaction: False
+        (and nothing written) when another run holds the thread's lease."""
+        ...
+
+    async def end_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        status: RunStatus,
+        error: str | None,
+        thread_status: ThreadStatus,
+    ) -> None:
+        """`finish_run` and `release_thread` as one transaction (released only while the
+        run still holds the lease)."""
+        ...
 
     async def get_run(self, run_id: str, owner: str) -> RunRecord | None: ...
 

@@ -1,6 +1,7 @@
 """Data lifecycle: threads idle for more than CHECKPOINT_CLEANUP_DAYS are deleted (their
 checkpoints through the checkpointer, then the service's records), and store items past their
-TTL are swept. Each thread's row is claimed with a conditional DELETE first, so a thread that
+TTL are swept; so are threads past their own TTL (threads.create/update `ttl`, minutes after
+their last update). Each thread's row is claimed with a conditional DELETE first, so a thread that
 is used again meanwhile is kept, and running it twice (or twice at once) is safe. A run that
 died between a claim and the checkpointer leaves checkpoints without a thread record; the next
 run finds those by the age of their newest checkpoint and finishes the job.
@@ -42,7 +43,7 @@ async def apply_retention(settings: Settings, days: int, *, dry_run: bool) -> di
             "retention runs against PostgreSQL (DATABASE_URL); the embedded SQLite file "
             "belongs to its pod and goes with it"
         )
-    deleted = orphans = swept = 0
+    deleted = expired = orphans = swept = 0
     async with open_persistence(settings) as persistence:
         tables = persistence.tables
         assert isinstance(tables, PostgresTables), "DATABASE_URL opens the PostgreSQL tables"
@@ -58,6 +59,18 @@ async def apply_retention(settings: Settings, days: int, *, dry_run: bool) -> di
                     continue
                 await persistence.checkpointer.adelete_thread(thread_id)
                 deleted += 1
+        kept: set[str] = set()
+        async for batch in _batches(tables.expired_thread_ids, days, kept):
+            for thread_id in batch:
+                if dry_run:
+                    kept.add(thread_id)
+                    expired += 1
+                    continue
+                if not await tables.claim_expired_thread(thread_id):
+                    kept.add(thread_id)  # renewed (run, updated) since the query: keep it
+                    continue
+                await persistence.checkpointer.adelete_thread(thread_id)
+                expired += 1
         seen: set[str] = set()
         async for batch in _batches(tables.orphaned_checkpoint_threads, days, seen):
             for thread_id in batch:
@@ -70,6 +83,7 @@ async def apply_retention(settings: Settings, days: int, *, dry_run: bool) -> di
             swept = await store.sweep_ttl()
     return {
         "threads_deleted": deleted,
+        "threads_expired": expired,
         "orphaned_threads_deleted": orphans,
         "store_items_expired": swept,
         "days": days,

@@ -56,6 +56,52 @@ class MissingRoles(Exception):
     """The roles are missing and the migrating user cannot create them."""
 
 
+class MissingExtension(Exception):
+    """pgvector is not installed in the database and the migrating user cannot install it."""
+
+
+VECTOR_EXTENSION = "vector"
+
+
+async def ensure_vector_extension(conn: AsyncConnection[Any]) -> bool:
+    """pgvector for the store's semantic search; returns whether it was created now.
+
+    CREATE EXTENSION is the one step that needs more than the owner role: pgvector is not a
+    trusted extension, so it takes a superuser, or on RDS a member of `rds_superuser` (the
+    master user), once per database. RDS for PostgreSQL ships it as `vector` (15.2 and later:
+    https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-extensions.html,
+    https://aws.amazon.com/about-aws/whats-new/2023/05/amazon-rds-postgresql-pgvector-ml-model-integration/).
+    Run as the migrating user, before it switches to the owner role; when it may not, the error
+    names the one statement to run (docs/runbooks/rotate-credentials.md has it in the bootstrap).
+    """
+    cur = await conn.execute(
+        "SELECT 1 FROM pg_extension WHERE extname = %s", (VECTOR_EXTENSION,), prepare=False
+    )
+    if await cur.fetchone() is not None:
+        return False
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
+                    sql.Identifier(VECTOR_EXTENSION)
+                )
+            )
+    except errors.InsufficientPrivilege as exc:
+        raise MissingExtension(
+            "the store's semantic search needs the pgvector extension and the migrating user "
+            "may not create it: run `CREATE EXTENSION vector;` once in this database as a "
+            "superuser (on RDS the master user, a member of rds_superuser), or set "
+            "STORE_EMBEDDINGS=none"
+        ) from exc
+    except errors.UndefinedFile as exc:
+        raise MissingExtension(
+            "the store's semantic search needs the pgvector extension, which this PostgreSQL "
+            "server does not have: install it (Debian: postgresql-<version>-pgvector; RDS "
+            "ships it) or set STORE_EMBEDDINGS=none"
+        ) from exc
+    return True
+
+
 def _first(row: Any) -> Any:
     """The first column of a row, whether the connection makes tuples or dicts."""
     return next(iter(row.values())) if isinstance(row, dict) else row[0]

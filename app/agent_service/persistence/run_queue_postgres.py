@@ -51,6 +51,10 @@ _CLAIMABLE = f"""
 """  # noqa: S608 - fixed text, no request data
 
 
+class _Lost(Exception):
+    """The claimed run or its thread changed hands between the SELECT and the UPDATEs."""
+
+
 def _run(row: DictRow) -> RunRecord:
     return RunRecord(**row)
 
@@ -86,12 +90,27 @@ class PostgresRunQueue:
             )
 
     async def claim(self, worker: str, lease_seconds: float) -> QueuedRun | None:
+        try:
+            return await self._claim(worker, lease_seconds)
+        except _Lost:
+            return None
+
+    async def _claim(self, worker: str, lease_seconds: float) -> QueuedRun | None:
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_CLAIMABLE)
             row = await cur.fetchone()
             if row is None:
                 return None
             run_id, thread_id = row["run_id"], row["thread_id"]
+            # The run first, still pending (or running under a lost lease): a cancel that
+            # committed since the SELECT wins, and the transaction rolls back.
+            cur = await conn.execute(
+                "UPDATE agent_runs SET status = 'running', updated_at = now() "
+                "WHERE run_id = %s AND status IN ('pending', 'running')",
+                (run_id,),
+            )
+            if cur.rowcount != 1:
+                raise _Lost
             cur = await conn.execute(
                 "UPDATE agent_threads AS t SET status = 'busy', active_run_id = %s, "  # noqa: S608
                 "lease_expires_at = now() + make_interval(secs => %s), updated_at = now() "
@@ -99,13 +118,8 @@ class PostgresRunQueue:
                 (run_id, lease_seconds, thread_id, run_id),
             )
             if cur.rowcount != 1:
-                # An inline run took the thread since the SELECT: nothing changed, the run
-                # stays queued (the commit only ends the row lock).
-                return None
-            await conn.execute(
-                "UPDATE agent_runs SET status = 'running', updated_at = now() WHERE run_id = %s",
-                (run_id,),
-            )
+                # An inline run took the thread since the SELECT: the run stays queued.
+                raise _Lost
             cur = await conn.execute(
                 "UPDATE agent_run_queue SET attempts = attempts + 1, worker = %s "
                 "WHERE run_id = %s RETURNING kwargs, stateless, attempts",

@@ -7,7 +7,7 @@ migration and append it to both lists.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
 
 # Tables the server needs; /ready reports any that is missing as "schema not migrated".
 SERVICE_TABLES = (
@@ -17,6 +17,9 @@ SERVICE_TABLES = (
     "agent_schema_version",
     "agent_run_queue",
     "agent_run_cancels",
+    "agent_assistants",
+    "agent_assistant_versions",
+    "agent_crons",
 )
 # Tables LangGraph's own setup() creates (checkpointer and store).
 LANGGRAPH_TABLES = ("checkpoint_migrations", "checkpoints", "store_migrations", "store")
@@ -103,6 +106,72 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
         requested_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     """,
+    # 3: a thread's time-to-live (threads.create/update `ttl`, swept by `retention`) and the
+    # assistants principals create (the built-in ones, one per graph, are not stored).
+    """
+    ALTER TABLE agent_threads ADD COLUMN IF NOT EXISTS ttl_minutes DOUBLE PRECISION;
+    CREATE INDEX IF NOT EXISTS agent_threads_ttl ON agent_threads (updated_at)
+        WHERE ttl_minutes IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS agent_assistants (
+        assistant_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS agent_assistants_owner ON agent_assistants (owner);
+    CREATE TABLE IF NOT EXISTS agent_assistant_versions (
+        assistant_id TEXT NOT NULL REFERENCES agent_assistants (assistant_id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        graph_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        config JSONB NOT NULL DEFAULT '{}'::jsonb,
+        context JSONB NOT NULL DEFAULT '{}'::jsonb,
+        metadata JSONB NOT NULL DEFAULT '{}'::jsonb,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (assistant_id, version)
+    );
+    """,
+    # 4: the Store API (issue 19).
+    """
+    -- Issue 19: main_agent's memories moved from ("memories", <user>) into the user's own store
+    -- space ("users", <user>, "memories"), which the Store API shows the user. Copied, not
+    -- moved: the previous release reads the old rows through a canary and after a rollback
+    -- (expand only); a later release deletes them. `migrate` then embeds the copies.
+    INSERT INTO store (prefix, key, value, created_at, updated_at, expires_at, ttl_minutes)
+    SELECT 'users.' || substr(prefix, 10) || '.memories', key, value, created_at, updated_at,
+        expires_at, ttl_minutes
+    FROM store
+    WHERE prefix LIKE 'memories.%' AND strpos(substr(prefix, 10), '.') = 0
+    ON CONFLICT DO NOTHING
+    """,
+    # 5: crons (api/crons.py): each belongs to one principal; a thread's crons go with the thread.
+    # `next_run_at` is NULL when the cron will not fire again (disabled or past end_time); the
+    # scheduler claims a firing by moving it forward with one conditional UPDATE.
+    """
+    CREATE TABLE IF NOT EXISTS agent_crons (
+        cron_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        assistant_id TEXT NOT NULL,
+        graph_id TEXT NOT NULL,
+        thread_id TEXT REFERENCES agent_threads (thread_id) ON DELETE CASCADE,
+        schedule TEXT NOT NULL,
+        timezone TEXT,
+        payload JSONB NOT NULL DEFAULT '{}'::jsonb,
+        metadata JSONB NOT NULL DEFAULT '{}'::jsonb,
+        on_run_completed TEXT,
+        enabled BOOLEAN NOT NULL DEFAULT true,
+        end_time TIMESTAMPTZ,
+        next_run_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS agent_crons_owner_created ON agent_crons (owner, created_at);
+    CREATE INDEX IF NOT EXISTS agent_crons_due ON agent_crons (next_run_at)
+        WHERE next_run_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS agent_crons_thread ON agent_crons (thread_id);
+    """,
 )
 
 SQLITE_MIGRATIONS: tuple[str, ...] = (
@@ -164,6 +233,62 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         action TEXT NOT NULL,
         requested_at REAL NOT NULL
     );
+    """,
+    """
+    ALTER TABLE agent_threads ADD COLUMN ttl_minutes REAL;
+    CREATE TABLE IF NOT EXISTS agent_assistants (
+        assistant_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS agent_assistants_owner ON agent_assistants (owner);
+    CREATE TABLE IF NOT EXISTS agent_assistant_versions (
+        assistant_id TEXT NOT NULL REFERENCES agent_assistants (assistant_id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        graph_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        config TEXT NOT NULL DEFAULT '{}',
+        context TEXT NOT NULL DEFAULT '{}',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (assistant_id, version)
+    );
+    """,
+    """
+    -- Issue 19: the user's memories copied into the user's own store space (see PostgreSQL).
+    INSERT INTO store (prefix, key, value, created_at, updated_at, expires_at, ttl_minutes)
+    SELECT 'users.' || substr(prefix, 10) || '.memories', key, value, created_at, updated_at,
+        expires_at, ttl_minutes
+    FROM store
+    WHERE prefix LIKE 'memories.%' AND instr(substr(prefix, 10), '.') = 0
+    ON CONFLICT DO NOTHING;
+    """,
+    # Times are ISO 8601 text in UTC with microseconds ("2026-01-01T00:00:00.000000+00:00"),
+    # so that text order is time order.
+    """
+    CREATE TABLE IF NOT EXISTS agent_crons (
+        cron_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        assistant_id TEXT NOT NULL,
+        graph_id TEXT NOT NULL,
+        thread_id TEXT REFERENCES agent_threads (thread_id) ON DELETE CASCADE,
+        schedule TEXT NOT NULL,
+        timezone TEXT,
+        payload TEXT NOT NULL DEFAULT '{}',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        on_run_completed TEXT,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        end_time TEXT,
+        next_run_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS agent_crons_owner_created ON agent_crons (owner, created_at);
+    CREATE INDEX IF NOT EXISTS agent_crons_due ON agent_crons (next_run_at);
+    CREATE INDEX IF NOT EXISTS agent_crons_thread ON agent_crons (thread_id);
     """,
 )
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import aiosqlite
 
+from agent_service.persistence.assistant_tables import SqliteAssistants
 from agent_service.persistence.records import (
+    KEEP_TTL,
     AuditRecord,
     RunRecord,
     RunStatus,
@@ -22,6 +24,7 @@ from agent_service.persistence.records import (
     ThreadQuery,
     ThreadRecord,
     ThreadStatus,
+    TtlChange,
 )
 from agent_service.persistence.schema import CHECKPOINT_TABLES_SQLITE, SERVICE_TABLES
 
@@ -30,7 +33,8 @@ _NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 # A run that died leaves `busy` behind; once its lease expired the thread reports `error`.
 _STATUS = f"CASE WHEN status = 'busy' AND lease_expires_at < {_NOW} THEN 'error' ELSE status END"
 _THREAD_COLUMNS = (
-    f"thread_id, owner, graph_id, metadata, {_STATUS} AS status, created_at, updated_at"
+    f"thread_id, owner, graph_id, metadata, {_STATUS} AS status, created_at, updated_at, "
+    "ttl_minutes"
 )
 _RUN_COLUMNS_LIVE = (
     "r.run_id, r.thread_id, r.owner, r.assistant_id, r.graph_id, "
@@ -68,6 +72,7 @@ def _thread(row: aiosqlite.Row) -> ThreadRecord:
         status=row["status"],
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        ttl_minutes=row["ttl_minutes"],
     )
 
 
@@ -91,7 +96,7 @@ def _matches(metadata: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(key in metadata and metadata[key] == value for key, value in wanted.items())
 
 
-class SqliteTables:
+class SqliteTables(SqliteAssistants):
     def __init__(self, conn: aiosqlite.Connection, lock: asyncio.Lock | None = None) -> None:
         self._conn = conn
         self._conn.row_factory = aiosqlite.Row
@@ -161,6 +166,71 @@ class SqliteTables:
             )
             row = await cur.fetchone()
         return None if row is None else _thread(row)
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        everything = ThreadQuery(
+            owner=query.owner,
+            metadata=query.metadata,
+            ids=query.ids,
+            status=query.status,
+            limit=2**62,
+            offset=0,
+        )
+        return len(await self.search_threads(everything))
+
+    async def update_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], ttl: TtlChange
+    ) -> ThreadRecord | None:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = await self._conn.execute(
+                    "SELECT metadata, ttl_minutes FROM agent_threads "
+                    "WHERE thread_id = ? AND owner = ?",
+                    (thread_id, owner),
+                )
+                row = await cur.fetchone()
+                if row is not None:
+                    merged = {**json.loads(row["metadata"]), **metadata}
+                    minutes = row["ttl_minutes"] if ttl == KEEP_TTL else ttl
+                    await self._conn.execute(
+                        "UPDATE agent_threads SET metadata = ?, ttl_minutes = ?, updated_at = ? "
+                        "WHERE thread_id = ? AND owner = ?",
+                        (json.dumps(merged), minutes, _now(), thread_id, owner),
+                    )
+                    # Read under the lock: the answer is this update, not a later one.
+                    cur = await self._conn.execute(
+                        f"SELECT {_THREAD_COLUMNS} FROM agent_threads "  # noqa: S608
+                        "WHERE thread_id = ? AND owner = ?",
+                        (thread_id, owner),
+                    )
+                    row = await cur.fetchone()
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+        return None if row is None else _thread(row)
+
+    async def keep_latest_checkpoints(self, thread_id: str) -> None:
+        """Delete the thread's checkpoints (and their writes) but the newest of each namespace:
+        langgraph-checkpoint-sqlite's ids are time-ordered UUIDs, so the newest is the max."""
+        latest = (
+            "SELECT checkpoint_ns, max(checkpoint_id) FROM checkpoints "
+            "WHERE thread_id = ? GROUP BY checkpoint_ns"
+        )
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table in CHECKPOINT_TABLES_SQLITE:
+                    await self._conn.execute(
+                        f"DELETE FROM {table} WHERE thread_id = ? "  # noqa: S608
+                        f"AND (checkpoint_ns, checkpoint_id) NOT IN ({latest})",
+                        (thread_id, thread_id),
+                    )
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
 
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
         clauses = ["owner = ?"]
@@ -256,6 +326,78 @@ class SqliteTables:
                 "UPDATE agent_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?",
                 (status, error, _now(), run_id),
             )
+
+    async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
+        # One write transaction under the one lock: SQLite serialises writers anyway.
+        now = time.time()
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = await self._conn.execute(
+                    "UPDATE agent_threads SET status = 'busy', active_run_id = ?, "
+                    "lease_expires_at = ?, graph_id = COALESCE(graph_id, ?), updated_at = ? "
+                    "WHERE thread_id = ? AND owner = ? "
+                    "AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < ?)",
+                    (
+                        run.run_id,
+                        now + lease_seconds,
+                        run.graph_id,
+                        _now(),
+                        run.thread_id,
+                        run.owner,
+                        now,
+                    ),
+                )
+                claimed = cur.rowcount == 1
+                if claimed:
+                    await self._conn.execute(
+                        f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "  # noqa: S608
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            run.run_id,
+                            run.thread_id,
+                            run.owner,
+                            run.assistant_id,
+                            run.graph_id,
+                            run.status,
+                            json.dumps(run.metadata),
+                            run.multitask_strategy,
+                            run.error,
+                            run.created_at.isoformat(),
+                            run.updated_at.isoformat(),
+                        ),
+                    )
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+            return claimed
+
+    async def end_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        status: RunStatus,
+        error: str | None,
+        thread_status: ThreadStatus,
+    ) -> None:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._conn.execute(
+                    "UPDATE agent_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?",
+                    (status, error, _now(), run_id),
+                )
+                await self._conn.execute(
+                    "UPDATE agent_threads SET status = ?, active_run_id = NULL, "
+                    "lease_expires_at = NULL, updated_at = ? "
+                    "WHERE thread_id = ? AND active_run_id = ?",
+                    (thread_status, _now(), thread_id, run_id),
+                )
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
 
     async def get_run(self, run_id: str, owner: str) -> RunRecord | None:
         async with self._lock:

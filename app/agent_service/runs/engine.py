@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -243,6 +243,27 @@ _DETACHED_TASKS: set[asyncio.Task[bool]] = set()
 STATELESS_JOIN_SECONDS = 60.0
 
 
+async def _graph_chunks(
+    running: RunningRun, kwargs: dict[str, Any]
+) -> AsyncIterator[tuple[Sequence[str], str, Any]]:
+    """The graph's (namespace, mode, chunk) stream. With the `events` mode requested, through
+    `astream_events` (v2): each event goes to the client as an `events` event, except the
+    graph's own `on_chain_stream` events, which carry the other modes' chunks."""
+    prepared = running.prepared
+    if "events" not in running.translator.requested:
+        async for item in prepared.graph.astream(prepared.graph_input, prepared.config, **kwargs):
+            yield item
+        return
+    root = str(prepared.config.get("run_id"))
+    async for event in prepared.graph.astream_events(
+        prepared.graph_input, prepared.config, version="v2", **kwargs
+    ):
+        if event["event"] == "on_chain_stream" and event["run_id"] == root:
+            yield event["data"]["chunk"]
+        else:
+            running.queue.put_nowait(("events", to_jsonable(event)))
+
+
 def _busy_message(thread_id: str) -> str:
     return (
         f"thread {thread_id!r} already has a run in progress; retry when it ends, or send "
@@ -400,28 +421,22 @@ class RunEngine:
         prepared = await self._admit(principal, thread_id, body)
         thread_id, run_id = prepared.thread_id, prepared.run_id
         principal = prepared.principal
-        await self._claim(thread_id, principal, run_id, body.multitask_strategy)
-        try:
-            await self._tables.set_thread_graph(thread_id, principal, prepared.graph_id)
-            now = datetime.now(UTC)
-            await self._tables.create_run(
-                RunRecord(
-                    run_id=run_id,
-                    thread_id=thread_id,
-                    owner=principal,
-                    assistant_id=body.assistant_id,
-                    graph_id=prepared.graph_id,
-                    status="running",
-                    metadata=prepared.body.metadata or {},
-                    multitask_strategy=body.multitask_strategy,
-                    error=None,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        except BaseException:
-            await asyncio.shield(self._release(thread_id, run_id, "idle"))
-            raise
+        now = datetime.now(UTC)
+        record = RunRecord(
+            run_id=run_id,
+            thread_id=thread_id,
+            owner=principal,
+            assistant_id=body.assistant_id,
+            graph_id=prepared.graph_id,
+            status="running",
+            metadata=prepared.body.metadata or {},
+            multitask_strategy=body.multitask_strategy,
+            error=None,
+            created_at=now,
+            updated_at=now,
+        )
+        # The lease, the thread's graph and the run's row in one transaction (start_run).
+        await self._claim(record, thread_id, body.multitask_strategy)
         return prepared
 
     async def submit(
@@ -538,9 +553,13 @@ class RunEngine:
     async def _admit(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
         if body.webhook is not None:
             self._check_webhook(body.webhook)
-        graph_id = self._catalog.resolve(body.assistant_id)
-        if graph_id is None:
+        assistant = await self._catalog.lookup(principal, body.assistant_id)
+        if assistant is None:
             raise AssistantNotFound(body.assistant_id)
+        graph_id = assistant.graph_id
+        # A created assistant's config and context under the run's own (the run's keys win).
+        merged, context = assistant.merged(body.config, body.context)
+        body = body.model_copy(update={"config": merged, "context": context})
         if APPROVED_BY in (body.metadata or {}):
             raise InvalidRunConfig(
                 f"metadata.{APPROVED_BY}: set by the service when an approver resumes a run"
@@ -597,7 +616,7 @@ class RunEngine:
                 f"assistant {body.assistant_id!r} runs graph {graph_id!r}",
             )
 
-    async def _claim(self, thread_id: str, principal: str, run_id: str, strategy: str) -> None:
+    async def _claim(self, record: RunRecord, thread_id: str, strategy: str) -> None:
         lease = self.lease_seconds
         if strategy in ("interrupt", "rollback"):
             # Double-texting: the thread's runs that have not ended are cancelled (and, with
@@ -610,7 +629,7 @@ class RunEngine:
         elif strategy == "reject" and await self._queue.active_run_ids(thread_id):
             # A queued run that no worker has started yet holds the thread too.
             raise ThreadBusy(_busy_message(thread_id))
-        if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
+        if await self._tables.start_run(record, lease):
             return
         if strategy == "reject":
             raise ThreadBusy(_busy_message(thread_id))
@@ -619,7 +638,7 @@ class RunEngine:
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-            if await self._tables.acquire_thread(thread_id, principal, run_id, lease):
+            if await self._tables.start_run(record, lease):
                 return
         raise ThreadStayedBusy(
             f"thread {thread_id!r} stayed busy for {self.timeout_seconds:g} s; "
@@ -680,9 +699,7 @@ class RunEngine:
                 self.background_timeout_seconds if prepared.background else self.timeout_seconds
             )
             async with asyncio.timeout(timeout):
-                async for ns, mode, chunk in prepared.graph.astream(
-                    prepared.graph_input, prepared.config, **kwargs
-                ):
+                async for ns, mode, chunk in _graph_chunks(running, kwargs):
                     for event in translator.translate(ns, mode, chunk):
                         running.queue.put_nowait(event)
             for event in translator.flush():
@@ -828,6 +845,20 @@ class RunEngine:
                 log.error("run failed", exc_info=finished.error, **log_fields)
         else:
             log.info("run finished", **log_fields)
+        if not (prepared.stateless and prepared.body.on_completion == "delete"):
+            try:
+                # The outcome and the thread's release in one transaction (end_run).
+                await self._tables.end_run(
+                    prepared.run_id, prepared.thread_id, status, error, thread_status
+                )
+            except Exception as exc:
+                log.warning(
+                    "could not record the run's outcome",
+                    run_id=prepared.run_id,
+                    reason=type(exc).__name__,
+                )
+                await self._release(prepared.thread_id, prepared.run_id, thread_status)
+            return
         try:
             await self._tables.finish_run(prepared.run_id, status, error)
         except Exception as exc:

@@ -18,7 +18,15 @@ MAX_GOTO = 32
 MAX_AFTER_SECONDS = 30 * 24 * 3600
 
 StreamModeName = Literal[
-    "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints"
+    "values",
+    "updates",
+    "messages",
+    "messages-tuple",
+    "custom",
+    "debug",
+    "tasks",
+    "checkpoints",
+    "events",
 ]
 
 

@@ -5,6 +5,9 @@
 - `messages`: `messages/metadata` when a message first appears, `messages/partial` with the
   message accumulated so far for each chunk, `messages/complete` when it is whole.
 - Subgraph events carry their namespace: `updates|parent:task_id`.
+- `events`: event `events` with each of LangChain's `astream_events` (v2) events (the engine
+  streams through `astream_events` then, and takes the other modes from the graph's own
+  `on_chain_stream` events).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ def langgraph_modes(requested: Sequence[str]) -> list[str]:
     """The LangGraph stream modes for the requested API modes; `values` is always included
     because the final values (and their interrupts) decide the run's outcome."""
     modes = {_LANGGRAPH_MODE.get(mode, mode) for mode in requested} | {"values"}
-    return sorted(modes)
+    # `events` is not a LangGraph stream mode: astream_events produces it.
+    return sorted(modes - {"events"})
 
 
 class EventTranslator:

@@ -47,8 +47,10 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import httpx
 import structlog
 
+from agent_service.core.credentials import RotatingSecret
 from agent_service.core.serialization import to_jsonable
 from agent_service.metrics import WEBHOOK_DELIVERIES
+from agent_service.settings import MIN_API_KEY_LENGTH as MIN_SECRET_CHARS
 from agent_service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -213,9 +215,30 @@ async def _pinned_address(host: str, port: int, settings: Settings, resolve: Res
     return str(addresses[0])
 
 
-def _signing_key(settings: Settings) -> bytes:
+SECRET_SETTING = "webhook_signing_secret"  # noqa: S105 - the setting's name
+
+
+# One per Settings object (the process has one; tests make many), kept with it so that its id
+# is not reused while the entry lives.
+_SECRETS: dict[int, tuple[Settings, RotatingSecret]] = {}
+
+
+def current_secret(settings: Settings) -> str:
+    """WEBHOOK_SIGNING_SECRET as it is now: when its secret file was its source, the file is
+    read again (a rotated Secret reaches the pod's file without a restart, as
+    `core.credentials` explains); a file gone or too short keeps the value read at start."""
     assert settings.webhook_signing_secret is not None  # _parse refused otherwise
-    secret = settings.webhook_signing_secret.get_secret_value()
+    loaded = settings.webhook_signing_secret.get_secret_value()
+    entry = _SECRETS.get(id(settings))
+    if entry is None or entry[0] is not settings:
+        entry = (settings, RotatingSecret(settings, SECRET_SETTING))
+        _SECRETS[id(settings)] = entry
+    now = entry[1].current()
+    return now if now is not None and len(now) >= MIN_SECRET_CHARS else loaded
+
+
+def _signing_key(settings: Settings) -> bytes:
+    secret = current_secret(settings)
     if secret.startswith("whsec_"):
         try:
             return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
@@ -325,20 +348,27 @@ async def _deliver(
                 HEADER_SIGNATURE: sign(key, message_id, timestamp, body),
             }
             try:
-                response = await client.post(
-                    target,
-                    content=body,
-                    headers=headers,
-                    timeout=timeout,
-                    extensions={"sni_hostname": host},
-                )
-            except httpx.TimeoutException:
+                # The whole attempt, slow answers included (httpx's timeouts bound each read,
+                # not their sum); the answer's body is never read.
+                async with (
+                    asyncio.timeout(timeout),
+                    client.stream(
+                        "POST",
+                        target,
+                        content=body,
+                        headers=headers,
+                        timeout=timeout,
+                        extensions={"sni_hostname": host},
+                    ) as response,
+                ):
+                    answer: int = response.status_code
+            except (httpx.TimeoutException, TimeoutError):
                 last, status = "timeout", None
             except httpx.TransportError as exc:
                 last, status = "connection_error", None
                 log.debug("webhook attempt failed", error=type(exc).__name__)
             else:
-                status = response.status_code
+                status = answer
                 if 200 <= status < 300:
                     _record("delivered", parts, run_id=run_id, attempts=attempt, status=status)
                     return True

@@ -16,17 +16,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Match
 
-from agent_service.api import assistants, gdpr, runs, system, threads
+from agent_service.api import assistants, crons, gdpr, runs, store, system, threads
 from agent_service.api.deps import Services
 from agent_service.api.errors import ERROR_RESPONSES, ApiError, error_response, run_error
 from agent_service.auth.access import AccessPolicy, Forbidden
 from agent_service.auth.api_keys import ApiKeyAuthenticator
 from agent_service.core.ratelimit import RateLimiter
 from agent_service.core.redis_clients import async_redis, sync_redis
+from agent_service.crons.scheduler import CronScheduler
+from agent_service.crons.submit import QueueSubmitter
 from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import GraphSource, registry_graph_source
 from agent_service.persistence.backends import open_persistence
@@ -175,6 +179,10 @@ def create_app(
             if persistence.backend == "sqlite":
                 # The embedded file belongs to this pod alone: no Job can migrate it first.
                 await migrate_sqlite(persistence)
+            store = persistence.store
+            if isinstance(store, AsyncPostgresStore | AsyncSqliteStore):
+                await store.start_ttl_sweeper()
+                stack.push_async_callback(store.stop_ttl_sweeper)
             redis_client = async_redis(settings)
             if redis_client is not None:
                 stack.push_async_callback(redis_client.aclose)
@@ -198,7 +206,7 @@ def create_app(
             unknown = access.unknown_graphs(graphs.keys())
             if unknown:
                 raise ValueError(f"PRINCIPAL_GRAPHS names graphs this service lacks: {unknown}")
-            catalog = AssistantCatalog(graphs.keys())
+            catalog = AssistantCatalog(graphs.keys(), stored=persistence.tables)
             auth = ApiKeyAuthenticator(settings.api_keys)
             if not auth.configured:
                 log.warning("no API keys configured (API_KEYS): every API request answers 401")
@@ -238,6 +246,16 @@ def create_app(
                         await publisher
 
                 stack.push_async_callback(stop_publisher)
+            scheduler: CronScheduler | None = None
+            if settings.cron_scheduler:
+                scheduler = CronScheduler(
+                    persistence.crons,
+                    QueueSubmitter(queue),
+                    access,
+                    poll_seconds=settings.cron_poll_seconds,
+                )
+                scheduler.start()
+                stack.push_async_callback(scheduler.stop)
             log.info(
                 "service started",
                 persistence=persistence.backend,
@@ -250,6 +268,9 @@ def create_app(
             try:
                 yield
             finally:
+                if scheduler is not None:
+                    # Before the drain: no firing may start a run the drain does not wait for.
+                    await scheduler.stop()
                 await queue.stop()
                 # uvicorn has already waited SHUTDOWN_GRACE_SECONDS for open requests; what is
                 # left are runs whose client went away. Give them a moment, then cancel: each
@@ -262,7 +283,8 @@ def create_app(
     open_paths = {"/health", "/ready"}
     if not settings.metrics_require_auth:
         open_paths.add("/metrics")
-    routers = (system, assistants, threads, runs, gdpr)
+    # crons before runs: /runs/crons/... must not be read as a run route's path parameter.
+    routers = (system, assistants, threads, crons, runs, store, gdpr)
     route_patterns = tuple(
         (route.path_regex, route.path)
         for module in routers

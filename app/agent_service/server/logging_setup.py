@@ -62,7 +62,14 @@ def configure_logging(level: str = "INFO", *, redact: Redactor = redact_pii) -> 
         redaction_processor(redact),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a line below LOG_LEVEL is dropped before the chain (time
+        # stamp, PII redaction) runs; without it every request paid ~90 us for the request
+        # line even at WARNING (the benchmark's HTTP-path table).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -3,6 +3,7 @@ the per-user model-call budget, usage metrics from the model's callback."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from agent_service.guardrails import redact
 from agent_service.guardrails.injection import looks_like_injection
 from agent_service.guardrails.pii import add_messages_redacted, redact_message
 from agent_service.guardrails.redaction import passes_luhn
-from agent_service.guardrails.user_limit import consume_model_call
+from agent_service.guardrails.user_limit import CallLedger, consume_model_call
 from agent_service.llm.factory import build_model
 from agent_service.llm.pricing import PRICES, Price
 from agent_service.metrics import MODEL_CALLS, MODEL_COST, MODEL_TOKENS
@@ -128,6 +129,53 @@ async def test_budget_is_per_user_and_counted_in_the_store() -> None:
     assert await consume_model_call(None, "alice", 2)  # no store, no budget
 
 
+class CountingStore(InMemoryStore):
+    """Counts the store operations the budget costs."""
+
+    operations = 0
+
+    async def abatch(self, ops: Any) -> Any:
+        self.operations += len(list(ops) if not isinstance(ops, list) else ops)
+        return await super().abatch(ops)
+
+
+async def _count(store: InMemoryStore, user: str) -> int:
+    (item,) = await store.asearch((USAGE_NAMESPACE, user))
+    return int(item.value["count"])
+
+
+@pytest.mark.anyio
+async def test_the_ledger_batches_store_writes_and_stays_exact_in_a_process() -> None:
+    store = CountingStore()
+    ledger = CallLedger(sync_seconds=0.2)
+    first = await ledger.consume(store, "alice", 5)
+    # The first call reads and writes the store, as a call without the ledger does.
+    assert first
+    assert store.operations == 2
+    answers = [await ledger.consume(store, "alice", 5) for _ in range(6)]
+    assert answers == [True, True, True, True, False, False]  # exact: 5 in the day
+    assert store.operations == 2  # counted here, not yet written
+    assert await _count(store, "alice") == 1
+    await asyncio.sleep(0.4)  # one flush writes the four
+    assert store.operations == 2 + 1 + 2  # + the search + the flush's read and write
+    assert await _count(store, "alice") == 5
+    assert not await ledger.consume(store, "alice", 5)
+
+
+@pytest.mark.anyio
+async def test_two_ledgers_share_the_budget_through_the_store() -> None:
+    store = InMemoryStore()
+    replica_a, replica_b = CallLedger(sync_seconds=0.1), CallLedger(sync_seconds=0.1)
+    assert await replica_a.consume(store, "bob", 3)
+    assert await replica_a.consume(store, "bob", 3)
+    await asyncio.sleep(0.25)  # replica a's flush has written 2
+    assert await replica_b.consume(store, "bob", 3)  # reads 2, counts the third
+    assert not await replica_b.consume(store, "bob", 3)
+    await asyncio.sleep(0.25)
+    assert not await replica_a.consume(store, "bob", 3)  # sees b's call at its next sync
+    assert await _count(store, "bob") == 3
+
+
 def test_every_call_of_a_factory_model_is_metered(monkeypatch: pytest.MonkeyPatch) -> None:
     # A priced offline model, so the cost counter moves too.
     monkeypatch.setitem(PRICES, "offline", Price(1_000_000.0, 2_000_000.0))
@@ -143,3 +191,32 @@ def test_every_call_of_a_factory_model_is_metered(monkeypatch: pytest.MonkeyPatc
     output = reply.usage_metadata["output_tokens"]
     assert MODEL_TOKENS.labels("offline", "output")._value.get() == tokens_out + output
     assert MODEL_COST.labels("offline")._value.get() == pytest.approx(cost + 3 + 2 * output)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mail jane.doe@example.com now",
+        "card 4111 1111 1111 1111",
+        "card 4111-1111-1111-1111.",
+        "ssn 123-45-6789",
+        "id 6f1c9f2e-0000-4000-8000-000000000000",
+        "order 123456789 and 12345678",
+        "plain words only",
+        "",
+        "@",
+    ],
+)
+def test_the_shortcut_never_hides_pii(text: str) -> None:
+    """`redact` skips the detectors for a text `might_hold_pii` rules out: the result is the
+    full detection's, whatever the text."""
+    from agent_service.guardrails.redaction import detect_pii, might_hold_pii
+    from agent_service.guardrails.redaction import redact as redact_text
+
+    found = detect_pii(text)
+    if found:
+        assert might_hold_pii(text)
+    full = text
+    for match in reversed(found):
+        full = f"{full[: match['start']]}[REDACTED_{match['type'].upper()}]{full[match['end'] :]}"
+    assert redact_text(text) == full

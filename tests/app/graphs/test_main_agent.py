@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from agent_service.core.principal import user_namespace
+from agent_service.embeddings import LOCAL_DIMS, LocalEmbeddings
 from agent_service.graphs.main_agent import MEMORY_NAMESPACE, REFUND_NAMESPACE, build_main_agent
 from agent_service.guardrails.injection import REFUSAL
 from agent_service.metrics import GUARDRAIL_EVENTS
@@ -35,9 +37,26 @@ async def test_memory_is_shared_by_a_users_threads_and_private_to_the_user() -> 
     assert "green tea" in last_text(recalled)
     other = await agent.ainvoke(say("what do you remember"), config("b1", "bob"))
     assert last_text(other) == "Done. I have nothing remembered."
-    assert [item.value["text"] for item in store.search((MEMORY_NAMESPACE, "alice"))] == [
-        "I like green tea"
-    ]
+    memories = store.search(user_namespace("alice", MEMORY_NAMESPACE))
+    assert [item.value["text"] for item in memories] == ["I like green tea"]
+
+
+async def test_recall_ranks_memories_by_meaning() -> None:
+    """The store's real embeddings (all-MiniLM-L6-v2): the memory that shares no word with
+    the question comes first."""
+    store = InMemoryStore(index={"dims": LOCAL_DIMS, "embed": LocalEmbeddings(), "fields": ["$"]})
+    agent = build(RecordingModel(), store)
+    for n, fact in enumerate(
+        ("my favourite team is Arsenal", "I am allergic to peanuts", "invoices go to Leeds")
+    ):
+        await agent.ainvoke(say(f"remember that {fact}"), config(f"r{n}", "alice"))
+    recalled = await agent.ainvoke(
+        say("what do you remember about nuts that make me ill?"), config("r9", "alice")
+    )
+    assert last_text(recalled).startswith("Done. I remember: I am allergic to peanuts;")
+    # The store itself ranks the same way.
+    item = store.search(user_namespace("alice", MEMORY_NAMESPACE), query="peanut allergy")[0]
+    assert item.value["text"] == "I am allergic to peanuts"
 
 
 async def test_pii_never_reaches_the_model_nor_any_state_of_the_thread() -> None:

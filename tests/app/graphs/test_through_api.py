@@ -11,6 +11,7 @@ import pytest
 from agent_service.graphs.build import GRAPH_IDS
 from agent_service.graphs.source import registry_graph_source
 
+from tests.app.server.conformance.sdk_calls import covers
 from tests.app.server.conftest import fresh_database, make_settings
 from tests.app.server.service import Service, serve_in_thread
 from tools.kit.programs import REPO_ROOT
@@ -72,7 +73,11 @@ def test_main_agent_memory_and_approval(service: Service) -> None:
     asyncio.run(scenario())
     exported = service.http().get("/users/alice/export").json()
     namespaces = {tuple(item["namespace"]) for item in exported["store"]}
-    assert {("memories", "alice"), ("refunds", "alice"), ("usage", "alice")} <= namespaces
+    assert {
+        ("users", "alice", "memories"),
+        ("refunds", "alice"),
+        ("usage", "alice"),
+    } <= namespaces
 
 
 def test_pii_is_absent_from_the_threads_state_and_the_model_is_metered(
@@ -135,5 +140,34 @@ def test_support_agent_escalation_resumes_through_the_api(service: Service) -> N
         )
         assert isinstance(resumed, dict)
         assert resumed["escalation"]["assignee"] == "kim"
+
+    asyncio.run(scenario())
+
+
+@covers("store.search_items", "store.put_item")
+def test_main_agents_memories_are_the_users_store_items(service: Service) -> None:
+    """What main_agent remembers is the user's ["memories"] in the Store API, and what the
+    user puts there main_agent recalls, nearest in meaning first (pgvector, real model)."""
+
+    async def scenario() -> None:
+        client = service.client("bob")
+        thread = await client.threads.create()
+        await client.runs.wait(
+            thread["thread_id"], "main_agent", input=say("remember that I live in Leeds")
+        )
+        found = await client.store.search_items(["memories"], query="which city is my home?")
+        assert [item["value"]["text"] for item in found["items"]] == ["I live in Leeds"]
+        await client.store.put_item(["memories"], "diet", {"text": "I am allergic to peanuts"})
+        recalled = await client.runs.wait(
+            thread["thread_id"],
+            "main_agent",
+            input=say("what do you remember about nuts that make me ill?"),
+        )
+        assert isinstance(recalled, dict)
+        answer = recalled["messages"][-1]["content"]
+        assert answer.startswith("Done. I remember: I am allergic to peanuts; I live in Leeds")
+        # Another principal sees none of it.
+        other = await service.client("alice").store.search_items(["memories"], query="Leeds")
+        assert "I live in Leeds" not in [item["value"].get("text") for item in other["items"]]
 
     asyncio.run(scenario())

@@ -400,3 +400,93 @@ def test_addresses_are_judged_by_the_ipaddress_rules() -> None:
     assert refusal(ipaddress.ip_address("2606:2800:220:1::1"), strict) is None
     assert refusal(ipaddress.ip_address("::ffff:93.184.216.34"), strict) is None
     assert refusal(ipaddress.ip_address("192.168.1.1"), strict) is not None
+
+
+def test_an_answer_trickling_in_is_cut_at_the_attempts_timeout() -> None:
+    """Headers sent a byte at a time, each within httpx's per-read timeout, would finish as a
+    200 after ~3 s; the attempt as a whole is bounded, so the delivery fails instead."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 30 + b"\r\n\r\n":
+                if stop.wait(0.1):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        config = settings(webhook_timeout_seconds=0.5, webhook_max_attempts=1)
+        assert deliver(f"http://127.0.0.1:{port}/", config) is False
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_2xx_counts_without_reading_the_answers_body(receiver: Receiver) -> None:
+    """The body of the answer is never read: a receiver announcing a large body it never
+    sends does not hold the delivery."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def announce() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\npartial")
+            threading.Event().wait(3)
+
+    thread = threading.Thread(target=announce, daemon=True)
+    thread.start()
+    try:
+        config = settings(webhook_timeout_seconds=1, webhook_max_attempts=1)
+        assert deliver(f"http://127.0.0.1:{port}/", config) is True
+    finally:
+        listener.close()
+
+
+def test_a_rotated_secret_file_signs_the_next_delivery(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the secret file was the setting's source, it is read again: a Secret rotated
+    under the pod signs the next webhook without a restart. A value from elsewhere (an
+    environment variable wins over the file) is never replaced by the file."""
+    monkeypatch.setattr("agent_service.core.credentials.READ_INTERVAL_SECONDS", 0)
+    secret_file = tmp_path / "webhook_signing_secret"
+    secret_file.write_text(SECRET + "\n")
+    config = settings(secrets_dir=tmp_path)
+    rotated = "rotated-secret-abcdefghijkl"
+    url = f"http://127.0.0.1:{receiver.port}/"
+
+    def key_of(got: Received) -> str:
+        signed = f"{got.headers[HEADER_ID]}.{got.headers[HEADER_TIMESTAMP]}.".encode() + got.body
+        for key in (SECRET, rotated):
+            digest = base64.b64encode(hmac.new(key.encode(), signed, hashlib.sha256).digest())
+            if got.headers[HEADER_SIGNATURE] == f"v1,{digest.decode()}":
+                return key
+        raise AssertionError("signed with neither key")
+
+    assert deliver(url, config)
+    secret_file.write_text(rotated)
+    assert deliver(url, config)
+    secret_file.write_text("short")  # not a usable secret: the start-up one signs
+    assert deliver(url, config)
+    # Set from elsewhere at start (the file differed): the file is not its source.
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    (other_dir / "webhook_signing_secret").write_text("from-the-file-0123456789")
+    assert deliver(url, settings(secrets_dir=other_dir))
+    assert [key_of(r) for r in receiver.received] == [SECRET, rotated, SECRET, SECRET]

@@ -38,7 +38,10 @@ def test_export_then_delete_everything_of_a_user(admin_service: tuple[Service, s
                 GRAPH_ID,
                 input=say("my data"),
             )
+        await alice.crons.create_for_thread(threads[0]["thread_id"], GRAPH_ID, schedule="@daily")
+        await alice.crons.create(GRAPH_ID, schedule="@weekly")
         bob_thread = await bob.threads.create()
+        await bob.crons.create(GRAPH_ID, schedule="@weekly")
         await bob.runs.wait(
             bob_thread["thread_id"],
             GRAPH_ID,
@@ -51,6 +54,7 @@ def test_export_then_delete_everything_of_a_user(admin_service: tuple[Service, s
         assert [item["namespace"] for item in exported["store"]] == [["memories", "alice"]]
         assert exported["store"][0]["value"] == {"text": "my data"}
         assert len(exported["runs"]) == 2
+        assert sorted(c["schedule"] for c in exported["crons"]) == ["@daily", "@weekly"]
         assert "bob's" not in str(exported)
 
         # A principal may not act on someone else's data; an admin may.
@@ -63,14 +67,22 @@ def test_export_then_delete_everything_of_a_user(admin_service: tuple[Service, s
             with pytest.raises(NotFoundError):
                 await alice.threads.get(thread["thread_id"])
         after = await alice.http.get("/users/alice/export")
-        assert (after["threads"], after["runs"], after["store"]) == ([], [], [])
+        assert (after["threads"], after["runs"], after["store"], after["crons"]) == ([], [], [], [])
         assert [entry["action"] for entry in after["audit"]] == [
             "gdpr.export",
             "gdpr.export",
             "gdpr.delete",
             "gdpr.export",
         ]
-        assert after["audit"][2]["detail"] == {"threads": 2, "runs": 2, "store_items": 1}
+        assert after["audit"][2]["detail"] == {
+            "threads": 2,
+            "runs": 2,
+            "store_items": 1,
+            "assistants": 0,
+            "crons": 2,
+        }
+        assert await alice.crons.count() == 0
+        assert await bob.crons.count() == 1
         # Bob's data is untouched.
         assert (await bob.threads.get_state(bob_thread["thread_id"]))["values"]
         return [t["thread_id"] for t in threads]

@@ -140,7 +140,13 @@ def test_run_input_the_graph_cannot_take_answers_422(
 
 
 @pytest.mark.parametrize(
-    "body", [{"ttl": 5}, {"ttl": {"ttl": 5}}, {"supersteps": [{"updates": []}]}]
+    "body",
+    [
+        {"ttl": 5},  # the API takes {"ttl": minutes, "strategy": ...}, as langgraph-sdk sends
+        {"ttl": {"ttl": 5, "strategy": "keep_latest"}},
+        {"ttl": {"ttl": 0}},
+        {"supersteps": [{"updates": []}]},
+    ],
 )
 def test_thread_options_this_server_lacks_answer_422(
     sqlite_service: Service, body: dict[str, Any]

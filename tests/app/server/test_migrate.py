@@ -66,3 +66,19 @@ def test_migrate_fails_with_one_line() -> None:
         "migrate: invalid settings: DATABASE_URL: Value error, must start with postgresql:// "
         "(or leave it unset for SQLite)"
     )
+
+
+def test_migrate_refuses_embeddings_of_another_size(postgres_server: PostgresServer) -> None:
+    """The vector column keeps the size it was made with: switching STORE_EMBEDDINGS to a model
+    of another size is refused by name, not left to fail on every put."""
+    url = postgres_server.create_database("migrate_dims")
+    assert _migrate(service_env(database_url=url)).returncode == 0
+    other = _migrate(
+        service_env(
+            database_url=url,
+            store_embeddings="openai:text-embedding-3-small",
+            store_embedding_dims="1536",
+        )
+    )
+    assert other.returncode == 1
+    assert "384 dimensions but STORE_EMBEDDINGS gives 1536" in other.stderr

@@ -79,3 +79,42 @@ def test_node_cache_round_trip_ttl_and_fallback(redis_server: RedisServer) -> No
         assert (cache.hits, cache.misses) == (2, 2)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.integration
+def test_rate_limit_takes_requests_from_redis_in_batches(redis_server: RedisServer) -> None:
+    """A limit of 500 a minute: each replica takes 5 requests per round trip, the two together
+    never admit more than the limit, and they go to Redis about once per 5 requests."""
+    settings = Settings(redis_url=redis_server.url)
+    raw = redis.Redis.from_url(redis_server.url)
+
+    def script_calls() -> int:
+        stats = raw.info("commandstats")
+        return sum(int(stats.get(name, {}).get("calls", 0)) for name in ("cmdstat_evalsha",))
+
+    async def scenario() -> tuple[int, int, int | None]:
+        first, second = async_redis(settings), async_redis(settings)
+        assert first is not None
+        assert second is not None
+        replicas = [RateLimiter(500, first), RateLimiter(500, second)]
+        admitted = 0
+        refusal = None
+        for index in range(600):
+            wait = await replicas[index % 2].hit("p")
+            if wait is None:
+                admitted += 1
+            else:
+                refusal = wait
+        trips = script_calls()
+        await first.aclose()
+        await second.aclose()
+        return admitted, trips, refusal
+
+    before = script_calls()
+    admitted, trips, refusal = asyncio.run(scenario())
+    # Each replica may waste at most its last grant (5); none admits beyond the limit.
+    assert 490 <= admitted <= 500
+    assert refusal is not None
+    assert 1 <= refusal <= 60
+    # ~100 grants plus the refusals' first round trip per replica (then remembered locally).
+    assert trips - before <= admitted // 5 + 10

@@ -37,6 +37,9 @@ def migrated(postgres_server: PostgresServer) -> tuple[PostgresServer, str]:
                 sql.Identifier(database), sql.Identifier(bootstrap)
             )
         )
+    # The bootstrap's other superuser step (on RDS: the master user's): pgvector.
+    with psycopg.connect(postgres_server.url(database), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     url = f"postgresql://{bootstrap}@127.0.0.1:{postgres_server.port}/{database}"
     asyncio.run(migrate_postgres(url))
     # Twice: the step is idempotent.
@@ -113,3 +116,27 @@ def test_a_migrator_that_may_not_create_roles_is_told_what_to_do(
     url = f"postgresql://{plain}@127.0.0.1:{postgres_server_own.port}/agent"
     with pytest.raises(roles.MissingRoles, match="CREATEROLE"):
         asyncio.run(migrate_postgres(url))
+
+
+def test_a_migrator_that_may_not_create_the_vector_extension_is_told_what_to_do(
+    postgres_server: PostgresServer,
+) -> None:
+    """pgvector is no trusted extension: a migrator without superuser (RDS: rds_superuser)
+    gets the one statement to run named, and STORE_EMBEDDINGS=none as the alternative."""
+    migrator = f"boot_{uuid.uuid4().hex[:8]}"
+    database = f"novec_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(migrator)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(database), sql.Identifier(migrator)
+            )
+        )
+    url = f"postgresql://{migrator}@127.0.0.1:{postgres_server.port}/{database}"
+    with pytest.raises(roles.MissingExtension, match="CREATE EXTENSION vector"):
+        asyncio.run(migrate_postgres(url))
+    # Without semantic search the same migrator needs no extension at all.
+    asyncio.run(migrate_postgres(url, embedding_dims=None))
+    with psycopg.connect(postgres_server.url(database), autocommit=True) as conn:
+        vector = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
+        assert vector.fetchone() is None

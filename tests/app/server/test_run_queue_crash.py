@@ -113,3 +113,61 @@ def test_a_killed_worker_s_run_completes_once_on_another(
     assert attempts == 2
     assert worker_name is not None
     assert inputs == (1,)
+
+
+def test_a_stopping_worker_hands_its_run_back_at_once(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """SIGTERM: a run that does not finish within the drain goes back to the queue with its
+    thread freed, so the next worker takes it without waiting for the lease to run out."""
+    url = fresh_database(postgres_server)
+    env = service_env(
+        database_url=url,
+        api_keys=api_keys_json(),
+        run_queue_poll_seconds=0.2,
+        shutdown_grace_seconds=1,
+        # Long: a takeover within the test's time can only come from the hand-back.
+        run_lease_seconds=600,
+    )
+    with serve_in_process({**env, "RUN_WORKERS": "0"}, tmp_path / "api.log") as api_process:
+        wait_until_ready(api_process.url)
+        api = api_process.url
+        thread = httpx.post(f"{api}/threads", json={}, headers=HEADERS).json()["thread_id"]
+        with serve_in_process(
+            {**env, "RUN_WORKERS": "1"}, tmp_path / "first.log", worker_command(ECHO)
+        ) as first:
+            run = httpx.post(
+                f"{api}/threads/{thread}/runs",
+                json={
+                    "assistant_id": GRAPH_ID,
+                    "input": say("handed back"),
+                    "config": {"configurable": {"delay": DELAY_SECONDS}},
+                },
+                headers=HEADERS,
+            ).json()
+
+            def checkpointed() -> bool:
+                state = httpx.get(f"{api}/threads/{thread}/state", headers=HEADERS).json()
+                return "messages" in (state.get("values") or {})
+
+            _until("the run's first checkpoints", checkpointed)
+            first.process.send_signal(signal.SIGTERM)
+            assert first.process.wait(timeout=30) == 0, first.log()
+        assert "background run handed back to the queue" in first.log()
+        with serve_in_process(
+            {**env, "RUN_WORKERS": "1"}, tmp_path / "second.log", worker_command(ECHO)
+        ) as second:
+
+            def ended() -> dict[str, Any] | None:
+                got = httpx.get(f"{api}/threads/{thread}/runs/{run['run_id']}", headers=HEADERS)
+                body: dict[str, Any] = got.json()
+                return body if body["status"] not in ("pending", "running") else None
+
+            done = _until("the run to end on the second worker", ended)
+            assert done["status"] == "success", second.log()
+        state = httpx.get(f"{api}/threads/{thread}/state", headers=HEADERS).json()
+        assert [m["content"] for m in state["values"]["messages"]] == [
+            "handed back",
+            "echo: handed back",
+        ]
+        assert state["values"]["respond_calls"] == 1

@@ -1,18 +1,21 @@
-"""The lock-free PostgreSQL checkpointer: calls overlap, and results stay correct."""
+"""The PostgreSQL checkpointer: calls overlap, results stay correct, and a superstep's writes
+and checkpoint are one transaction."""
 
 from __future__ import annotations
 
 import asyncio
+import operator
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from agent_service.persistence.pool import CONNECTION_KWARGS, Pool
 from agent_service.persistence.saver import PooledPostgresSaver
 from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.graph import END, START, StateGraph
 from psycopg_pool import AsyncConnectionPool
 
 from tests.app.server.conftest import fresh_database
@@ -102,5 +105,121 @@ def test_concurrent_runs_through_the_service(pg_service: Service) -> None:
 
     async def scenario() -> None:
         await asyncio.gather(*(one(i) for i in range(16)))
+
+    asyncio.run(scenario())
+
+
+class _Steps(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def _two_steps(saver: PooledPostgresSaver) -> Any:
+    builder = StateGraph(_Steps)
+    builder.add_node("first", lambda state: {"log": ["first"]})
+    builder.add_node("second", lambda state: {"log": ["second"]})
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "second")
+    builder.add_edge("second", END)
+    return builder.compile(checkpointer=saver)
+
+
+def test_a_superstep_is_one_transaction(postgres_server: PostgresServer) -> None:
+    """A task's writes are stored in the transaction of the checkpoint that follows them (the
+    rows share their inserting transaction id, xmin), and with durability "sync" the next
+    superstep starts only after it committed: nothing is lost, nothing is written twice."""
+    url = fresh_database(postgres_server)
+    thread_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        async with _pool(url) as pool:
+            graph = _two_steps(PooledPostgresSaver(pool))
+            config: Any = {"configurable": {"thread_id": thread_id}}
+            result = await graph.ainvoke({"log": []}, config, durability="sync")
+            assert result == {"log": ["first", "second"]}
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT checkpoint_id, parent_checkpoint_id, xmin::text AS tx "
+                    "FROM checkpoints WHERE thread_id = %s",
+                    (thread_id,),
+                )
+                checkpoints = await cur.fetchall()
+                cur = await conn.execute(
+                    "SELECT checkpoint_id, task_id, channel, xmin::text AS tx "
+                    "FROM checkpoint_writes WHERE thread_id = %s",
+                    (thread_id,),
+                )
+                writes = await cur.fetchall()
+            listed = [t async for t in graph.checkpointer.alist(config)]
+        # The input, `first` and `second` supersteps: three checkpoints after the empty one.
+        assert len(checkpoints) == 4
+        tx_of_child = {c["parent_checkpoint_id"]: c["tx"] for c in checkpoints}
+        assert writes, "each task's writes are stored"
+        for write in writes:
+            assert write["tx"] == tx_of_child[write["checkpoint_id"]], write
+        assert len({c["tx"] for c in checkpoints}) == len(checkpoints)
+        assert listed[0].checkpoint["channel_values"]["log"] == ["first", "second"]
+
+    asyncio.run(scenario())
+
+
+def test_writes_no_checkpoint_follows_are_stored_after_the_window(
+    postgres_server: PostgresServer,
+) -> None:
+    """An interrupt or a failing task ends a run with writes and no further checkpoint: they
+    are written on their own once the window closes, and a later read sees them."""
+    url = fresh_database(postgres_server)
+
+    async def scenario() -> None:
+        async with _pool(url) as pool:
+            saver = PooledPostgresSaver(pool, coalesce_seconds=0.01)
+            config: Any = {"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}}
+            checkpoint = empty_checkpoint()
+            config = await saver.aput(config, checkpoint, {"source": "input", "step": -1}, {})
+            await saver.aput_writes(config, [("log", "pending")], task_id="t1")
+            stored = await saver.aget_tuple(config)
+            assert stored is not None
+            assert stored.pending_writes == [("t1", "log", "pending")]
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_checkpoint_fails_the_writes_it_carried(postgres_server: PostgresServer) -> None:
+    """All or nothing: when the checkpoint's transaction fails, the writes it took are not
+    stored either, and their `aput_writes` call fails with the same error."""
+    url = fresh_database(postgres_server)
+
+    class Refusing(PooledPostgresSaver):
+        async def before_write(self, cur: Any, config: Any) -> None:
+            if config["configurable"].get("refuse"):
+                raise RuntimeError("refused")
+
+    async def scenario() -> None:
+        async with _pool(url) as pool:
+            saver = Refusing(pool, coalesce_seconds=5)
+            thread_id = str(uuid.uuid4())
+            config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+            config = await saver.aput(config, empty_checkpoint(), {"source": "input"}, {})
+            writes = asyncio.create_task(saver.aput_writes(config, [("log", "lost")], task_id="t1"))
+            await asyncio.sleep(0)  # the writes wait for the checkpoint
+            refused: Any = {"configurable": {**config["configurable"], "refuse": True}}
+            checkpoint = create_checkpoint(empty_checkpoint(), None, 0)
+            with pytest.raises(RuntimeError, match="refused"):
+                await saver.aput(refused, checkpoint, {"source": "loop", "step": 0}, {})
+            with pytest.raises(RuntimeError, match="refused"):
+                await writes
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT count(*) AS n FROM checkpoint_writes WHERE thread_id = %s",
+                    (thread_id,),
+                )
+                row = await cur.fetchone()
+                cur = await conn.execute(
+                    "SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,)
+                )
+                checkpoints = await cur.fetchone()
+            assert row is not None
+            assert row["n"] == 0
+            assert checkpoints is not None
+            assert checkpoints["n"] == 1
 
     asyncio.run(scenario())

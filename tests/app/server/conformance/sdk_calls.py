@@ -17,33 +17,8 @@ COVERED: dict[str, list[str]] = {}
 
 # Calls the service does not serve, each with the reason a reader of docs/api.md would want.
 UNSUPPORTED: dict[str, str] = {
-    "assistants.count": "not yet served (issue 19)",
-    "assistants.create": "not yet served (issue 19)",
-    "assistants.delete": "not yet served (issue 19)",
-    "assistants.get_graph": "not yet served (issue 19)",
-    "assistants.get_schemas": "not yet served (issue 19)",
-    "assistants.get_subgraphs": "not yet served (issue 19)",
-    "assistants.get_versions": "not yet served (issue 19)",
-    "assistants.set_latest": "not yet served (issue 19)",
-    "assistants.update": "not yet served (issue 19)",
-    "threads.copy": "not yet served (issue 19)",
-    "threads.count": "not yet served (issue 19)",
     "threads.join_stream": "not served: follow each run with runs.join_stream (issue 19)",
-    "threads.prune": "not yet served (issue 19)",
     "threads.stream": "the v3 thread-centric streaming protocol is not served (issue 19)",
-    "threads.update": "not yet served (issue 19)",
-    "threads.update_state": "not yet served (issue 19)",
-    "store.delete_item": "not yet served (issue 19)",
-    "store.get_item": "not yet served (issue 19)",
-    "store.list_namespaces": "not yet served (issue 19)",
-    "store.put_item": "not yet served (issue 19)",
-    "store.search_items": "not yet served (issue 19)",
-    "crons.count": "not yet served (issue 19)",
-    "crons.create": "not yet served (issue 19)",
-    "crons.create_for_thread": "not yet served (issue 19)",
-    "crons.delete": "not yet served (issue 19)",
-    "crons.search": "not yet served (issue 19)",
-    "crons.update": "not yet served (issue 19)",
 }
 
 

@@ -354,6 +354,11 @@ def test_join_stream_from_another_replica_resumes_after_last_event_id(
         # Reconnecting with the id of the third event replays only what came after it.
         resumed = [p async for p in follower.runs.join_stream(tid, rid, last_event_id=parts[2].id)]
         assert [(p.event, p.id) for p in resumed] == [(p.event, p.id) for p in parts[3:]]
+        everything = [p async for p in follower.runs.join_stream(tid, rid, last_event_id="-1")]
+        assert [p.id for p in everything] == [p.id for p in parts]
+        with pytest.raises(UnprocessableEntityError, match="Last-Event-ID"):
+            async for _ in follower.runs.join_stream(tid, rid, last_event_id="$"):
+                pass
         only = [p async for p in follower.runs.join_stream(tid, rid, stream_mode="updates")]
         assert {p.event for p in only} == {"metadata", "updates"}
         # A run that was not resumable streams only what comes after the join: here, nothing.
@@ -366,6 +371,33 @@ def test_join_stream_from_another_replica_resumes_after_last_event_id(
         serve_in_thread(make_settings(tmp_path / "b", run_workers=0, **shared)) as other,
     ):
         asyncio.run(scenario(worker, other))
+
+
+@covers("runs.stream")
+def test_stream_mode_events(service: Service) -> None:
+    async def scenario() -> None:
+        client = service.client()
+        tid = (await client.threads.create())["thread_id"]
+        parts = [
+            part
+            async for part in client.runs.stream(
+                tid, GRAPH_ID, input=say("events"), stream_mode=["events", "values"]
+            )
+        ]
+        events = [p.data for p in parts if p.event == "events"]
+        kinds = {e["event"] for e in events}
+        # LangChain's astream_events (v2): the graph, its nodes, and the chat model's tokens.
+        assert {"on_chain_start", "on_chain_end", "on_chat_model_stream"} <= kinds
+        assert {e["name"] for e in events if e["event"] == "on_chain_start"} >= {
+            "remember",
+            "respond",
+        }
+        values = [p.data for p in parts if p.event == "values"]
+        assert _texts(values[-1]) == ["events", "echo: events"]
+        # The graph's own chunks come as their modes, not twice as events.
+        assert not [e for e in events if e["event"] == "on_chain_stream" and not e["parent_ids"]]
+
+    asyncio.run(scenario())
 
 
 def test_unknown_and_unsupported_fields_answer_422(service: Service) -> None:

