@@ -228,14 +228,16 @@ def test_a_cancel_that_arrives_while_the_run_records_its_end_changes_nothing(
     outcome when the cancel lands. Recording the end must finish (status, thread freed);
     cancelled half-way it left the run `running` and its thread busy until the lease ran out."""
     entered = threading.Event()
-    record = SqliteTables.finish_run
+    record = SqliteTables.end_run
 
-    async def slow_finish(self: SqliteTables, run_id: str, status: Any, error: Any) -> None:
+    async def slow_end(
+        self: SqliteTables, run_id: str, thread_id: str, status: Any, error: Any, thread: Any
+    ) -> None:
         entered.set()
         await asyncio.sleep(1.0)
-        await record(self, run_id, status, error)
+        await record(self, run_id, thread_id, status, error, thread)
 
-    monkeypatch.setattr(SqliteTables, "finish_run", slow_finish)
+    monkeypatch.setattr(SqliteTables, "end_run", slow_end)
     settings = make_settings(
         tmp_path, run_queue_poll_seconds=0.1, run_lease_seconds=120, request_timeout_seconds=8
     )
