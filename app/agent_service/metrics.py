@@ -61,7 +61,8 @@ for _outcome in WEBHOOK_OUTCOMES:
 # processes' values are not summed (`max` of the live ones).
 RUN_QUEUE_DEPTH = Gauge(
     "agent_service_run_queue_depth",
-    "Background runs waiting for a worker (pending and due), as the database counts them.",
+    "Background runs that could start now, one per thread (a thread's runs execute one "
+    "after another): pending and due, as the database counts them.",
     multiprocess_mode="livemax",
 )
 

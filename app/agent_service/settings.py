@@ -143,6 +143,13 @@ class TuningSettings(GraphOptions):
         description="a run's hold on its thread, renewed while it lives; after a crash, "
         "another worker resumes the run once this has run out",
     )
+    max_active_runs_per_principal: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="background runs (pending, delayed or running) one principal may have at "
+        "once; more answer 429, so one principal cannot fill the shared queue",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="larger request bodies answer 413"
     )

@@ -18,6 +18,7 @@ from agent_service.runs.errors import (
     ThreadIdUnavailable,
     ThreadNotFound,
     ThreadStayedBusy,
+    TooManyRuns,
 )
 
 
@@ -93,6 +94,7 @@ RUN_ERRORS: dict[type[RunError], tuple[int, str]] = {
     ThreadBusy: (409, "thread_busy"),
     ApprovalPending: (409, "approval_pending"),
     ThreadStayedBusy: (504, "timeout"),
+    TooManyRuns: (429, "too_many_runs"),
 }
 
 

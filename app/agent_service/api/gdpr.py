@@ -23,6 +23,7 @@ from agent_service.api.deps import Services, get_services, principal_of, require
 from agent_service.core.principal import USAGE_NAMESPACE, user_namespace
 from agent_service.core.serialization import to_jsonable
 from agent_service.graphs.assistants import assistant_json
+from agent_service.runs.events import run_log, thread_log
 
 # Whose data a principal may act on `_authorize` decides (own: user; anyone's: admin).
 router = APIRouter(tags=["gdpr"], dependencies=[Depends(require_role("user", "admin"))])
@@ -172,11 +173,16 @@ async def delete_user(request: Request, user_id: str) -> dict[str, Any]:
     # Crons first: none may fire a new run for the user while the rest goes.
     cron_rows = await persistence.crons.delete_user(user_id)
     thread_ids = [thread.thread_id for thread in await persistence.tables.user_threads(user_id)]
+    run_ids = [run.run_id for run in await persistence.tables.user_runs(user_id)]
     # Rows first: from here on no run anywhere may write to these threads
     # (`persistence.guard`); then this process's runs on them are stopped and awaited, so
     # nothing is written after their checkpoints are deleted.
     thread_rows, run_rows = await persistence.tables.delete_user(user_id)
     stopped = await services.runs.stop_threads(thread_ids)
+    # Background runs' event logs (their inputs and outputs) in Redis go with them.
+    await services.queue.events.discard(
+        [run_log(run_id) for run_id in run_ids] + [thread_log(tid) for tid in thread_ids]
+    )
     for thread_id in thread_ids:
         # An id someone created again since the rows went is theirs (and was purged then).
         if await persistence.tables.thread_owner(thread_id) is None:

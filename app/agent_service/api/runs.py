@@ -38,9 +38,10 @@ from agent_service.runs.tracker import DELETED
 
 # Runs one /runs/batch request may create.
 MAX_BATCH = 100
-# An event id: a Redis stream entry id ("<ms>-<seq>") or the in-process log's counter; "-1"
-# (LangGraph's "from the first event").
-EVENT_ID = re.compile(r"-1|-|[0-9]{1,20}(-[0-9]{1,20})?")
+# An event id: a Redis stream entry id ("<ms>-<seq>", each part a 64-bit unsigned integer, so
+# 19 digits always fit and 20 may not) or the in-process log's counter; "-1" and "-" are
+# LangGraph's "from the first event".
+EVENT_ID = re.compile(r"-1|-|[0-9]{1,19}(-[0-9]{1,19})?")
 
 # What a run may do beyond this (approver-only resumes, graph allow-lists) the engine decides.
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_role("user", "approver"))])
@@ -549,6 +550,7 @@ async def delete_run(request: Request, thread_id: str, run_id: str) -> Response:
         )
     if not await services.queue.tables.delete_run(run_id, run.owner):
         raise not_found("run", run_id)
+    await services.queue.events.discard([run_log(run_id)])
     return Response(status_code=204)
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from langchain_core.messages import convert_to_messages
@@ -33,6 +33,7 @@ from agent_service.graphs.source import Graph
 from agent_service.persistence.guard import ThreadGone
 from agent_service.persistence.records import (
     KEEP_TTL,
+    RunStatus,
     ThreadExistsError,
     ThreadQuery,
     ThreadRecord,
@@ -41,6 +42,7 @@ from agent_service.persistence.records import (
 from agent_service.persistence.thread_history import copy_checkpoints, keep_latest
 from agent_service.runs.engine import LEASE_SECONDS
 from agent_service.runs.errors import ThreadIdUnavailable
+from agent_service.runs.events import run_log, thread_log
 
 router = APIRouter(tags=["threads"])
 _USER = [Depends(require_role("user"))]
@@ -349,9 +351,15 @@ async def delete_thread(request: Request, thread_id: str) -> Response:
 
 
 async def _delete(services: Services, thread_id: str, principal: str) -> None:
+    runs = await services.queue.tables.runs_matching(
+        principal, thread_id, None, list(get_args(RunStatus))
+    )
     # The row first: from then on no run may write to the thread (`persistence.guard`).
     await services.persistence.tables.delete_thread(thread_id, principal)
     await services.runs.stop_threads([thread_id])
+    await services.queue.events.discard(
+        [run_log(run.run_id) for run in runs] + [thread_log(thread_id)]
+    )
     await services.persistence.checkpointer.adelete_thread(thread_id)
 
 

@@ -93,5 +93,25 @@ class RunQueueTables(Protocol):
         ...
 
     async def depth(self) -> int:
-        """Runs waiting for a worker (pending, due now)."""
+        """Runs that could start now on as many workers: threads with a pending run that is
+        due (the runs of one thread execute one after another, so they count once)."""
+        ...
+
+    async def renew_claim(
+        self, thread_id: str, run_id: str, attempt: int, lease_seconds: float
+    ) -> bool:
+        """Renew the thread's lease for the execution that made claim number `attempt` of the
+        run; False when a later claim (another worker, after this one's lease ran out while it
+        was still alive) or a delete superseded it."""
+        ...
+
+    async def hand_back(self, run_id: str) -> None:
+        """A run its worker stopped on purpose (shutdown): that claim is not counted, so only
+        the claims of workers that died count towards MAX_RUN_CLAIMS. Its status stays
+        `running` under a released lease (read as `pending`): a cancel then reaches it through
+        the next claim, which with `rollback` deletes the checkpoints it already wrote."""
+        ...
+
+    async def owner_active_count(self, owner: str) -> int:
+        """The owner's background runs that have not ended (pending, delayed or running)."""
         ...

@@ -294,9 +294,39 @@ class PostgresRunQueue:
     async def depth(self) -> int:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT count(*) AS n FROM agent_run_queue AS q "
+                "SELECT count(DISTINCT q.thread_id) AS n FROM agent_run_queue AS q "
                 "JOIN agent_runs AS r ON r.run_id = q.run_id "
                 "WHERE r.status = 'pending' AND q.run_after <= now()"
             )
             row = await cur.fetchone()
         return 0 if row is None else int(row["n"])
+
+    async def owner_active_count(self, owner: str) -> int:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM agent_run_queue AS q "
+                "JOIN agent_runs AS r ON r.run_id = q.run_id "
+                "WHERE r.owner = %s AND r.status IN ('pending', 'running')",
+                (owner,),
+            )
+            row = await cur.fetchone()
+        return 0 if row is None else int(row["n"])
+
+    async def hand_back(self, run_id: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE agent_run_queue SET attempts = greatest(attempts - 1, 0) WHERE run_id = %s",
+                (run_id,),
+            )
+
+    async def renew_claim(
+        self, thread_id: str, run_id: str, attempt: int, lease_seconds: float
+    ) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE agent_threads SET lease_expires_at = now() + make_interval(secs => %s) "
+                "WHERE thread_id = %s AND active_run_id = %s AND EXISTS ("
+                "SELECT 1 FROM agent_run_queue WHERE run_id = %s AND attempts = %s)",
+                (lease_seconds, thread_id, run_id, run_id, attempt),
+            )
+            return cur.rowcount == 1

@@ -52,10 +52,11 @@ from agent_service.runs.errors import (
     ThreadIdUnavailable,
     ThreadNotFound,
     ThreadStayedBusy,
+    TooManyRuns,
 )
 from agent_service.runs.models import MAX_THREAD_ID, CommandModel, RunCreate, SendModel
 from agent_service.runs.stream_events import EventTranslator, langgraph_modes
-from agent_service.runs.tracker import CANCEL_MESSAGES, RunTracker
+from agent_service.runs.tracker import CANCEL_MESSAGES, SUPERSEDED, RunTracker
 from agent_service.runs.webhooks import WebhookRejected, check_webhook_url, deliver_run_webhook
 from agent_service.settings import Settings
 
@@ -114,6 +115,9 @@ class PreparedRun:
     # Executed by a queue worker: its output is stored for `join`, and a shutdown puts it back
     # in the queue rather than ending it.
     background: bool = False
+    # A background run's claim number (`agent_run_queue.attempts`): its lease is renewed only
+    # while no later claim superseded this execution.
+    claim: int | None = None
 
     @property
     def location(self) -> str:
@@ -441,6 +445,7 @@ class RunEngine:
         """Admit a background run: checked like an inline run, then stored `pending` for a
         worker (`runs.queue`). The multitask strategy applies now, against the thread's runs
         that have not ended."""
+        await self._within_quota(principal)
         prepared = await self._admit(principal, thread_id, body)
         if not prepared.stateless:
             active = await self._queue.active_run_ids(prepared.thread_id)
@@ -470,6 +475,21 @@ class RunEngine:
             record, kwargs, stateless=prepared.stateless, delay_seconds=delay_seconds
         )
         return record
+
+    async def _within_quota(self, principal: str) -> None:
+        """Refuse a background run past the principal's bound. Workers claim the oldest run
+        first, across principals: without a bound, one principal's batches (100 runs a request)
+        would put every other principal's run behind thousands of its own. Checked before the
+        run is stored, so concurrent submits may pass it by a few; it bounds a flood, not a
+        count to the unit."""
+        if self._settings is None:
+            return
+        limit = self._settings.max_active_runs_per_principal
+        if await self._queue.owner_active_count(principal) >= limit:
+            raise TooManyRuns(
+                f"you have {limit} background runs that have not ended "
+                "(MAX_ACTIVE_RUNS_PER_PRINCIPAL); join or cancel some before creating more"
+            )
 
     async def cancel_runs(self, run_ids: list[str], action: CancelAction) -> None:
         """Cancel these runs wherever they are: a pending one ends here; one this process
@@ -513,6 +533,7 @@ class RunEngine:
             config=config,
             created_at=run.created_at,
             background=True,
+            claim=queued.attempts,
         )
 
     async def _has_checkpoint_of(self, thread_id: str, run_id: str) -> bool:
@@ -657,7 +678,9 @@ class RunEngine:
             kwargs["context"] = body.context
         started = time.perf_counter()
         finished = Finished("error")
-        heartbeat = asyncio.create_task(self._keep_lease(prepared.thread_id, prepared.run_id))
+        producer = asyncio.current_task()
+        assert producer is not None
+        heartbeat = asyncio.create_task(self._keep_lease(prepared, producer))
         active = ACTIVE_RUNS.labels(graph=prepared.graph_id)
         active.inc()
         log.info(
@@ -696,12 +719,18 @@ class RunEngine:
             span.end()
             heartbeat.cancel()
             active.dec()
+            # Record the outcome and free the thread before the client hears the end, so its
+            # next run on the thread never races this one's release. A cancel that lands
+            # meanwhile (it raced the run's completion) waits for the record: cut half-way, it
+            # left the run `running` and its thread busy until the lease ran out.
+            finishing = asyncio.ensure_future(
+                self._finish(prepared, finished, time.perf_counter() - started, translator)
+            )
             try:
-                # Record the outcome and free the thread before the client hears the end, so
-                # its next run on the thread never races this one's release.
-                await self._finish(
-                    prepared, finished, time.perf_counter() - started, running.translator
-                )
+                await asyncio.shield(finishing)
+            except asyncio.CancelledError:
+                await finishing
+                raise
             finally:
                 running.queue.put_nowait(finished)
 
@@ -713,10 +742,22 @@ class RunEngine:
         translator: EventTranslator,
     ) -> None:
         cancel = cancel_action(finished)
+        if (
+            finished.outcome == "cancelled"
+            and finished.error is not None
+            and SUPERSEDED in finished.error.args
+        ):
+            # The run, its thread's lease and its outcome belong to the later claim.
+            return
         if prepared.background and finished.outcome == "cancelled" and cancel is None:
             # Not a client's cancel: the process is stopping. The run goes back to the queue
             # (its thread freed) and another worker continues it from its last checkpoint.
             log.info("background run handed back to the queue", run_id=prepared.run_id)
+            try:
+                await self._queue.hand_back(prepared.run_id)
+            except Exception as exc:
+                # Counted as a claim then; the run is still claimed again after its lease.
+                log.warning("could not hand the run back", reason=type(exc).__name__)
             await self._release(prepared.thread_id, prepared.run_id, "idle")
             return
         if cancel == "rollback":
@@ -844,11 +885,24 @@ class RunEngine:
         await self._delete_stateless(prepared)
         return True
 
-    async def _keep_lease(self, thread_id: str, run_id: str) -> None:
+    async def _keep_lease(self, prepared: PreparedRun, producer: asyncio.Task[Any]) -> None:
+        thread_id, run_id = prepared.thread_id, prepared.run_id
         while True:
             await asyncio.sleep(self.renew_seconds)
             try:
-                await self._tables.renew_lease(thread_id, run_id, self.lease_seconds)
+                if prepared.claim is None:
+                    await self._tables.renew_lease(thread_id, run_id, self.lease_seconds)
+                    continue
+                if not await self._queue.renew_claim(
+                    thread_id, run_id, prepared.claim, self.lease_seconds
+                ):
+                    # This execution's lease ran out while it was alive (the database was away
+                    # longer than the lease) and another worker claimed the run: two executions
+                    # of one run would write to the thread together. This one stops, leaving
+                    # the run, its thread and its outcome to the later claim.
+                    log.warning("background run superseded by a later claim", run_id=run_id)
+                    producer.cancel(SUPERSEDED)
+                    return
             except Exception as exc:
                 # The database is away; the run fails on its next checkpoint anyway.
                 log.warning("could not renew the thread's lease", reason=type(exc).__name__)

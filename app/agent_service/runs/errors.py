@@ -49,3 +49,8 @@ class ApprovalPending(RunError):
 
 class ThreadStayedBusy(RunError):
     """multitask_strategy="enqueue" and the thread stayed busy for the whole request timeout."""
+
+
+class TooManyRuns(RunError):
+    """The principal already has MAX_ACTIVE_RUNS_PER_PRINCIPAL background runs that have not
+    ended: the queue is shared, and one principal's flood would starve everyone behind it."""

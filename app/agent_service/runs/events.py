@@ -29,6 +29,8 @@ log = structlog.get_logger(__name__)
 
 MAX_EVENTS = 10_000
 EVENTS_TTL_SECONDS = 3600
+# Keys per DEL when the runs of a deleted user or thread go.
+DISCARD_BATCH = 500
 # Below the Redis client's socket timeout (core.redis_clients), so a blocking read is not an
 # error; also how often a follower with nothing to read looks at the run's record.
 BLOCK_MS = 250
@@ -64,6 +66,12 @@ class RunEventLog(Protocol):
         """Events after `after` (waiting up to BLOCK_MS for one), and whether the log ended."""
         ...
 
+    async def discard(self, names: list[str]) -> None:
+        """Drop these logs now (`run_log`/`thread_log` names; their runs or threads were
+        deleted: a log holds the run's input and output, which must not outlive the run by
+        EVENTS_TTL_SECONDS)."""
+        ...
+
 
 def _key(name: str) -> str:
     return f"agent:events:{name}"
@@ -92,6 +100,15 @@ class RedisRunEvents:
 
     async def close(self, name: str) -> None:
         await self.publish((name,), END, None)
+
+    async def discard(self, names: list[str]) -> None:
+        try:
+            for start in range(0, len(names), DISCARD_BATCH):
+                keys = [_key(name) for name in names[start : start + DISCARD_BATCH]]
+                await self._client.delete(*keys)
+        except RedisError as exc:
+            # Redis is away: the logs still expire EVENTS_TTL_SECONDS after their last event.
+            log.warning("run events not discarded (Redis)", reason=type(exc).__name__)
 
     async def last_id(self, name: str) -> str:
         entries: Any = await self._client.xrevrange(_key(name), count=1)
@@ -153,6 +170,10 @@ class LocalRunEvents:
         entry = self._log(name)
         entry.ended = True
         entry.changed.set()
+
+    async def discard(self, names: list[str]) -> None:
+        for name in names:
+            self._logs.pop(name, None)
 
     async def last_id(self, name: str) -> str:
         entry = self._logs.get(name)

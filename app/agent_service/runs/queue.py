@@ -25,12 +25,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from pydantic import ValidationError
 
 from agent_service.auth.access import AccessPolicy
 from agent_service.graphs.assistants import AssistantCatalog
 from agent_service.graphs.source import Graphs
 from agent_service.metrics import RUN_QUEUE_DEPTH
 from agent_service.persistence.backends import Persistence
+from agent_service.persistence.guard import ThreadGone
 from agent_service.persistence.records import RunRecord
 from agent_service.persistence.run_queue import ACTIVE_STATUSES, CancelAction, QueuedRun
 from agent_service.runs.engine import (
@@ -42,7 +44,7 @@ from agent_service.runs.engine import (
 )
 from agent_service.runs.events import run_event_log, run_log, thread_log
 from agent_service.runs.models import RunCreate
-from agent_service.runs.tracker import RunTracker
+from agent_service.runs.tracker import DELETED, RunTracker
 from agent_service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -53,6 +55,10 @@ CANCEL_POLL_SECONDS = 0.25
 WAIT_POLL_FIRST_SECONDS = 0.02
 WAIT_POLL_MAX_SECONDS = 0.25
 DEPTH_PUBLISH_SECONDS = 5.0
+# Claims of a run whose worker died each time (a SIGTERM's hand-back is not counted). A run
+# that takes its process down (out of memory, a native crash) would otherwise be claimed again
+# after every lease and take down each worker in turn, for ever.
+MAX_RUN_CLAIMS = 5
 
 
 class RunQueue:
@@ -171,11 +177,23 @@ class RunQueue:
         engine = self.engine()
         run = queued.run
         log.info("queued run claimed", run_id=run.run_id, attempt=queued.attempts, worker=self.name)
+        if queued.attempts > MAX_RUN_CLAIMS:
+            await self._abandon(queued)
+            return
         try:
             prepared = await engine.resume_queued(queued)
         except Exception as exc:
             # The stored request no longer fits (a graph removed by a deploy): the run fails.
-            log.error("queued run could not start", run_id=run.run_id, exc_info=exc)
+            if isinstance(exc, ValidationError):
+                # Its message quotes the stored values (a message, a webhook's token): the
+                # log names the fields and what was wrong with them only.
+                problems = [
+                    {"field": ".".join(str(part) for part in error["loc"]), "type": error["type"]}
+                    for error in exc.errors(include_url=False, include_input=False)
+                ]
+                log.error("queued run could not start", run_id=run.run_id, problems=problems)
+            else:
+                log.error("queued run could not start", run_id=run.run_id, exc_info=exc)
             assert run.thread_id is not None
             await self.persistence.tables.finish_run(run.run_id, "error", run_failure_message(exc))
             await self.persistence.tables.release_thread(run.thread_id, run.run_id, "error")
@@ -200,7 +218,28 @@ class RunQueue:
         # A run that ends frees its thread: the next queued run of the thread may start now.
         self._wake.set()
 
+    async def _abandon(self, queued: QueuedRun) -> None:
+        run = queued.run
+        assert run.thread_id is not None
+        message = (
+            f"the run was given up: its worker stopped {queued.attempts - 1} times while "
+            f"executing it (at most {MAX_RUN_CLAIMS}; the run may crash its process)"
+        )
+        log.error("queued run given up", run_id=run.run_id, attempts=queued.attempts - 1)
+        await self.persistence.tables.finish_run(run.run_id, "error", message)
+        await self.persistence.tables.release_thread(run.thread_id, run.run_id, "error")
+        logs = (run_log(run.run_id), thread_log(run.thread_id))
+        await self.events.publish(logs, "error", {"error": "RunError", "message": message})
+        await self.events.close(logs[0])
+        self._wake.set()
+
     async def _publish_end(self, run: RunRecord, logs: tuple[str, ...], finished: Finished) -> None:
+        gone = finished.error
+        if isinstance(gone, ThreadGone) or (gone is not None and DELETED in gone.args):
+            # Deleted with its thread or its user: its log goes too, including what this
+            # execution published after the delete had discarded it.
+            await self.events.discard([logs[0]])
+            return
         action = cancel_action(finished)
         if finished.outcome == "cancelled" and action is None:
             # Handed back to the queue (shutdown): the next worker continues this log.

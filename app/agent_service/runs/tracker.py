@@ -10,6 +10,9 @@ from typing import Any
 
 # The message a run cancelled by a delete carries (`Finished.error`), so its client hears why.
 DELETED = "its thread was deleted"
+# The message a background run carries when a later claim of it superseded this execution
+# (its lease ran out while it was alive; another worker executes it now).
+SUPERSEDED = "another worker claimed the run"
 # The messages of a run cancelled by a client (runs.cancel, or a double-text's strategy):
 # `interrupt` keeps what the run checkpointed, `rollback` deletes the run and its checkpoints.
 CANCEL_MESSAGES = {

@@ -73,6 +73,12 @@ _ALWAYS_REFUSED = (
 )
 # RFC 6052 NAT64 (the well-known prefix and the local-use one): a v6 address carrying a v4 one.
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# More v6 forms whose low 32 bits are a v4 address: IPv4-translated (RFC 2765 SIIT,
+# ::ffff:0:a.b.c.d) and the deprecated IPv4-compatible form (RFC 4291 2.5.5.1, ::a.b.c.d; :: and
+# ::1 are not v4 addresses and are told apart by the checks themselves).
+# Never a reachable public target either: their v4 is checked first (its refusal is told),
+# then the v6 checks refuse them as reserved.
+_V4_TRANSLATED = (ipaddress.ip_network("::ffff:0:0:0/96"), ipaddress.ip_network("::/96"))
 
 
 class WebhookRejected(ValueError):
@@ -98,6 +104,10 @@ def refusal(address: IPAddress, settings: Settings) -> str | None:
         if inner is not None:
             why = refusal(inner, settings)
             return None if why is None else f"{why} (inside {address})"
+        if int(address) > 1 and any(address in net for net in _V4_TRANSLATED):
+            why = refusal(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), settings)
+            if why is not None:
+                return f"{why} (inside {address})"
     if any(address in net for net in _ALWAYS_REFUSED):
         return f"{address} is link-local (the cloud metadata service lives there)"
     if address.is_multicast:

@@ -30,6 +30,7 @@ from agent_service.runs.webhooks import (
     WebhookRejected,
     check_webhook_url,
     deliver_run_webhook,
+    refusal,
 )
 from agent_service.settings import Settings
 from prometheus_client import REGISTRY
@@ -229,10 +230,25 @@ def test_private_and_metadata_answers_are_refused_by_default(address: str) -> No
         check_webhook_url(f"https://{literal}/x", config)
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "fe80::1%eth0"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "fe80::1%eth0",
+        # The metadata address inside IPv6: IPv4-translated (RFC 2765 SIIT) and the deprecated
+        # IPv4-compatible form (RFC 4291 2.5.5.1), beside the mapped and NAT64 ones.
+        "::ffff:0:a9fe:a9fe",
+        "::a9fe:a9fe",
+    ],
+)
 def test_the_metadata_service_stays_refused_when_private_networks_are_allowed(
     address: str,
 ) -> None:
+    # Refused for its address, not for failing to connect (nothing listens there).
+    why = refusal(ipaddress.ip_address(address.split("%", 1)[0]), settings())
+    assert why is not None
+    assert "link-local" in why
     assert deliver("https://hooks.test/", settings(), resolver=stub([address])) is False
 
 
