@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from langgraph.store.base import BaseStore, Item, SearchItem
+from langgraph.store.base.embed import get_text_at_path
 from pydantic import Field, field_validator, model_validator
 
 from agent_service.api.deps import get_services, principal_of, require_role
@@ -35,6 +36,10 @@ MAX_NAMESPACE_BYTES = 512
 MAX_KEY_BYTES = 1024
 MAX_INDEX_FIELDS = 32
 MAX_INDEX_FIELD_CHARS = 128
+# Texts one put may embed. A path with a wildcard (`items[*]`, `a.*`) yields one text per
+# element, so 32 paths alone do not bound the model's work: a 1 MiB body of short strings
+# under `t[*]` would be ~200,000 MiniLM passes (minutes of CPU) from a single request.
+MAX_EMBEDDED_TEXTS = 64
 MAX_QUERY_CHARS = 2000
 MAX_SEARCH_LIMIT = 1000
 # Minutes; a century bounds the timestamp arithmetic.
@@ -111,6 +116,12 @@ class PutItem(Body):
                     raise ValueError(
                         f"index path is longer than {MAX_INDEX_FIELD_CHARS} characters"
                     )
+            texts = sum(len(get_text_at_path(self.value, path)) for path in self.index)
+            if texts > MAX_EMBEDDED_TEXTS:
+                raise ValueError(
+                    f"index selects {texts} texts of the value to embed, at most "
+                    f"{MAX_EMBEDDED_TEXTS} are allowed"
+                )
         return self
 
 

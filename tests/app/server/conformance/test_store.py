@@ -188,6 +188,14 @@ def test_another_principal_cannot_reach_the_items(service: Service) -> None:
             {"namespace": ["a"], "key": "k", "value": {}, "index": True},
             "index",
         ),
+        # A wildcard path yields one text per element: the count, not the paths, bounds the
+        # model's work (65 texts here; a 1 MiB body would be ~200,000 MiniLM passes).
+        (
+            "PUT",
+            "/store/items",
+            {"namespace": ["a"], "key": "k", "value": {"t": ["w"] * 65}, "index": ["t[*]"]},
+            "at most 64",
+        ),
         ("POST", "/store/items/search", {"limit": 0}, "limit"),
         ("POST", "/store/items/search", {"offset": -1}, "offset"),
         ("POST", "/store/items/search", {"filter": {"a": {"$regex": "x"}}}, "$regex"),
