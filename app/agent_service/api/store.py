@@ -42,7 +42,11 @@ MAX_INDEX_FIELD_CHARS = 128
 MAX_EMBEDDED_TEXTS = 64
 MAX_QUERY_CHARS = 2000
 MAX_SEARCH_LIMIT = 1000
-# Minutes; a century bounds the timestamp arithmetic.
+# Minutes; a century bounds the timestamp arithmetic. At least one: LangGraph's PostgreSQL
+# store keeps `ttl_minutes` in an INT column (a refresh extends by the rounded value) and
+# writes the first deadline as f"{ttl * 60} seconds", which a tiny float turns into exponent
+# notation PostgreSQL refuses (a 500); langgraph-sdk's put_item types ttl as int minutes.
+MIN_TTL_MINUTES = 1
 MAX_TTL_MINUTES = 100 * 365 * 24 * 60
 _SEMANTIC_OFF = (
     "semantic search is off on this server (STORE_EMBEDDINGS=none, or the embedded SQLite on "
@@ -102,7 +106,7 @@ class PutItem(Body):
         | bool
         | None
     ) = None
-    ttl: float | None = Field(default=None, gt=0, le=MAX_TTL_MINUTES)
+    ttl: float | None = Field(default=None, ge=MIN_TTL_MINUTES, le=MAX_TTL_MINUTES)
 
     @model_validator(mode="after")
     def _valid(self) -> PutItem:
@@ -142,12 +146,14 @@ def _check_filter(value: dict[str, Any] | None) -> dict[str, Any] | None:
     for field, condition in value.items():
         if not field or len(field) > MAX_INDEX_FIELD_CHARS:
             raise ValueError(f"filter field names are 1-{MAX_INDEX_FIELD_CHARS} characters")
-        if isinstance(condition, dict) and any(str(k).startswith("$") for k in condition):
+        # LangGraph's stores read every key of an object condition as an operator (the
+        # PostgreSQL store raises on any other: a 500), so an object is matched with $eq.
+        if isinstance(condition, dict):
             unknown = sorted(set(condition) - FILTER_OPERATORS)
             if unknown:
                 raise ValueError(
                     f"filter on {field[:40]!r} uses unknown operators {unknown}; supported: "
-                    f"{sorted(FILTER_OPERATORS)}"
+                    f"{sorted(FILTER_OPERATORS)} (match an object with {{'$eq': {{...}}}})"
                 )
     return value
 
