@@ -39,7 +39,8 @@ MAX_INDEX_FIELD_CHARS = 128
 # Texts one put may embed. A path with a wildcard (`items[*]`, `a.*`) yields one text per
 # element, so 32 paths alone do not bound the model's work: a 1 MiB body of short strings
 # under `t[*]` would be ~200,000 MiniLM passes (minutes of CPU) from a single request.
-MAX_EMBEDDED_TEXTS = 64
+# 16 texts of 256 tokens are ~1 s of one core for the local model (64 were 4.5 s).
+MAX_EMBEDDED_TEXTS = 16
 MAX_QUERY_CHARS = 2000
 MAX_SEARCH_LIMIT = 1000
 # Minutes; a century bounds the timestamp arithmetic. At least one: LangGraph's PostgreSQL

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from agent_service.embeddings import LOCAL_DIMS, LocalEmbeddings, store_index
-from agent_service.embeddings.minilm import MAX_TOKENS, MiniLM
+from agent_service.embeddings.minilm import MAX_TEXT_CHARS, MAX_TOKENS, MiniLM
 from agent_service.settings import TuningSettings
 
 from tools.kit.programs import REPO_ROOT
@@ -48,6 +48,35 @@ def test_a_long_text_is_truncated_like_the_reference(model: MiniLM) -> None:
     assert len(model.tokenizer.encode(long_text).ids) == MAX_TOKENS
     longer = model.embed([long_text + " and more words past the limit" * 50])[0]
     assert np.abs(longer - model.embed([long_text])[0]).max() < 1e-6
+
+
+def test_a_huge_text_reaches_the_tokenizer_cut_with_the_same_vector(
+    model: MiniLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tokenizer tokenizes all of a text before truncating it, under the model's lock: a
+    # 1 MiB text held every other embedding for 0.6 s. Only the characters 256 tokens can
+    # span reach it, and the vector is that of the whole text.
+    huge = "hello world " * 90_000
+    whole = model.embed([huge])[0]
+    seen: list[int] = []
+    encode_batch = model.tokenizer.encode_batch
+
+    def recording(texts: list[str]) -> object:
+        seen.extend(len(t) for t in texts)
+        return encode_batch(texts)
+
+    monkeypatch.setattr(model, "tokenizer", _Proxy(model.tokenizer, recording))
+    assert np.abs(model.embed([huge])[0] - whole).max() < 1e-6
+    assert seen == [MAX_TEXT_CHARS]
+
+
+class _Proxy:
+    def __init__(self, tokenizer: object, encode_batch: object) -> None:
+        self._tokenizer = tokenizer
+        self.encode_batch = encode_batch
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._tokenizer, name)
 
 
 def test_meaning_not_words_decides_the_nearest(model: MiniLM) -> None:
