@@ -506,6 +506,10 @@ class RunEngine:
         from the last checkpoint it wrote rather than starting over with its input."""
         run = queued.run
         assert run.thread_id is not None
+        # Admission checked PRINCIPAL_GRAPHS when the run was queued, perhaps under another
+        # deploy's list (a delayed run waits for hours): a graph taken from its principal
+        # since then fails the run here (Forbidden) instead of running it.
+        self._access.require_graph(run.owner, run.graph_id)
         body = RunCreate.model_validate(queued.kwargs)
         graph = self._graphs[run.graph_id]
         config = build_config(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from agent_service.runs.webhooks import sign
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
@@ -576,3 +578,43 @@ def test_double_text_is_unprocessable_with_an_unknown_strategy(service: Service)
             await client.runs.create(tid, GRAPH_ID, input=say("x"), multitask_strategy=strategy)
 
     asyncio.run(scenario())
+
+
+@covers("runs.create")
+def test_a_queued_run_does_not_start_after_its_graph_was_revoked(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    """PRINCIPAL_GRAPHS is checked when a run is admitted and again when a worker starts it: a
+    run queued (or delayed) before a deploy took the graph from its principal must not run."""
+    url = fresh_database(postgres_server)
+    common: dict[str, Any] = {"database_url": url, "redis_url": redis_server.url}
+
+    async def queue() -> tuple[str, str]:
+        client = accepting.client("bob")
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(tid, GRAPH_ID, input=say("queued"))
+        return tid, run["run_id"]
+
+    # No workers here: the run stays pending until the next process.
+    with serve_in_thread(make_settings(tmp_path, run_workers=0, **common)) as accepting:
+        tid, run_id = asyncio.run(queue())
+    revoked = make_settings(
+        tmp_path, run_queue_poll_seconds=0.1, principal_graphs={"bob": []}, **common
+    )
+    with serve_in_thread(revoked):
+        # bob may not read the run any more: the record tells what the worker did with it.
+        status = None
+        for _ in range(100):
+            with psycopg.connect(url, autocommit=True) as conn:
+                status = conn.execute(
+                    "SELECT status FROM agent_runs WHERE run_id = %s", (run_id,)
+                ).fetchone()
+            if status is not None and status[0] not in ("pending", "running"):
+                break
+            time.sleep(0.1)
+        with psycopg.connect(url, autocommit=True) as conn:
+            written = conn.execute(
+                "SELECT count(*) FROM checkpoints WHERE thread_id = %s", (tid,)
+            ).fetchone()
+    assert status == ("error",), status
+    assert written == (0,)
