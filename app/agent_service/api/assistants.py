@@ -31,9 +31,11 @@ from agent_service.core.serialization import to_jsonable
 from agent_service.graphs.assistants import assistant_json
 from agent_service.graphs.source import Graph
 from agent_service.persistence.records import (
+    MAX_ASSISTANT_VERSIONS,
     AssistantExistsError,
     AssistantFields,
     AssistantRecord,
+    AssistantVersionLimitError,
 )
 
 log = structlog.get_logger(__name__)
@@ -320,9 +322,17 @@ async def update_assistant(
         context=current.context if body.context is None else body.context,
         metadata={**current.metadata, **(body.metadata or {})},
     )
-    record = await services.persistence.tables.add_assistant_version(
-        assistant_id, principal, fields
-    )
+    try:
+        record = await services.persistence.tables.add_assistant_version(
+            assistant_id, principal, fields
+        )
+    except AssistantVersionLimitError:
+        raise ApiError(
+            409,
+            "assistant_version_limit",
+            f"assistant {assistant_id!r} has {MAX_ASSISTANT_VERSIONS} versions, the most it may "
+            "keep; create a new assistant",
+        ) from None
     if record is None:  # deleted meanwhile
         raise not_found("assistant", assistant_id)
     return assistant_json(record)

@@ -15,9 +15,11 @@ from psycopg.types.json import Jsonb
 
 from agent_service.persistence.pool import Pool
 from agent_service.persistence.records import (
+    MAX_ASSISTANT_VERSIONS,
     AssistantExistsError,
     AssistantFields,
     AssistantRecord,
+    AssistantVersionLimitError,
 )
 
 _COLUMNS = (
@@ -138,6 +140,8 @@ class PostgresAssistants:
             )
             row = await cur.fetchone()
             version = int(row["next"]) if row is not None and row["next"] is not None else 1
+            if version > MAX_ASSISTANT_VERSIONS:
+                raise AssistantVersionLimitError(assistant_id)
             await self._insert_version(conn, assistant_id, version, fields)
             await conn.execute(
                 "UPDATE agent_assistants SET version = %s, updated_at = now() "
@@ -275,6 +279,8 @@ class SqliteAssistants:
                 row = await cur.fetchone()
                 version = 1 if row is None else int(row["next"])
                 record = None
+                if version > MAX_ASSISTANT_VERSIONS:
+                    raise AssistantVersionLimitError(assistant_id)
                 if version > 1:
                     await self._insert_version(assistant_id, version, fields, now)
                     await self._conn.execute(

@@ -74,6 +74,16 @@ class AssistantExistsError(Exception):
     """An assistant with that id exists already (the caller's or another principal's)."""
 
 
+# Versions one assistant keeps. Each may hold a request body's worth of config (1 MiB) and
+# `assistants.get_versions` reads them all: unbounded, a loop of updates filled the database
+# and then the memory of whoever listed them.
+MAX_ASSISTANT_VERSIONS = 100
+
+
+class AssistantVersionLimitError(Exception):
+    """The assistant has MAX_ASSISTANT_VERSIONS versions already."""
+
+
 @dataclass(frozen=True)
 class AssistantFields:
     """What one version of an assistant holds."""

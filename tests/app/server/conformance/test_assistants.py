@@ -441,3 +441,44 @@ def test_the_embedded_sqlite_backend_serves_the_same_assistant_calls(
         assert await alice.assistants.count(metadata={"v": 1}) == 0
 
     asyncio.run(scenario())
+
+
+def _versions_stop_at_the_limit(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each version may carry 1 MiB of config and get_versions reads them all: a loop of
+    # updates must end in a 409, not fill the database. (The limit, lowered for the test.)
+    from agent_service.api import assistants as api
+    from agent_service.persistence import assistant_tables
+
+    monkeypatch.setattr(api, "MAX_ASSISTANT_VERSIONS", 3)
+    monkeypatch.setattr(assistant_tables, "MAX_ASSISTANT_VERSIONS", 3)
+
+    async def scenario() -> None:
+        alice = service.client("alice")
+        assistant_id = (await alice.assistants.create(GRAPH_ID))["assistant_id"]
+        for n in (2, 3):
+            assert (await alice.assistants.update(assistant_id, metadata={"n": n}))["version"] == n
+        with pytest.raises(ConflictError, match="3 versions"):
+            await alice.assistants.update(assistant_id, metadata={"n": 4})
+        # Rolling back still works, and the refused update left nothing behind.
+        assert (await alice.assistants.set_latest(assistant_id, 1))["version"] == 1
+        assert [v["version"] for v in await alice.assistants.get_versions(assistant_id)] == [
+            3,
+            2,
+            1,
+        ]
+
+    asyncio.run(scenario())
+
+
+@covers("assistants.update")
+def test_an_assistant_keeps_a_bounded_number_of_versions(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _versions_stop_at_the_limit(service, monkeypatch)
+
+
+@covers("assistants.update")
+def test_the_embedded_sqlite_backend_bounds_versions_too(
+    sqlite_service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _versions_stop_at_the_limit(sqlite_service, monkeypatch)
