@@ -10,6 +10,7 @@ import or start-up, so a process that never embeds never pays for it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
     from agent_service.embeddings.minilm import MiniLM
 
 LOCAL_DIMS = 384
+# Embedding jobs one process runs at once (each already uses numpy's threads). Without the
+# bound every indexed put and search took an executor thread of its own: a burst of them
+# took every core from the runs, and a process stopping waited for the whole backlog.
+# Waiting callers wait here, on the event loop, where a cancelled request simply leaves.
+EMBED_CONCURRENCY = 1
 # What an item put without `index` embeds. "$" (LangGraph's default) embeds the whole value's
 # JSON; the graphs' memories pass ["text"].
 DEFAULT_FIELDS = ["$"]
@@ -46,11 +52,25 @@ class LocalEmbeddings(Embeddings):
                 cls._model = MiniLM()
             return cls._model
 
+    def __init__(self) -> None:
+        self._turns: asyncio.Semaphore | None = None
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [[float(x) for x in row] for row in self.model().embed(texts)]
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(EMBED_CONCURRENCY)
+        async with self._turns:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, self.embed_documents, texts
+            )
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return (await self.aembed_documents([text]))[0]
 
 
 def embedding_dims(settings: TuningSettings) -> int | None:

@@ -4,15 +4,18 @@ the service carries neither torch nor sentence-transformers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import threading
+import time
 import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from agent_service.embeddings import LOCAL_DIMS, LocalEmbeddings, store_index
+from agent_service.embeddings import EMBED_CONCURRENCY, LOCAL_DIMS, LocalEmbeddings, store_index
 from agent_service.embeddings.minilm import MAX_TEXT_CHARS, MAX_TOKENS, MiniLM
 from agent_service.settings import TuningSettings
 
@@ -77,6 +80,34 @@ class _Proxy:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._tokenizer, name)
+
+
+def test_one_embedding_job_at_a_time_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Concurrent puts and searches queue on the event loop, not in executor threads that
+    # each take a core (and that a stopping process must wait for).
+    embeddings = LocalEmbeddings()
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return [[0.0] * LOCAL_DIMS for _ in texts]
+
+    monkeypatch.setattr(embeddings, "embed_documents", embed)
+
+    async def burst() -> int:
+        jobs = [embeddings.aembed_documents(["a"]) for _ in range(6)]
+        return len(await asyncio.gather(*jobs, embeddings.aembed_query("q")))
+
+    assert asyncio.run(burst()) == 7
+    assert most == EMBED_CONCURRENCY == 1
 
 
 def test_meaning_not_words_decides_the_nearest(model: MiniLM) -> None:
