@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from langchain_core.embeddings import Embeddings
@@ -53,7 +54,11 @@ class LocalEmbeddings(Embeddings):
             return cls._model
 
     def __init__(self) -> None:
-        self._turns: asyncio.Semaphore | None = None
+        # One per event loop: an asyncio semaphore that has made a caller wait belongs to
+        # that loop, and `migrate` embeds in loops of its own (asyncio.run).
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [[float(x) for x in row] for row in self.model().embed(texts)]
@@ -62,12 +67,10 @@ class LocalEmbeddings(Embeddings):
         return self.embed_documents([text])[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        if self._turns is None:
-            self._turns = asyncio.Semaphore(EMBED_CONCURRENCY)
-        async with self._turns:
-            return await asyncio.get_running_loop().run_in_executor(
-                None, self.embed_documents, texts
-            )
+        loop = asyncio.get_running_loop()
+        turns = self._turns.setdefault(loop, asyncio.Semaphore(EMBED_CONCURRENCY))
+        async with turns:
+            return await loop.run_in_executor(None, self.embed_documents, texts)
 
     async def aembed_query(self, text: str) -> list[float]:
         return (await self.aembed_documents([text]))[0]
