@@ -51,7 +51,12 @@ def _aware(value: datetime | None) -> datetime | None:
     # reads schedules in UTC, so a naive time is UTC too.
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59:59-14:00 is past the last datetime in UTC: an OverflowError, which
+        # pydantic does not turn into a 422 (it was a 500).
+        raise ValueError("is outside the years 1-9999 in UTC") from None
 
 
 class _CronBody(Body):

@@ -69,6 +69,9 @@ def test_bad_timezones_end_times_and_unknown_fields_answer_422(service: Service)
     bodies: list[dict[str, Any]] = [
         {"timezone": "Mars/Olympus"},
         {"end_time": "not a time"},
+        # Past datetime.max in UTC (and before year 1): an OverflowError was a 500.
+        {"end_time": "9999-12-31T23:59:59-14:00"},
+        {"end_time": "0001-01-01T00:00:00+14:00"},
         {"stream_resumable": True},
         {"multitask_strategy": "interrupt"},
         {"webhook": "https://hooks.example.com/x"},  # WEBHOOK_ALLOWED_HOSTS is empty
