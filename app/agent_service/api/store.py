@@ -289,7 +289,8 @@ async def search_items(request: Request, body: SearchItems) -> dict[str, Any]:
 async def list_namespaces(request: Request, body: ListNamespaces) -> dict[str, Any]:
     principal = principal_of(request)
     suffix = tuple(body.suffix or ())
-    namespaces = await _store(request).alist_namespaces(
+    store_of = _store(request)
+    namespaces = await store_of.alist_namespaces(
         prefix=user_namespace(principal, *(body.prefix or ())),
         suffix=suffix or None,
         # The user's root takes two labels of the stored depth.
@@ -300,7 +301,32 @@ async def list_namespaces(request: Request, body: ListNamespaces) -> dict[str, A
     shown = []
     for namespace in namespaces:
         labels = user_labels(principal, namespace)
-        # A suffix longer than the user's labels matched into the root: not the user's match.
-        if labels and (not suffix or labels[-len(suffix) :] == suffix):
+        if labels and await _suffix_is_the_users(store_of, principal, labels, suffix, body):
             shown.append(list(labels))
     return {"namespaces": shown}
+
+
+async def _suffix_is_the_users(
+    store: BaseStore,
+    principal: str,
+    labels: tuple[str, ...],
+    suffix: tuple[str, ...],
+    body: ListNamespaces,
+) -> bool:
+    """Whether a namespace the store matched on `suffix` matched within the user's labels: a
+    suffix longer than them matched into the root `("users", <principal>)`. A namespace cut
+    at `max_depth` ends with the cut, not with the suffix; the suffix is then checked on the
+    full namespaces under it (only when it is longer than the cut and could reach the root)."""
+    if not suffix:
+        return True
+    cut = body.max_depth is not None and len(labels) == body.max_depth
+    if not cut:
+        return labels[-len(suffix) :] == suffix
+    if len(suffix) <= len(labels):
+        return True  # the full namespace has at least len(labels) labels of the user's
+    full = await store.alist_namespaces(
+        prefix=user_namespace(principal, *labels), suffix=suffix, limit=MAX_SEARCH_LIMIT
+    )
+    return any(
+        (own := user_labels(principal, ns)) is not None and len(own) >= len(suffix) for ns in full
+    )

@@ -219,6 +219,25 @@ def test_bad_input_answers_422_naming_the_problem(
     assert field in answer.json()["detail"], answer.json()
 
 
+def test_list_namespaces_with_suffix_and_max_depth(service: Service) -> None:
+    # LangGraph matches the suffix on the full namespace and then cuts it at max_depth; the
+    # cut namespace no longer ends with the suffix, and the service dropped it.
+    http = service.http("alice")
+    for namespace in (["a", "b", "c"], ["x", "c"], ["alice", "c"]):
+        body = {"namespace": namespace, "key": "k", "value": {"v": 1}, "index": False}
+        assert http.put("/store/items", json=body).status_code == 204
+    listed = http.post("/store/namespaces", json={"suffix": ["c"], "max_depth": 1}).json()
+    assert sorted(listed["namespaces"]) == [["a"], ["alice"], ["x"]]
+    listed = http.post("/store/namespaces", json={"suffix": ["b", "c"], "max_depth": 1}).json()
+    assert listed["namespaces"] == [["a"]]
+    # A suffix reaching into the user's root matches nothing of theirs, cut or not.
+    for depth in (None, 1, 2):
+        body = {"suffix": ["users", "alice", "x", "c"], "max_depth": depth}
+        assert http.post("/store/namespaces", json=body).json() == {"namespaces": []}
+        body = {"suffix": ["alice", "x", "c"], "max_depth": depth}
+        assert http.post("/store/namespaces", json=body).json() == {"namespaces": []}
+
+
 def test_bad_get_parameters_answer_422(service: Service) -> None:
     http = service.http("alice")
     for params, field in [
