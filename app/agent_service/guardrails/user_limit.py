@@ -109,7 +109,9 @@ class CallLedger:
         """Add what was counted here to the store's count (read just before)."""
         namespace, key = _slot(user_id)
         taking = count.pending
-        await store.aput(namespace, key, {"count": count.stored + taking}, ttl=_ttl(store))
+        await store.aput(
+            namespace, key, {"count": count.stored + taking}, ttl=_ttl(store), index=False
+        )
         count.stored += taking
         count.pending -= taking
         count.synced_at = time.monotonic()

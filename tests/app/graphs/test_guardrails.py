@@ -176,6 +176,29 @@ async def test_two_ledgers_share_the_budget_through_the_store() -> None:
     assert await _count(store, "bob") == 3
 
 
+@pytest.mark.anyio
+async def test_usage_counts_are_never_embedded() -> None:
+    """With semantic search on, a put embeds unless told not to: the usage count is the
+    operator's accounting, and embedding it cost every model call a pass of the model."""
+    embedded: list[str] = []
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        embedded.extend(texts)
+        return [[1.0, 0.0] for _ in texts]
+
+    store = InMemoryStore(index={"dims": 2, "embed": embed, "fields": ["$"]})
+    ledger = CallLedger(sync_seconds=0.05)
+    for _ in range(4):
+        assert await ledger.consume(store, "carol", 10)
+    await asyncio.sleep(0.2)  # the batched flush has written
+    assert await consume_model_call(store, "carol", 10)
+    assert await _count(store, "carol") == 5
+    assert embedded == []
+    # The check can fail: an indexed put of the same store does embed.
+    await store.aput(("x",), "k", {"count": 1})
+    assert embedded
+
+
 def test_every_call_of_a_factory_model_is_metered(monkeypatch: pytest.MonkeyPatch) -> None:
     # A priced offline model, so the cost counter moves too.
     monkeypatch.setitem(PRICES, "offline", Price(1_000_000.0, 2_000_000.0))
