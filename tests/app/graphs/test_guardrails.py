@@ -17,6 +17,7 @@ from agent_service.llm.factory import build_model
 from agent_service.llm.pricing import PRICES, Price
 from agent_service.metrics import MODEL_CALLS, MODEL_COST, MODEL_TOKENS
 from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.store.base import IndexConfig
 from langgraph.store.memory import InMemoryStore
 
 
@@ -186,7 +187,7 @@ async def test_usage_counts_are_never_embedded() -> None:
         embedded.extend(texts)
         return [[1.0, 0.0] for _ in texts]
 
-    store = InMemoryStore(index={"dims": 2, "embed": embed, "fields": ["$"]})
+    store = InMemoryStore(index=IndexConfig(dims=2, embed=embed, fields=["$"]))
     ledger = CallLedger(sync_seconds=0.05)
     for _ in range(4):
         assert await ledger.consume(store, "carol", 10)
