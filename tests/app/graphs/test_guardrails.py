@@ -4,6 +4,7 @@ the per-user model-call budget, usage metrics from the model's callback."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -183,7 +184,7 @@ async def test_usage_counts_are_never_embedded() -> None:
     operator's accounting, and embedding it cost every model call a pass of the model."""
     embedded: list[str] = []
 
-    def embed(texts: list[str]) -> list[list[float]]:
+    def embed(texts: Sequence[str]) -> list[list[float]]:
         embedded.extend(texts)
         return [[1.0, 0.0] for _ in texts]
 
