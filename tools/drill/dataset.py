@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from agent_service.core.principal import USAGE_NAMESPACE
 from langgraph_sdk import get_client
 
 from tools.kit.load import say
@@ -66,11 +67,20 @@ async def snapshot(
                     "state": await client.threads.get_state(thread_id),
                     "history": await client.threads.get_history(thread_id, limit=HISTORY_LIMIT),
                 }
-            # The service has no /store routes; a user's export lists every item they own.
+            # A user's export lists every item they own, in every namespace (the Store API shows
+            # only the user's own space).
             exported = await http.get(f"/users/{user}/export", headers={"X-API-Key": key})
             exported.raise_for_status()
+            # The daily model-call count is accounting, batched: each process writes it up to
+            # guardrails.user_limit.SYNC_SECONDS after the calls, so a snapshot taken right after
+            # the runs may precede the last write. What the user owns is compared.
             taken.store[user] = sorted(
-                exported.json()["store"], key=lambda item: (item["namespace"], item["key"])
+                (
+                    item
+                    for item in exported.json()["store"]
+                    if item["namespace"][:1] != [USAGE_NAMESPACE]
+                ),
+                key=lambda item: (item["namespace"], item["key"]),
             )
     return taken
 
