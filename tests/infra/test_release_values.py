@@ -149,8 +149,9 @@ def test_the_config_block_is_the_stacks_settings_plus_the_wiring() -> None:
     values = build_release_values(config, WIRING)["config"]
     tuned = {to_camel(name) for name in TuningSettings.model_fields}
     wired = {to_camel(name) for name in wired_settings(config, WIRING)}
-    assert tuned - set(values) == {"storeItemTtlDays"}  # None: left to the service
-    assert set(values) == (tuned - {"storeItemTtlDays"}) | wired
+    left = {"storeItemTtlDays", "storeEmbeddingDims"}  # None: left to the service
+    assert tuned - set(values) == left
+    assert set(values) == (tuned - left) | wired
     assert set(wired_settings(config, WIRING)) <= set(Settings.model_fields)
     assert not tuned & wired
     default = Settings.model_fields["request_timeout_seconds"].default

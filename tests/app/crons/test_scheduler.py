@@ -21,6 +21,9 @@ from agent_service.settings import Settings
 from tests.app.server.conftest import fresh_database
 from tools.kit.servers import PostgresServer
 
+# Real PostgreSQL (and Redis) servers: not part of the fast suite.
+pytestmark = pytest.mark.integration
+
 CRONS = 40
 
 

@@ -29,6 +29,9 @@ from tests.app.server.graphs import GRAPH_ID, say
 from tests.app.server.service import Service, serve_in_thread
 from tools.kit.servers import PostgresServer, RedisServer
 
+# Real PostgreSQL (and Redis) servers: not part of the fast suite.
+pytestmark = pytest.mark.integration
+
 SECRET = "cron-webhook-secret-0123"
 
 
