@@ -230,6 +230,7 @@ def test_a_thread_cron_goes_with_its_thread(service: Service) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.integration
 def test_two_replicas_on_one_postgres_fire_each_due_cron_once(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
