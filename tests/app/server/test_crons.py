@@ -197,8 +197,10 @@ def test_a_due_thread_cron_runs_once_on_its_thread(service: Service, tmp_path: P
         deadline = time.monotonic() + 20
         state: Any = {}
         while time.monotonic() < deadline:
-            state = await alice.threads.get_state(thread["thread_id"])
+            # The status first: a state read after an idle thread is the run's final state
+            # (read the other way round, the run could end between the two reads).
             current = await alice.threads.get(thread["thread_id"])
+            state = await alice.threads.get_state(thread["thread_id"])
             if state["values"] and current["status"] == "idle":
                 break
             await asyncio.sleep(0.1)
