@@ -46,6 +46,25 @@ _RUN_COLUMNS = (
     "run_id, thread_id, owner, assistant_id, graph_id, status, metadata, "
     "multitask_strategy, error, created_at, updated_at"
 )
+
+
+def _run_row(run: RunRecord) -> tuple[Any, ...]:
+    """`run` as the values of _RUN_COLUMNS, in their order."""
+    return (
+        run.run_id,
+        run.thread_id,
+        run.owner,
+        run.assistant_id,
+        run.graph_id,
+        run.status,
+        json.dumps(run.metadata),
+        run.multitask_strategy,
+        run.error,
+        run.created_at.isoformat(),
+        run.updated_at.isoformat(),
+    )
+
+
 # Sort keys and orders come from validated Literals; this table maps them to SQL text.
 _SORT_SQL = {
     ("thread_id", "asc"): "thread_id ASC",
@@ -305,19 +324,7 @@ class SqliteTables(SqliteAssistants):
             await self._conn.execute(
                 f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "  # noqa: S608
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run.run_id,
-                    run.thread_id,
-                    run.owner,
-                    run.assistant_id,
-                    run.graph_id,
-                    run.status,
-                    json.dumps(run.metadata),
-                    run.multitask_strategy,
-                    run.error,
-                    run.created_at.isoformat(),
-                    run.updated_at.isoformat(),
-                ),
+                _run_row(run),
             )
 
     async def finish_run(self, run_id: str, status: RunStatus, error: str | None) -> None:
@@ -353,19 +360,7 @@ class SqliteTables(SqliteAssistants):
                     await self._conn.execute(
                         f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "  # noqa: S608
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            run.run_id,
-                            run.thread_id,
-                            run.owner,
-                            run.assistant_id,
-                            run.graph_id,
-                            run.status,
-                            json.dumps(run.metadata),
-                            run.multitask_strategy,
-                            run.error,
-                            run.created_at.isoformat(),
-                            run.updated_at.isoformat(),
-                        ),
+                        _run_row(run),
                     )
             except BaseException:
                 await self._conn.execute("ROLLBACK")
