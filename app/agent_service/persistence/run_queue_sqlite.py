@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
 
 from agent_service.persistence.records import RunRecord
 from agent_service.persistence.run_queue import CancelAction, QueuedRun, RunListQuery
+from agent_service.persistence.sqlite_tables import now_text, run_record
 
 _NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 _LEASE_LOST = f"(t.active_run_id IS NOT r.run_id OR t.lease_expires_at < {_NOW})"
@@ -47,26 +47,6 @@ _CLAIMABLE = f"""
     ORDER BY r.created_at
     LIMIT 1
 """  # noqa: S608 - fixed text, no request data
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _run(row: aiosqlite.Row) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"],
-        thread_id=row["thread_id"],
-        owner=row["owner"],
-        assistant_id=row["assistant_id"],
-        graph_id=row["graph_id"],
-        status=row["status"],
-        metadata=json.loads(row["metadata"]),
-        multitask_strategy=row["multitask_strategy"],
-        error=row["error"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-    )
 
 
 def _marks(values: list[str]) -> str:
@@ -129,11 +109,11 @@ class SqliteRunQueue:
                 await self._conn.execute(
                     "UPDATE agent_threads SET status = 'busy', active_run_id = ?, "
                     "lease_expires_at = ?, updated_at = ? WHERE thread_id = ?",
-                    (run_id, time.time() + lease_seconds, _now(), thread_id),
+                    (run_id, time.time() + lease_seconds, now_text(), thread_id),
                 )
                 await self._conn.execute(
                     "UPDATE agent_runs SET status = 'running', updated_at = ? WHERE run_id = ?",
-                    (_now(), run_id),
+                    (now_text(), run_id),
                 )
                 await self._conn.execute(
                     "UPDATE agent_run_queue SET attempts = attempts + 1, worker = ? "
@@ -157,7 +137,7 @@ class SqliteRunQueue:
         assert queued is not None
         assert run_row is not None
         return QueuedRun(
-            run=_run(run_row),
+            run=run_record(run_row),
             kwargs=json.loads(queued["kwargs"]),
             stateless=bool(queued["stateless"]),
             attempts=int(queued["attempts"]),
@@ -170,7 +150,7 @@ class SqliteRunQueue:
                 (run_id, owner),
             )
             row = await cur.fetchone()
-        return None if row is None else _run(row)
+        return None if row is None else run_record(row)
 
     async def list_runs(self, query: RunListQuery) -> list[RunRecord]:
         async with self._lock:
@@ -188,7 +168,7 @@ class SqliteRunQueue:
                     query.offset,
                 ),
             )
-            return [_run(row) for row in await cur.fetchall()]
+            return [run_record(row) for row in await cur.fetchall()]
 
     async def active_run_ids(self, thread_id: str) -> list[str]:
         async with self._lock:
@@ -219,7 +199,7 @@ class SqliteRunQueue:
                 await self._conn.execute(
                     "UPDATE agent_runs SET status = 'interrupted', updated_at = ? "  # noqa: S608
                     f"WHERE run_id IN ({_marks(ended)})",
-                    [_now(), *ended],
+                    [now_text(), *ended],
                 )
             return ended
 
@@ -317,7 +297,7 @@ class SqliteRunQueue:
                 f"WHERE status IN ({_marks(statuses)}) ORDER BY created_at",
                 params,
             )
-            return [_run(row) for row in await cur.fetchall()]
+            return [run_record(row) for row in await cur.fetchall()]
 
     async def depth(self) -> int:
         async with self._lock:

@@ -78,7 +78,8 @@ _SORT_SQL = {
 }
 
 
-def _now() -> str:
+def now_text() -> str:
+    """Now, as the ISO 8601 text (UTC) this backend stores times as."""
     return datetime.now(UTC).isoformat()
 
 
@@ -95,7 +96,8 @@ def _thread(row: aiosqlite.Row) -> ThreadRecord:
     )
 
 
-def _run(row: aiosqlite.Row) -> RunRecord:
+def run_record(row: aiosqlite.Row) -> RunRecord:
+    """A row of agent_runs (also read by the SQLite run queue)."""
     return RunRecord(
         run_id=row["run_id"],
         thread_id=row["thread_id"],
@@ -139,7 +141,7 @@ class SqliteTables(SqliteAssistants):
     async def create_thread(
         self, thread_id: str, owner: str, metadata: dict[str, Any], graph_id: str | None
     ) -> ThreadRecord:
-        now = _now()
+        now = now_text()
         async with self._lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -215,7 +217,7 @@ class SqliteTables(SqliteAssistants):
                     await self._conn.execute(
                         "UPDATE agent_threads SET metadata = ?, ttl_minutes = ?, updated_at = ? "
                         "WHERE thread_id = ? AND owner = ?",
-                        (json.dumps(merged), minutes, _now(), thread_id, owner),
+                        (json.dumps(merged), minutes, now_text(), thread_id, owner),
                     )
                     # Read under the lock: the answer is this update, not a later one.
                     cur = await self._conn.execute(
@@ -286,7 +288,7 @@ class SqliteTables(SqliteAssistants):
             await self._conn.execute(
                 "UPDATE agent_threads SET graph_id = ?, updated_at = ? "
                 "WHERE thread_id = ? AND owner = ? AND graph_id IS NULL",
-                (graph_id, _now(), thread_id, owner),
+                (graph_id, now_text(), thread_id, owner),
             )
 
     async def acquire_thread(
@@ -298,7 +300,7 @@ class SqliteTables(SqliteAssistants):
                 "UPDATE agent_threads SET status = 'busy', active_run_id = ?, "
                 "lease_expires_at = ?, updated_at = ? WHERE thread_id = ? AND owner = ? "
                 "AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < ?)",
-                (run_id, now + lease_seconds, _now(), thread_id, owner, now),
+                (run_id, now + lease_seconds, now_text(), thread_id, owner, now),
             )
             return cur.rowcount == 1
 
@@ -316,7 +318,7 @@ class SqliteTables(SqliteAssistants):
                 "UPDATE agent_threads SET status = ?, active_run_id = NULL, "
                 "lease_expires_at = NULL, updated_at = ? "
                 "WHERE thread_id = ? AND active_run_id = ?",
-                (status, _now(), thread_id, run_id),
+                (status, now_text(), thread_id, run_id),
             )
 
     async def create_run(self, run: RunRecord) -> None:
@@ -331,7 +333,7 @@ class SqliteTables(SqliteAssistants):
         async with self._lock:
             await self._conn.execute(
                 "UPDATE agent_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?",
-                (status, error, _now(), run_id),
+                (status, error, now_text(), run_id),
             )
 
     async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
@@ -349,7 +351,7 @@ class SqliteTables(SqliteAssistants):
                         run.run_id,
                         now + lease_seconds,
                         run.graph_id,
-                        _now(),
+                        now_text(),
                         run.thread_id,
                         run.owner,
                         now,
@@ -381,13 +383,13 @@ class SqliteTables(SqliteAssistants):
             try:
                 await self._conn.execute(
                     "UPDATE agent_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?",
-                    (status, error, _now(), run_id),
+                    (status, error, now_text(), run_id),
                 )
                 await self._conn.execute(
                     "UPDATE agent_threads SET status = ?, active_run_id = NULL, "
                     "lease_expires_at = NULL, updated_at = ? "
                     "WHERE thread_id = ? AND active_run_id = ?",
-                    (thread_status, _now(), thread_id, run_id),
+                    (thread_status, now_text(), thread_id, run_id),
                 )
             except BaseException:
                 await self._conn.execute("ROLLBACK")
@@ -403,7 +405,7 @@ class SqliteTables(SqliteAssistants):
                 (run_id, owner),
             )
             row = await cur.fetchone()
-        return None if row is None else _run(row)
+        return None if row is None else run_record(row)
 
     async def user_threads(self, owner: str) -> list[ThreadRecord]:
         async with self._lock:
@@ -420,7 +422,7 @@ class SqliteTables(SqliteAssistants):
                 f"SELECT {_RUN_COLUMNS} FROM agent_runs WHERE owner = ? ORDER BY created_at",  # noqa: S608
                 (owner,),
             )
-            return [_run(row) for row in await cur.fetchall()]
+            return [run_record(row) for row in await cur.fetchall()]
 
     async def audit(
         self, principal: str, action: str, subject: str, detail: dict[str, Any]
@@ -429,7 +431,7 @@ class SqliteTables(SqliteAssistants):
             await self._conn.execute(
                 "INSERT INTO agent_audit_log (at, principal, action, subject, detail) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (_now(), principal, action, subject, json.dumps(detail)),
+                (now_text(), principal, action, subject, json.dumps(detail)),
             )
 
     async def audit_entries(self, subject: str) -> list[AuditRecord]:
