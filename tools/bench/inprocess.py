@@ -7,6 +7,7 @@ of the limit the service reaches."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -29,12 +30,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from tools.bench.one_node import ONE_NODE, build_one_node
 from tools.kit.load import say
+from tools.kit.process import machine_cpu_seconds
 
 Graphs = Mapping[str, Pregel[Any, Any, Any, Any]]
 SAVERS = ("in-memory", "PostgreSQL")
 # Like the service's bench settings: no per-user budget gets in the way.
 OPTIONS = GraphOptions(model="offline", user_model_calls_per_day=100_000_000)
 USER = "bench"
+CORES = os.cpu_count() or 1
 
 
 def _graphs(checkpointer: BaseCheckpointSaver[Any], store: BaseStore) -> Graphs:
@@ -110,14 +113,18 @@ async def closed_loop(
     tasks = [asyncio.create_task(client(i)) for i in range(concurrency)]
     await asyncio.sleep(warmup)
     measuring = True
-    cpu, wall = time.process_time(), time.monotonic()
+    cpu, wall, machine = time.process_time(), time.monotonic(), machine_cpu_seconds()
     deadline = wall + duration
     await asyncio.gather(*tasks)
     wall = time.monotonic() - wall
     cpu = time.process_time() - cpu
+    # With the durable saver this includes PostgreSQL's share of the work.
+    machine = machine_cpu_seconds() - machine
     return {
         "rps": completed / wall if wall else 0.0,
         "cpu_ms_per_run": cpu / completed * 1000 if completed else None,
+        "machine_cpu_ms": machine / completed * 1000 if completed else None,
+        "machine_busy": machine / (wall * CORES) if wall else None,
         "errors": errors,
         "requests": completed,
     }

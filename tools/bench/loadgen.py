@@ -34,12 +34,28 @@ class Sample:
     client_cpu_share: float
     # The server's CPU seconds in the window (its process tree, from /proc), when probed.
     server_cpu_seconds: float | None = None
+    # Every process's CPU seconds in the window (server, PostgreSQL, Redis, this generator).
+    machine_cpu_seconds: float | None = None
+    # The window as the CPU readings saw it: until the last request sent in it was answered.
+    cpu_window_seconds: float = 0.0
 
     @property
     def server_cpu_ms_per_request(self) -> float | None:
         if self.server_cpu_seconds is None or not self.requests:
             return None
         return self.server_cpu_seconds / self.requests * 1000
+
+    @property
+    def machine_cpu_ms_per_request(self) -> float | None:
+        if self.machine_cpu_seconds is None or not self.requests:
+            return None
+        return self.machine_cpu_seconds / self.requests * 1000
+
+    def machine_busy_share(self, cores: int) -> float | None:
+        """The share of the machine's cores busy in the window (1.0: saturated)."""
+        if self.machine_cpu_seconds is None or not self.cpu_window_seconds:
+            return None
+        return self.machine_cpu_seconds / (self.cpu_window_seconds * cores)
 
     @property
     def rps(self) -> float:
@@ -59,9 +75,10 @@ async def measure(
     warmup: float,
     duration: float,
     server_cpu: Callable[[], float] | None = None,
+    machine_cpu: Callable[[], float] | None = None,
 ) -> Sample:
     """`cell.concurrency` clients for `warmup` seconds unmeasured, then `duration` measured;
-    `server_cpu` (CPU seconds so far) is read at both ends of the window."""
+    `server_cpu` and `machine_cpu` (CPU seconds so far) are read at both ends of the window."""
     limits = httpx.Limits(max_connections=cell.concurrency + 4)
     latencies: list[float] = []
     errors = 0
@@ -94,12 +111,16 @@ async def measure(
         await asyncio.sleep(warmup)
         cpu_start, wall_start = time.process_time(), time.monotonic()
         server_start = server_cpu() if server_cpu else None
+        machine_start = machine_cpu() if machine_cpu else None
         deadline = wall_start + duration
         # Requests sent before the deadline still count: the window's end is when they are
         # all answered, so the server's CPU is read then too.
         await load
         server_seconds = (
             server_cpu() - server_start if server_cpu and server_start is not None else None
+        )
+        machine_seconds = (
+            machine_cpu() - machine_start if machine_cpu and machine_start is not None else None
         )
         wall = time.monotonic() - wall_start
         cpu = time.process_time() - cpu_start
@@ -110,4 +131,6 @@ async def measure(
         latencies=latencies,
         client_cpu_share=cpu / wall if wall else 0.0,
         server_cpu_seconds=server_seconds,
+        machine_cpu_seconds=machine_seconds,
+        cpu_window_seconds=wall,
     )

@@ -21,21 +21,20 @@ from agent_service.persistence.migrations import migrate_postgres
 from tools.bench import background, checkpoints, dbwork, http_path, inprocess, loadgen
 from tools.bench.one_node import ONE_NODE
 from tools.bench.peer import ensure_peer_env, peer_command, peer_env, write_config
+from tools.bench.report import DURABLE, PEER, REDIS, TWO_WORKERS
 from tools.kit import launcher
 from tools.kit.ports import free_port
-from tools.kit.process import Started, started, tree_cpu_seconds
+from tools.kit.process import Started, machine_cpu_seconds, started, tree_cpu_seconds
 from tools.kit.programs import REPO_ROOT
 from tools.kit.servers import PostgresServer, RedisServer
 
 API_KEY = "bench-key-0123456789abcdef"
-PEER = "langgraph dev (inmem)"
-DURABLE = "this service, PostgreSQL"
-TWO_WORKERS = "this service, PostgreSQL, 2 workers"
 GRAPHS = ("main_agent", ONE_NODE)
 # pg_stat_statements needs its library loaded at server start.
 PG_SETTINGS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "1000"}
 # Same tuning for both servers: no per-user budget or rate limit gets in the way.
 GRAPH_ENV = {"USER_MODEL_CALLS_PER_DAY": "100000000", "MODEL": "offline"}
+CORES = os.cpu_count() or 1
 # Both servers fork workers: the whole process group is stopped.
 STOP: dict[str, Any] = {"stop_timeout": 30.0, "own_group": True}
 
@@ -50,8 +49,9 @@ class Plan:
     durability_concurrency: int = 8
     background_joins: int = 50
     background_burst: int = 100
-    # Sequential turns on one thread counted in pg_stat_database (each reading waits ~11 s).
-    db_turns: int = 50
+    # Sequential turns on one thread counted in pg_stat_database (each reading waits ~11 s);
+    # enough that the pool's one-off liveness tests after the wait add under 0.1 per turn.
+    db_turns: int = 200
     # py-spy records the durable service under the top concurrency this long.
     profile_seconds: float = 10.0
     # Requests per HTTP-path layer measurement (in-process, no socket).
@@ -125,6 +125,9 @@ def peer(tmp: Path) -> Iterator[Started]:
 def _median(samples: list[loadgen.Sample]) -> dict[str, Any]:
     return {
         "rps": statistics.median(s.rps for s in samples),
+        # The repetitions' own spread: a gap between two rows inside it is noise.
+        "rps_min": min(s.rps for s in samples),
+        "rps_max": max(s.rps for s in samples),
         "p50_ms": statistics.median(s.percentile(50) for s in samples) * 1000,
         "p95_ms": statistics.median(s.percentile(95) for s in samples) * 1000,
         "p99_ms": statistics.median(s.percentile(99) for s in samples) * 1000,
@@ -132,6 +135,8 @@ def _median(samples: list[loadgen.Sample]) -> dict[str, Any]:
         "requests": sum(s.requests for s in samples),
         "client_cpu_share": statistics.median(s.client_cpu_share for s in samples),
         "server_cpu_ms": _median_or_none([s.server_cpu_ms_per_request for s in samples]),
+        "machine_cpu_ms": _median_or_none([s.machine_cpu_ms_per_request for s in samples]),
+        "machine_busy": _median_or_none([s.machine_busy_share(CORES) for s in samples]),
         "repetitions": len(samples),
     }
 
@@ -141,23 +146,42 @@ def _median_or_none(values: list[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
-def _measure(server: Started, cell: loadgen.Cell, plan: Plan) -> dict[str, Any]:
-    headers = {"X-API-Key": API_KEY}
+def _sample(server: Started, cell: loadgen.Cell, plan: Plan) -> loadgen.Sample:
     pid = server.process.pid
-    samples = [
-        asyncio.run(
-            loadgen.measure(
-                server.url,
-                headers,
-                cell,
-                warmup=plan.warmup,
-                duration=plan.duration,
-                server_cpu=lambda: tree_cpu_seconds(pid),
-            )
+    return asyncio.run(
+        loadgen.measure(
+            server.url,
+            {"X-API-Key": API_KEY},
+            cell,
+            warmup=plan.warmup,
+            duration=plan.duration,
+            server_cpu=lambda: tree_cpu_seconds(pid),
+            machine_cpu=machine_cpu_seconds,
         )
-        for _ in range(plan.repetitions)
-    ]
+    )
+
+
+def _measure(server: Started, cell: loadgen.Cell, plan: Plan) -> dict[str, Any]:
+    samples = [_sample(server, cell, plan) for _ in range(plan.repetitions)]
     return {"target": server.name, **asdict(cell), **_median(samples)}
+
+
+def _cells(plan: Plan) -> list[loadgen.Cell]:
+    return [
+        loadgen.Cell(graph, mode, concurrency)
+        for graph in GRAPHS
+        for mode in ("stateless", "threaded")
+        for concurrency in plan.concurrencies
+    ]
+
+
+def _process(server: Started, idle_rss_mb: float) -> dict[str, Any]:
+    return {
+        "target": server.name,
+        "ready_seconds": server.ready_seconds,
+        "idle_rss_mb": idle_rss_mb,
+        "rss_after_load_mb": server.rss_mb(),
+    }
 
 
 def _target_rows(
@@ -165,20 +189,31 @@ def _target_rows(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     time.sleep(1.0)
     idle = server.rss_mb()
-    cells = cells or [
-        loadgen.Cell(graph, mode, concurrency)
-        for graph in GRAPHS
-        for mode in ("stateless", "threaded")
-        for concurrency in plan.concurrencies
+    rows = [_measure(server, cell, plan) for cell in cells or _cells(plan)]
+    return rows, _process(server, idle)
+
+
+def _paired_rows(
+    servers: list[Started], plan: Plan
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every cell on each server in turn, repetition by repetition, the order reversed on
+    every other repetition (A B, B A, ...): a drift in the machine's load between minutes
+    falls on both alike, so their rows compare (PostgreSQL alone and with Redis)."""
+    time.sleep(1.0)
+    idle = {server.name: server.rss_mb() for server in servers}
+    samples: dict[tuple[str, loadgen.Cell], list[loadgen.Sample]] = {}
+    cells = _cells(plan)
+    for cell in cells:
+        for repetition in range(plan.repetitions):
+            order = servers if repetition % 2 == 0 else servers[::-1]
+            for server in order:
+                samples.setdefault((server.name, cell), []).append(_sample(server, cell, plan))
+    rows = [
+        {"target": server.name, **asdict(cell), **_median(samples[(server.name, cell)])}
+        for server in servers
+        for cell in cells
     ]
-    rows = [_measure(server, cell, plan) for cell in cells]
-    process = {
-        "target": server.name,
-        "ready_seconds": server.ready_seconds,
-        "idle_rss_mb": idle,
-        "rss_after_load_mb": server.rss_mb(),
-    }
-    return rows, process
+    return rows, [_process(server, idle[server.name]) for server in servers]
 
 
 def _background(server: Started, plan: Plan) -> dict[str, Any]:
@@ -296,62 +331,66 @@ def run(plan: Plan, work: Path, out: Path | None = None) -> dict[str, Any]:
                 }
             )
         durable_url = database()
-        targets: list[tuple[str, Callable[[], AbstractContextManager[Started]]]] = [
-            (PEER, lambda: peer(work)),
-            ("sqlite", lambda: ours("this service, SQLite", work)),
-            ("durable", lambda: ours(DURABLE, work, DATABASE_URL=durable_url)),
-            (
-                "redis",
-                lambda: ours(
-                    "this service, PostgreSQL + Redis",
-                    work,
-                    DATABASE_URL=database(),
-                    REDIS_URL=redis.url,
-                ),
-            ),
-            ("workers", lambda: ours(TWO_WORKERS, work, DATABASE_URL=database(), WORKERS="2")),
-        ]
         top = max(plan.concurrencies)
-        for kind, open_target in targets:
-            with open_target() as server:
-                print(
-                    f"bench: {server.name} ready in {server.ready_seconds or 0:.2f} s", flush=True
-                )
-                cells = (
-                    [loadgen.Cell(graph, "threaded", top) for graph in GRAPHS]
-                    if kind == "workers"
-                    else None
-                )
-                target_rows, process = _target_rows(server, plan, cells)
+
+        def announce(server: Started) -> None:
+            print(f"bench: {server.name} ready in {server.ready_seconds or 0:.2f} s", flush=True)
+
+        def durability_rows(server: Started) -> None:
+            for mode in ("sync", "async", "exit"):
+                cell = loadgen.Cell("main_agent", "threaded", plan.durability_concurrency, mode)
+                durability.append(_measure(server, cell, plan))
+
+        alone: list[Callable[[], AbstractContextManager[Started]]] = [
+            lambda: peer(work),
+            lambda: ours("this service, SQLite", work),
+        ]
+        for open_alone in alone:
+            with open_alone() as server:
+                announce(server)
+                target_rows, process = _target_rows(server, plan)
                 rows += target_rows
                 processes.append(process)
-                if kind != "workers":
-                    background_rows.append(_background(server, plan))
-                if server.name in (PEER, DURABLE):
-                    for mode in ("sync", "async", "exit"):
-                        cell = loadgen.Cell(
-                            "main_agent", "threaded", plan.durability_concurrency, mode
-                        )
-                        durability.append(_measure(server, cell, plan))
-                if kind == "durable":
-                    for graph in GRAPHS:
-                        db_work.append(
-                            {
-                                "target": DURABLE,
-                                "graph": graph,
-                                **dbwork.timed(
-                                    dbwork.service_turns(
-                                        server.url,
-                                        {"X-API-Key": API_KEY},
-                                        durable_url,
-                                        graph,
-                                        plan.db_turns,
-                                        statements,
-                                    )
-                                ),
-                            }
-                        )
-                    profiled = profile(server, plan, out)
+                background_rows.append(_background(server, plan))
+                if server.name == PEER:
+                    durability_rows(server)
+        # PostgreSQL alone and PostgreSQL + Redis side by side, their cells interleaved.
+        with (
+            ours(DURABLE, work, DATABASE_URL=durable_url) as durable,
+            ours(REDIS, work, DATABASE_URL=database(), REDIS_URL=redis.url) as cached,
+        ):
+            announce(durable)
+            announce(cached)
+            paired, paired_processes = _paired_rows([durable, cached], plan)
+            rows += paired
+            processes += paired_processes
+            for server in (durable, cached):
+                background_rows.append(_background(server, plan))
+            durability_rows(durable)
+            for graph in GRAPHS:
+                db_work.append(
+                    {
+                        "target": DURABLE,
+                        "graph": graph,
+                        **dbwork.timed(
+                            dbwork.service_turns(
+                                durable.url,
+                                {"X-API-Key": API_KEY},
+                                durable_url,
+                                graph,
+                                plan.db_turns,
+                                statements,
+                            )
+                        ),
+                    }
+                )
+            profiled = profile(durable, plan, out)
+        with ours(TWO_WORKERS, work, DATABASE_URL=database(), WORKERS="2") as server:
+            announce(server)
+            cells = [loadgen.Cell(graph, "threaded", top) for graph in GRAPHS]
+            target_rows, process = _target_rows(server, plan, cells)
+            rows += target_rows
+            processes.append(process)
         saver = asyncio.run(checkpoints.measure(database(), plan.checkpoint_count))
     return {
         "plan": asdict(plan),

@@ -184,3 +184,13 @@ def tree_cpu_seconds(pid: int) -> float:
     except (OSError, IndexError, ValueError):
         return 0.0
     return total + sum(tree_cpu_seconds(child) for child in _children(pid))
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds all of the machine's cores have spent busy so far, every process counted
+    (the first line of /proc/stat: user, nice, system, irq and softirq; not idle, iowait or
+    the time the hypervisor stole, proc(5)). Over a window, divided by the window and the
+    core count, it says how close to saturated the machine was."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    return (user + nice + system + irq + softirq) / _CLOCK_TICKS

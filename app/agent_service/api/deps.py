@@ -3,7 +3,7 @@ request's authenticated principal."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -59,10 +59,12 @@ def principal_of(request: Request) -> str:
     return principal
 
 
-def require_role(*any_of: Role) -> Callable[[Request], None]:
+def require_role(*any_of: Role) -> Callable[[Request], Awaitable[None]]:
     """A route dependency: the caller must hold one of these roles (403 naming them)."""
 
-    def check(request: Request) -> None:
+    # `async` though it never awaits: FastAPI runs a plain `def` dependency in its thread
+    # pool, a thread hop on every request for a dictionary lookup.
+    async def check(request: Request) -> None:
         get_services(request).access.require(
             principal_of(request), *any_of, action=f"{request.method} {request.url.path[:200]}"
         )

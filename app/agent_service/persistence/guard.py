@@ -5,9 +5,12 @@ delete, a thread delete on another replica), or its id is already someone else's
 further write would put the old owner's data back under an id that someone else can create.
 So each write first looks up the thread's owner and refuses when it is not the run's user:
 the run ends with `ThreadGone` and nothing more is stored. The lookup costs one indexed
-primary-key read per checkpoint write; on PostgreSQL it runs inside the write's own
-transaction (`PooledPostgresSaver.before_write`), so it adds neither a transaction nor a
-connection checkout, and a failing check rolls the whole superstep's write back.
+primary-key read per checkpoint write. On PostgreSQL it is the first statement of the write's
+own transaction (`PooledPostgresSaver.before_write`): `agent_require_thread_owner` (migration
+6) fails when the owner differs, which aborts the transaction, so the check adds neither a
+transaction, nor a connection checkout, nor a round trip (the superstep's statements follow it
+in the same pipeline without waiting for its answer), and a failing check rolls the whole
+superstep's write back.
 
 Writes without a `user_id` in `configurable` are the service's own (tests, tools): unguarded.
 """
@@ -26,9 +29,11 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg import AsyncCursor
+from psycopg import Error as PsycopgError
 from psycopg.rows import DictRow
 
-from agent_service.persistence.saver import PooledPostgresSaver
+from agent_service.persistence.saver import PooledPostgresSaver, Superstep
+from agent_service.persistence.schema import THREAD_GONE_SQLSTATE
 
 OwnerLookup = Callable[[str], Awaitable[str | None]]
 
@@ -91,11 +96,22 @@ class GuardedPostgresSaver(PooledPostgresSaver):
         guarded = _guarded(config)
         if guarded is None:
             return
-        thread_id, user_id = guarded
-        await cur.execute("SELECT owner FROM agent_threads WHERE thread_id = %s", (thread_id,))
-        row = await cur.fetchone()
-        if row is None or row["owner"] != user_id:
-            raise _gone(thread_id)
+        # Not read back: a wrong owner fails the statement and with it the transaction.
+        await cur.execute("SELECT agent_require_thread_owner(%s, %s)", guarded)
+
+    async def _write(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[Any],
+        checkpoint: Superstep | None = None,
+    ) -> None:
+        try:
+            await super()._write(config, writes, checkpoint)
+        except PsycopgError as exc:
+            guarded = _guarded(config)
+            if guarded is not None and exc.sqlstate == THREAD_GONE_SQLSTATE:
+                raise _gone(guarded[0]) from None
+            raise
 
 
 class GuardedSqliteSaver(OwnerGuard, AsyncSqliteSaver):

@@ -14,6 +14,7 @@ from agent_service.persistence.records import (
     KEEP_TTL,
     AuditRecord,
     RunRecord,
+    RunStart,
     RunStatus,
     ThreadExistsError,
     ThreadQuery,
@@ -46,19 +47,33 @@ _RUN_COLUMNS = (
 )
 
 
-# acquire_thread + set_thread_graph + create_run in one statement (`start_run`).
+# acquire_thread + set_thread_graph + create_run in one statement (`start_run`), which also
+# reads the thread as its owner sees it (`target`, the statement's snapshot) so the engine can
+# say why a run did not start without a read of its own before the claim.
 _START_RUN = (
-    "WITH claimed AS ("  # noqa: S608 - column names from a constant, values as parameters
+    "WITH target AS ("  # noqa: S608 - column names from a constant, values as parameters
+    " SELECT graph_id FROM agent_threads"
+    " WHERE thread_id = %(thread_id)s AND owner = %(owner)s), "
+    "claimed AS ("
     " UPDATE agent_threads SET status = 'busy', active_run_id = %(run_id)s,"
     " lease_expires_at = now() + make_interval(secs => %(lease)s),"
     " graph_id = COALESCE(graph_id, %(graph_id)s), updated_at = now()"
     " WHERE thread_id = %(thread_id)s AND owner = %(owner)s"
+    " AND (graph_id IS NULL OR graph_id = %(graph_id)s)"
     " AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < now())"
-    " RETURNING thread_id) "
-    f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "
+    # A queued run that no worker has finished holds the thread for `reject` (what
+    # run_queue's active_run_ids lists, less the runs the lease test above already covers).
+    " AND NOT (%(queued_holds)s AND EXISTS ("
+    "  SELECT 1 FROM agent_run_queue AS q JOIN agent_runs AS r ON r.run_id = q.run_id"
+    "  WHERE q.thread_id = %(thread_id)s AND r.status IN ('pending', 'running')))"
+    " RETURNING thread_id), "
+    f"started AS (INSERT INTO agent_runs ({_RUN_COLUMNS}) "
     "SELECT %(run_id)s, thread_id, %(owner)s, %(assistant_id)s, %(graph_id)s,"
     " %(status)s, %(metadata)s, %(multitask_strategy)s, %(error)s, %(created_at)s,"
-    " %(updated_at)s FROM claimed"
+    " %(updated_at)s FROM claimed RETURNING run_id) "
+    "SELECT EXISTS (SELECT 1 FROM started) AS started,"
+    " EXISTS (SELECT 1 FROM target) AS thread_found,"
+    " (SELECT graph_id FROM target) AS thread_graph_id"
 )
 
 
@@ -271,7 +286,9 @@ class PostgresTables(PostgresAssistants):
                 (status, error, run_id),
             )
 
-    async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
+    async def start_run(
+        self, run: RunRecord, lease_seconds: float, *, queued_holds: bool = False
+    ) -> RunStart:
         # One statement: the lease decides (as in acquire_thread), the thread gets its graph
         # when it has none, and the run's row exists exactly when the lease was won.
         async with self._pool.connection() as conn:
@@ -290,9 +307,16 @@ class PostgresTables(PostgresAssistants):
                     "created_at": run.created_at,
                     "updated_at": run.updated_at,
                     "lease": lease_seconds,
+                    "queued_holds": queued_holds,
                 },
             )
-            return cur.rowcount == 1
+            row = await cur.fetchone()
+        assert row is not None  # a SELECT without FROM answers one row
+        return RunStart(
+            started=bool(row["started"]),
+            thread_found=bool(row["thread_found"]),
+            thread_graph_id=row["thread_graph_id"],
+        )
 
     async def end_run(
         self,

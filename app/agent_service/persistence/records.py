@@ -50,6 +50,19 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class RunStart:
+    """What `start_run` found. The thread is looked up as the run's owner sees it, in the
+    same statement as the claim: a run on an existing thread costs one transaction before
+    its graph runs, not a read and then a write."""
+
+    started: bool
+    # False: the owner has no thread with that id (nothing was written).
+    thread_found: bool
+    # The thread's graph before the claim (None: it had none, or there is no thread).
+    thread_graph_id: str | None = None
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     at: datetime
     principal: str
@@ -188,9 +201,13 @@ class ServiceTables(AssistantTables, Protocol):
 
     async def finish_run(self, run_id: str, status: RunStatus, error: str | None) -> None: ...
 
-    async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
-        """`acquire_thread`, `set_thread_graph` and `create_run` as one transaction: False
-        (and nothing written) when another run holds the thread's lease."""
+    async def start_run(
+        self, run: RunRecord, lease_seconds: float, *, queued_holds: bool = False
+    ) -> RunStart:
+        """`acquire_thread`, `set_thread_graph` and `create_run` as one transaction, on the
+        owner's thread only and only while the thread has no other graph. Not started (and
+        nothing written) when another run holds the thread's lease, or with `queued_holds`
+        when a queued run of the thread has not ended (the `reject` strategy)."""
         ...
 
     async def end_run(

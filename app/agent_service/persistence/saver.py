@@ -22,7 +22,7 @@ that failed part-way are still stored, so its successful tasks do not run again 
 (https://docs.langchain.com/oss/python/langgraph/persistence#pending-writes).
 
 `before_write` runs inside that transaction first: `persistence.guard` checks there that the
-thread still belongs to the run's user, with no transaction of its own.
+thread still belongs to the run's user, with no transaction or round trip of its own.
 
 Prepared statements stay off (`pool.CONNECTION_KWARGS`): the saver's few statements are cheap
 to plan, and a statement prepared on a server connection breaks behind PgBouncer in
@@ -51,11 +51,15 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg import AsyncCursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from agent_service.persistence.pool import Pool
+
+# A superstep's checkpoint as `aput` hands it to `_write`: the blob rows and the checkpoint row.
+Superstep = tuple[list[tuple[Any, ...]], tuple[Any, ...]]
 
 # How long a task's writes wait for the superstep's checkpoint. The loop saves the checkpoint
 # right after the superstep's last task ends, so on a single-task superstep they meet within a
@@ -127,19 +131,31 @@ class PooledPostgresSaver(AsyncPostgresSaver):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncCursor[DictRow]]:
-        async with (
-            self._pool.connection() as conn,
-            conn.pipeline(),
-            conn.transaction(),
-            conn.cursor(binary=True, row_factory=dict_row) as cur,
-        ):
-            yield cur
+        """BEGIN, the caller's statements and COMMIT sent as one pipeline: one round trip (the
+        Sync as the pipeline closes). psycopg's `transaction()` would add three: it syncs after
+        BEGIN, before COMMIT and after it. A statement that fails makes the server skip the
+        rest, COMMIT included, up to the Sync ("Pipelining",
+        https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-PIPELINING), and
+        the failed block is rolled back here, as is one a Python error left open."""
+        async with self._pool.connection() as conn:
+            try:
+                async with (
+                    conn.pipeline(),
+                    conn.cursor(binary=True, row_factory=dict_row) as cur,
+                ):
+                    await cur.execute("BEGIN")
+                    yield cur
+                    await cur.execute("COMMIT")
+            except BaseException:
+                if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+                    await conn.rollback()
+                raise
 
     async def _write(
         self,
         config: RunnableConfig,
         writes: Sequence[_Writes],
-        checkpoint: tuple[list[tuple[Any, ...]], tuple[Any, ...]] | None = None,
+        checkpoint: Superstep | None = None,
     ) -> None:
         async with self._transaction() as cur:
             await self.before_write(cur, config)

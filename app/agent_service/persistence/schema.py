@@ -7,7 +7,11 @@ migration and append it to both lists.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+
+# What `agent_require_thread_owner` (migration 6) fails with: a run's checkpoint write found
+# its thread deleted or someone else's (persistence.guard turns it into ThreadGone).
+THREAD_GONE_SQLSTATE = "AS001"
 
 # Tables the server needs; /ready reports any that is missing as "schema not migrated".
 SERVICE_TABLES = (
@@ -172,6 +176,25 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
         WHERE next_run_at IS NOT NULL;
     CREATE INDEX IF NOT EXISTS agent_crons_thread ON agent_crons (thread_id);
     """,
+    # 6: the checkpoint writers' owner check (persistence.guard) as a statement that fails
+    # instead of a row to read: a superstep's transaction then goes to the server in one
+    # pipelined round trip, aborted by its first statement when the thread is gone or is no
+    # longer the run's user's. The SQLSTATE is the service's own (class "AS" is not one of
+    # PostgreSQL's, https://www.postgresql.org/docs/15/errcodes-appendix.html), so no other
+    # error is mistaken for it.
+    """
+    CREATE OR REPLACE FUNCTION agent_require_thread_owner(p_thread_id TEXT, p_owner TEXT)
+    RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NOT EXISTS (
+            SELECT 1 FROM agent_threads WHERE thread_id = p_thread_id AND owner = p_owner
+        ) THEN
+            RAISE EXCEPTION 'the run''s thread was deleted or belongs to another principal'
+                USING ERRCODE = '{thread_gone}';
+        END IF;
+    END
+    $$;
+    """.replace("{thread_gone}", THREAD_GONE_SQLSTATE),
 )
 
 SQLITE_MIGRATIONS: tuple[str, ...] = (
@@ -289,6 +312,9 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS agent_crons_owner_created ON agent_crons (owner, created_at);
     CREATE INDEX IF NOT EXISTS agent_crons_due ON agent_crons (next_run_at);
     CREATE INDEX IF NOT EXISTS agent_crons_thread ON agent_crons (thread_id);
+    """,
+    """
+    -- 6: nothing on SQLite: its saver checks the owner with a read under its one lock.
     """,
 )
 

@@ -19,6 +19,7 @@ from agent_service.persistence.records import (
     KEEP_TTL,
     AuditRecord,
     RunRecord,
+    RunStart,
     RunStatus,
     ThreadExistsError,
     ThreadQuery,
@@ -336,39 +337,66 @@ class SqliteTables(SqliteAssistants):
                 (status, error, now_text(), run_id),
             )
 
-    async def start_run(self, run: RunRecord, lease_seconds: float) -> bool:
+    async def start_run(
+        self, run: RunRecord, lease_seconds: float, *, queued_holds: bool = False
+    ) -> RunStart:
         # One write transaction under the one lock: SQLite serialises writers anyway.
         now = time.time()
         async with self._lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                cur = await self._conn.execute(
-                    "UPDATE agent_threads SET status = 'busy', active_run_id = ?, "
-                    "lease_expires_at = ?, graph_id = COALESCE(graph_id, ?), updated_at = ? "
-                    "WHERE thread_id = ? AND owner = ? "
-                    "AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < ?)",
-                    (
-                        run.run_id,
-                        now + lease_seconds,
-                        run.graph_id,
-                        now_text(),
-                        run.thread_id,
-                        run.owner,
-                        now,
-                    ),
-                )
-                claimed = cur.rowcount == 1
-                if claimed:
-                    await self._conn.execute(
-                        f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "  # noqa: S608
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        _run_row(run),
-                    )
+                start = await self._start_run(run, lease_seconds, queued_holds, now)
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
-            return claimed
+            return start
+
+    async def _start_run(
+        self, run: RunRecord, lease_seconds: float, queued_holds: bool, now: float
+    ) -> RunStart:
+        cur = await self._conn.execute(
+            "SELECT graph_id FROM agent_threads WHERE thread_id = ? AND owner = ?",
+            (run.thread_id, run.owner),
+        )
+        target = await cur.fetchone()
+        if target is None:
+            return RunStart(started=False, thread_found=False)
+        graph_id = target["graph_id"]
+        if graph_id is not None and graph_id != run.graph_id:
+            return RunStart(started=False, thread_found=True, thread_graph_id=graph_id)
+        if queued_holds:
+            # As on PostgreSQL: a queued run that has not ended holds the thread for `reject`.
+            cur = await self._conn.execute(
+                "SELECT 1 FROM agent_run_queue AS q JOIN agent_runs AS r ON r.run_id = q.run_id "
+                "WHERE q.thread_id = ? AND r.status IN ('pending', 'running') LIMIT 1",
+                (run.thread_id,),
+            )
+            if await cur.fetchone() is not None:
+                return RunStart(started=False, thread_found=True, thread_graph_id=graph_id)
+        cur = await self._conn.execute(
+            "UPDATE agent_threads SET status = 'busy', active_run_id = ?, "
+            "lease_expires_at = ?, graph_id = COALESCE(graph_id, ?), updated_at = ? "
+            "WHERE thread_id = ? AND owner = ? "
+            "AND (status <> 'busy' OR lease_expires_at IS NULL OR lease_expires_at < ?)",
+            (
+                run.run_id,
+                now + lease_seconds,
+                run.graph_id,
+                now_text(),
+                run.thread_id,
+                run.owner,
+                now,
+            ),
+        )
+        if cur.rowcount != 1:
+            return RunStart(started=False, thread_found=True, thread_graph_id=graph_id)
+        await self._conn.execute(
+            f"INSERT INTO agent_runs ({_RUN_COLUMNS}) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _run_row(run),
+        )
+        return RunStart(started=True, thread_found=True, thread_graph_id=graph_id)
 
     async def end_run(
         self,

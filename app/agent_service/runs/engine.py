@@ -264,6 +264,23 @@ async def _graph_chunks(
             running.queue.put_nowait(("events", to_jsonable(event)))
 
 
+def _claim_checks_thread(body: RunCreate) -> bool:
+    """Whether an inline run's thread (the principal's, of the run's graph) is checked by the
+    claim itself (`start_run`), sparing a read: not when a missing thread is to be created, nor
+    when the strategy cancels the thread's runs before the claim (interrupt, rollback), which
+    must know first that the thread is the principal's."""
+    return body.multitask_strategy in ("reject", "enqueue") and body.if_not_exists != "create"
+
+
+def _graph_mismatch(
+    thread_id: str, thread_graph_id: str, assistant_id: str, graph_id: str
+) -> GraphMismatch:
+    return GraphMismatch(
+        f"thread {thread_id!r} belongs to graph {thread_graph_id!r}; "
+        f"assistant {assistant_id!r} runs graph {graph_id!r}"
+    )
+
+
 def _busy_message(thread_id: str) -> str:
     return (
         f"thread {thread_id!r} already has a run in progress; retry when it ends, or send "
@@ -418,7 +435,9 @@ class RunEngine:
 
     async def prepare(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
         """Admit an inline run (wait, stream): checked, its thread claimed, its record written."""
-        prepared = await self._admit(principal, thread_id, body)
+        prepared = await self._admit(
+            principal, thread_id, body, thread_checked_by_claim=_claim_checks_thread(body)
+        )
         thread_id, run_id = prepared.thread_id, prepared.run_id
         principal = prepared.principal
         now = datetime.now(UTC)
@@ -554,7 +573,14 @@ class RunEngine:
         except WebhookRejected as exc:
             raise InvalidRunConfig(f"webhook: {exc}") from None
 
-    async def _admit(self, principal: str, thread_id: str | None, body: RunCreate) -> PreparedRun:
+    async def _admit(
+        self,
+        principal: str,
+        thread_id: str | None,
+        body: RunCreate,
+        *,
+        thread_checked_by_claim: bool = False,
+    ) -> PreparedRun:
         if body.webhook is not None:
             self._check_webhook(body.webhook)
         assistant = await self._catalog.lookup(principal, body.assistant_id)
@@ -577,7 +603,7 @@ class RunEngine:
         if thread_id is None:
             thread_id = str(uuid.uuid4())
             await self._tables.create_thread(thread_id, principal, {}, graph_id)
-        else:
+        elif not thread_checked_by_claim:
             await self._ensure_thread(thread_id, principal, graph_id, body)
         annotate(thread_id=thread_id, graph=graph_id, run_id=run_id)
         config = build_config(
@@ -615,10 +641,7 @@ class RunEngine:
         if thread is None:
             raise ThreadNotFound(thread_id)
         if thread.graph_id is not None and thread.graph_id != graph_id:
-            raise GraphMismatch(
-                f"thread {thread_id!r} belongs to graph {thread.graph_id!r}; "
-                f"assistant {body.assistant_id!r} runs graph {graph_id!r}",
-            )
+            raise _graph_mismatch(thread_id, thread.graph_id, body.assistant_id, graph_id)
 
     async def _claim(self, record: RunRecord, thread_id: str, strategy: str) -> None:
         lease = self.lease_seconds
@@ -630,10 +653,9 @@ class RunEngine:
                 await self.cancel_runs(
                     active, "rollback" if strategy == "rollback" else "interrupt"
                 )
-        elif strategy == "reject" and await self._queue.active_run_ids(thread_id):
-            # A queued run that no worker has started yet holds the thread too.
-            raise ThreadBusy(_busy_message(thread_id))
-        if await self._tables.start_run(record, lease):
+        # With `reject`, a queued run that no worker has started yet holds the thread too.
+        queued_holds = strategy == "reject"
+        if await self._started(record, lease, queued_holds):
             return
         if strategy == "reject":
             raise ThreadBusy(_busy_message(thread_id))
@@ -642,12 +664,28 @@ class RunEngine:
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-            if await self._tables.start_run(record, lease):
+            if await self._started(record, lease, queued_holds):
                 return
         raise ThreadStayedBusy(
             f"thread {thread_id!r} stayed busy for {self.timeout_seconds:g} s; "
             "the enqueued run was not started"
         )
+
+    async def _started(self, record: RunRecord, lease: float, queued_holds: bool) -> bool:
+        """start_run; False while the thread is busy. A thread the principal does not have,
+        or one of another graph, is an error here: `_admit` left that check to this claim."""
+        start = await self._tables.start_run(record, lease, queued_holds=queued_holds)
+        if start.started:
+            return True
+        thread_id = record.thread_id
+        assert thread_id is not None  # an inline run always has its thread by now
+        if not start.thread_found:
+            raise ThreadNotFound(thread_id)
+        if start.thread_graph_id is not None and start.thread_graph_id != record.graph_id:
+            raise _graph_mismatch(
+                thread_id, start.thread_graph_id, record.assistant_id, record.graph_id
+            )
+        return False
 
     # ----- running -----------------------------------------------------------------------
 

@@ -8,14 +8,17 @@ import operator
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from agent_service.persistence.guard import GuardedPostgresSaver, ThreadGone
 from agent_service.persistence.pool import CONNECTION_KWARGS, Pool
 from agent_service.persistence.saver import PooledPostgresSaver
 from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph import END, START, StateGraph
+from psycopg.pq import Trace
 from psycopg_pool import AsyncConnectionPool
 
 from tests.app.server.conftest import fresh_database
@@ -221,5 +224,84 @@ def test_a_failed_checkpoint_fails_the_writes_it_carried(postgres_server: Postgr
             assert row["n"] == 0
             assert checkpoints is not None
             assert checkpoints["n"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_the_owner_check_aborts_the_superstep_and_costs_no_round_trip(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """persistence.guard: the superstep of a run whose thread is no longer its user's raises
+    ThreadGone and stores nothing; for the owner, the check, the task's writes and the
+    checkpoint reach the server as one pipeline: one Sync in libpq's protocol trace."""
+    url = fresh_database(postgres_server)
+    thread_id = str(uuid.uuid4())
+    trace = tmp_path / "libpq.trace"
+
+    async def superstep(saver: GuardedPostgresSaver, config: Any, step: int) -> Any:
+        writes = asyncio.create_task(saver.aput_writes(config, [("log", step)], task_id=f"t{step}"))
+        await asyncio.sleep(0)  # the writes wait for the checkpoint
+        checkpoint = create_checkpoint(empty_checkpoint(), None, step)
+        try:
+            saved = await saver.aput(config, checkpoint, {"source": "loop", "step": step}, {})
+        finally:
+            await asyncio.gather(writes, return_exceptions=True)
+        # As LangGraph's loop does: the run's own keys (user_id) stay in the next step's config.
+        return {"configurable": {**config["configurable"], **saved["configurable"]}}
+
+    async def stored(pool: Pool) -> tuple[int, int]:
+        async with pool.connection() as conn:
+            counts = []
+            for table in ("checkpoints", "checkpoint_writes"):
+                cur = await conn.execute(
+                    f"SELECT count(*) AS n FROM {table} WHERE thread_id = %s",
+                    (thread_id,),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                counts.append(int(row["n"]))
+        return counts[0], counts[1]
+
+    async def scenario() -> None:
+        # One connection: the traced one is the one the saver uses.
+        async with AsyncConnectionPool(
+            url, kwargs=CONNECTION_KWARGS, min_size=1, max_size=1, open=False
+        ) as opened:
+            await opened.wait()
+            pool: Pool = opened  # type: ignore[assignment]
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO agent_threads (thread_id, owner) VALUES (%s, 'alice')",
+                    (thread_id,),
+                )
+            saver = GuardedPostgresSaver(pool, coalesce_seconds=5)
+            alice: Any = {
+                "configurable": {"thread_id": thread_id, "checkpoint_ns": "", "user_id": "alice"}
+            }
+            saved = await saver.aput(alice, empty_checkpoint(), {"source": "input"}, {})
+            alice = {"configurable": {**alice["configurable"], **saved["configurable"]}}
+            with trace.open("w") as out:
+                async with pool.connection() as conn:
+                    conn.pgconn.trace(out.fileno())
+                    conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+                alice = await superstep(saver, alice, 0)
+                async with pool.connection() as conn:
+                    conn.pgconn.untrace()
+            assert await stored(pool) == (2, 1)
+            sent = [line.split("\t") for line in trace.read_text().splitlines()]
+            syncs = [fields for fields in sent if fields[0] == "F" and fields[2] == "Sync"]
+            assert len(syncs) == 1, trace.read_text()
+
+            # The thread deleted and its id taken by bob: alice's run writes nothing more.
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "UPDATE agent_threads SET owner = 'bob' WHERE thread_id = %s", (thread_id,)
+                )
+            with pytest.raises(ThreadGone):
+                await superstep(saver, alice, 1)
+            assert await stored(pool) == (2, 1)
+            # The connection is usable afterwards (the aborted transaction was rolled back).
+            async with pool.connection() as conn:
+                await conn.execute("SELECT 1")
 
     asyncio.run(scenario())
