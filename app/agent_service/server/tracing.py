@@ -9,9 +9,14 @@ sent. https://opentelemetry.io/docs/languages/python/instrumentation/
 
 from __future__ import annotations
 
+import contextvars
 import os
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import langsmith
 import structlog
+from langsmith import utils as ls_utils
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -44,10 +49,33 @@ def configure_tracing(settings: Settings, exporter: SpanExporter | None = None) 
     return True
 
 
+async def _in_thread_only_when_tracing(
+    default: Callable[..., Awaitable[Any]],
+    ctx: contextvars.Context,
+    func: Callable[..., Any],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """LangSmith's `aio_to_thread`, run inline while nothing is traced.
+
+    LangChain's `create_agent` wraps every middleware's `awrap_model_call` in LangSmith's
+    `traceable`, whose async wrapper sets up and closes its run in the default thread pool,
+    traced or not: two thread hops per middleware per model call, which py-spy found to be a
+    third of a loaded service's CPU (docs/benchmarks.md, Profile). Untraced, those calls only
+    read context variables, so they run here, inside `ctx` as the override contract asks
+    (`langsmith.set_runtime_overrides`, langsmith/_runtime_overrides.py); traced, LangSmith's
+    own thread pool still runs them."""
+    if ctx.run(ls_utils.tracing_is_enabled):
+        return await default(ctx, func, *args, **kwargs)
+    return ctx.run(func, *args, **kwargs)
+
+
 def configure_langsmith(settings: Settings) -> bool:
     """LangChain traces to LangSmith when LANGSMITH_TRACING and LANGSMITH_API_KEY are in the
     environment (https://docs.smith.langchain.com/observability): the key arrives as a secret
     file, so it is passed on here; returns whether LangSmith tracing is on."""
+    langsmith.set_runtime_overrides(aio_to_thread=_in_thread_only_when_tracing)
     if settings.langsmith_api_key is None:
         return False
     os.environ["LANGSMITH_API_KEY"] = settings.langsmith_api_key.get_secret_value()
