@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -46,6 +46,7 @@ from langgraph.checkpoint.base import (
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
+    CheckpointTuple,
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -229,6 +230,49 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             _settle([entry], exc)
             raise
         _settle([entry], None)
+
+    async def _load_checkpoint_tuple(self, value: DictRow) -> CheckpointTuple:
+        """Upstream's tuple, built without its thread hop when there are no pending writes
+        (the usual case: they remain only after an interrupted or failed superstep).
+        Upstream always deserializes the pending writes with `asyncio.to_thread`, an
+        executor round trip on every run's first read; `test_saver` checks the two tuples
+        stay equal."""
+        if value["pending_writes"]:
+            return await super()._load_checkpoint_tuple(value)
+        thread_id, checkpoint_ns = value["thread_id"], value["checkpoint_ns"]
+        parent_id = value["parent_checkpoint_id"]
+        return CheckpointTuple(
+            {
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": checkpoint_ns,
+                    "checkpoint_id": value["checkpoint_id"],
+                }
+            },
+            cast(
+                Checkpoint,
+                {
+                    **value["checkpoint"],
+                    "channel_values": {
+                        **(value["checkpoint"].get("channel_values") or {}),
+                        **self._load_blobs(value["channel_values"]),
+                    },
+                },
+            ),
+            value["metadata"],
+            (
+                {
+                    "configurable": {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": checkpoint_ns,
+                        "checkpoint_id": parent_id,
+                    }
+                }
+                if parent_id
+                else None
+            ),
+            [],
+        )
 
     async def aput(
         self,

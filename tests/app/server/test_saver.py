@@ -305,3 +305,35 @@ def test_the_owner_check_aborts_the_superstep_and_costs_no_round_trip(
                 await conn.execute("SELECT 1")
 
     asyncio.run(scenario())
+
+
+def test_a_read_checkpoint_equals_the_upstream_savers(postgres_server: PostgresServer) -> None:
+    """Without pending writes the saver builds the read tuple itself (no thread hop): it must
+    equal what the upstream AsyncPostgresSaver reads from the same rows, with pending writes
+    and without."""
+    url = fresh_database(postgres_server)
+
+    async def scenario() -> None:
+        async with _pool(url) as pool:
+            ours = PooledPostgresSaver(pool, coalesce_seconds=0.01)
+            upstream = AsyncPostgresSaver(pool)
+            thread: Any = {"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}}
+            config = await ours.aput(thread, empty_checkpoint(), {"source": "input"}, {})
+            checkpoint = create_checkpoint(empty_checkpoint(), None, 0)
+            checkpoint["channel_values"] = {"messages": ["hello", {"n": 1}], "count": 3}
+            checkpoint["channel_versions"] = {"messages": 1, "count": 1}
+            config = await ours.aput(
+                config, checkpoint, {"source": "loop", "step": 0}, {"messages": 1, "count": 1}
+            )
+            read = await ours.aget_tuple(thread)
+            assert read is not None
+            assert read.pending_writes == []
+            assert read.parent_config is not None
+            assert read == await upstream.aget_tuple(thread)
+            await ours.aput_writes(config, [("count", 4)], task_id="t1")
+            pending = await ours.aget_tuple(thread)
+            assert pending is not None
+            assert pending.pending_writes == [("t1", "count", 4)]
+            assert pending == await upstream.aget_tuple(thread)
+
+    asyncio.run(scenario())
