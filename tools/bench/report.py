@@ -396,12 +396,20 @@ def closing_note(results: dict[str, Any]) -> list[str]:
         " The pooled connections that sat idle through the counters' 11 s settling wait are"
         " tested once each as they next leave the pool (`persistence.pool`: idle over 0.5 s),"
         " which adds at most the pool's size over the turns counted. " + _turn_verdict(results),
-        "- A correction to earlier pages: until this run the benchmark built this service's"
-        " graphs without the settings' graph options, so main_agent had the default budget of"
-        ' 1000 model calls a day and, after the first thousand runs, answered "limit reached"'
-        " without calling the model. Its earlier main_agent rows (and the performance issue's"
-        " table, 97.7 req/s) measured mostly those refusals; the rows here call the model on"
-        " every run, as the in-process rows do.",
+        "- What the profile found (py-spy under threaded main_agent load; the Profile"
+        " section): costs that no request needs. LangChain's `create_agent` wraps every"
+        " middleware's model-call hook in LangSmith's `traceable`, which set up and closed its"
+        " run in the thread pool even with tracing off: two thread hops per middleware per model"
+        " call, about a third of the server's CPU. The service now installs LangSmith's"
+        " documented `set_runtime_overrides(aio_to_thread=...)` hook, which runs those calls"
+        " inline while nothing is traced (`server.tracing`). LangGraph and langchain_core ask"
+        " `inspect.signature` of the saver's `aput_writes` on every run and of the model's"
+        " `_agenerate` on every model call (precomputed `__signature__` now); upstream's"
+        " checkpoint read deserialized pending writes with `asyncio.to_thread` even when there"
+        " were none; the offline model answered in the thread pool; and psycopg's"
+        " `transaction()` inside a pipeline syncs after BEGIN, before COMMIT and after it, so a"
+        " superstep took four round trips where one (BEGIN ... COMMIT, then Sync) keeps it"
+        " atomic (checked with libpq's protocol trace in tests/app/server/test_saver.py).",
         "- Redis: the rate limiter takes requests from the shared window in batches (1% of the"
         " limit, at most 100, per round trip) instead of one script call per request; the node"
         " cache costs nothing on these graphs, because LangGraph asks the cache only for tasks"
@@ -413,17 +421,39 @@ def closing_note(results: dict[str, Any]) -> list[str]:
         " (https://www.pgbouncer.org/config.html#max_prepared_statements).",
     ]
     if ours and limit and ours.get("server_cpu_ms") and limit.get("cpu_ms_per_run"):
-        lines.append(
+        cores = int(results["machine"]["cores"])
+        line = (
             f"- CPU: a threaded main_agent run costs the durable service"
-            f" {ours['server_cpu_ms']:.1f} ms of CPU (HTTP, run bookkeeping, logging, metrics,"
-            f" the graph) where the graph alone on the same saver costs"
-            f" {limit['cpu_ms_per_run']:.1f} ms in-process. At {top} clients the machine's"
-            f" {results['machine']['cores']} cores are shared by the service, PostgreSQL and"
-            " the load generator, so req/s follows CPU per request: the throughput targets"
-            " (main_agent >= 180 req/s, one_node >= 500) need less CPU per run in the graph"
-            " itself (the in-process rows are below or near them on this machine) and more"
-            " cores."
+            f" {ours['server_cpu_ms']:.1f} ms of its own CPU (HTTP, run bookkeeping, logging,"
+            f" metrics, the graph) where the graph alone on the same saver costs"
+            f" {limit['cpu_ms_per_run']:.1f} ms in-process."
         )
+        top_ceiling, limit_ceiling = ceiling(ours, cores), ceiling(limit, cores)
+        if top_ceiling is not None and limit_ceiling is not None:
+            line += (
+                f" Counting every process (PostgreSQL, the load generator) a run costs the"
+                f" machine {ours['machine_cpu_ms']:.1f} ms through the service and"
+                f" {limit['machine_cpu_ms']:.1f} ms in-process; with {cores} cores that caps this"
+                f" machine at {top_ceiling:.0f} and {limit_ceiling:.0f} runs/s whatever the"
+                f" number of workers. One worker kept the machine {ours['machine_busy']:.0%} busy"
+                f" at {top} clients: its event loop is the bottleneck (one core), and a second"
+                f" worker can add at most the idle rest ({top_ceiling / ours['rps']:.2f}x the"
+                f" one-worker rate). 180 req/s needs at most {cores * 1000 / 180:.1f} ms of"
+                " machine CPU per run"
+            )
+            if limit["machine_cpu_ms"] > cores * 1000 / 180:
+                line += (
+                    ", and the graph alone on the durable saver costs more than that here: it"
+                    " needs a cheaper graph and saver (LangGraph's serialization, psycopg's"
+                    " per-statement Python) or more cores, not a faster server."
+                )
+            else:
+                line += (
+                    f"; the graph alone fits in that, so the service's own"
+                    f" {ours['machine_cpu_ms'] - limit['machine_cpu_ms']:.1f} ms per run is what"
+                    " stands in the way."
+                )
+        lines.append(line)
     return [*lines, ""]
 
 
