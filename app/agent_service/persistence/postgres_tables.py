@@ -25,6 +25,7 @@ from agent_service.persistence.records import (
 from agent_service.persistence.schema import (
     CHECKPOINT_TABLES_POSTGRES,
     LANGGRAPH_TABLES,
+    SERVICE_FUNCTIONS,
     SERVICE_TABLES,
 )
 
@@ -107,8 +108,10 @@ class PostgresTables(PostgresAssistants):
         names = [*SERVICE_TABLES, *LANGGRAPH_TABLES]
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
-                (names,),
+                "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL "
+                "UNION ALL "
+                "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regprocedure(name) IS NULL",
+                (names, list(SERVICE_FUNCTIONS)),
             )
             return [row["name"] for row in await cur.fetchall()]
 

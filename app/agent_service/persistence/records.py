@@ -160,7 +160,9 @@ class ServiceTables(AssistantTables, Protocol):
 
     async def ping(self) -> None: ...
 
-    async def missing_tables(self) -> list[str]: ...
+    async def missing_tables(self) -> list[str]:
+        """The service's tables (and, on PostgreSQL, functions) the schema lacks."""
+        ...
 
     async def create_thread(
         self, thread_id: str, owner: str, metadata: dict[str, Any], graph_id: str | None

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
@@ -53,6 +53,7 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg import AsyncCursor
+from psycopg import Error as PsycopgError
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
@@ -150,7 +151,12 @@ class PooledPostgresSaver(AsyncPostgresSaver):
                     await cur.execute("COMMIT")
             except BaseException:
                 if conn.pgconn.transaction_status != TransactionStatus.IDLE:
-                    await conn.rollback()
+                    # As psycopg's `transaction()` does: a rollback that fails (the connection
+                    # is lost, and the pool discards it) must not replace what ended the
+                    # block, least of all a cancellation (asyncio.timeout and the run's
+                    # cancel read CancelledError).
+                    with suppress(PsycopgError):
+                        await conn.rollback()
                 raise
 
     async def _write(

@@ -25,6 +25,11 @@ SERVICE_TABLES = (
     "agent_assistant_versions",
     "agent_crons",
 )
+# Functions the server calls, as `to_regprocedure` reads them; /ready reports a missing one as
+# it reports a missing table. A schema can have every table and still predate one (a backup
+# taken before migration 6 restored, the migration Job not run): every run would then fail at
+# its first checkpoint write while the pod reads ready.
+SERVICE_FUNCTIONS = ("agent_require_thread_owner(text, text)",)
 # Tables LangGraph's own setup() creates (checkpointer and store).
 LANGGRAPH_TABLES = ("checkpoint_migrations", "checkpoints", "store_migrations", "store")
 # The tables LangGraph's checkpointers keep a thread's history in, by backend (each has a

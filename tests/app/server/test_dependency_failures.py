@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.app.server.conftest import fresh_database, make_settings
@@ -107,6 +108,29 @@ def test_ready_reports_an_unmigrated_schema(
     assert "agent-service migrate" in detail
     assert attempt.status_code == 503
     assert "not migrated" in attempt.json()["detail"]
+
+
+def test_ready_reports_a_schema_without_the_owner_check_function(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """A database at schema version 5 (a backup restored from before migration 6, or a
+    migration Job that did not run) has every table, but every checkpoint write of a run needs
+    `agent_require_thread_owner`: /ready must say the schema is not migrated, not serve runs
+    that all fail."""
+    url = fresh_database(postgres_server)
+
+    async def back_to_version_5() -> None:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute("DROP FUNCTION agent_require_thread_owner(text, text)")
+            await conn.execute("DELETE FROM agent_schema_version WHERE version = 6")
+
+    asyncio.run(back_to_version_5())
+    with serve_in_thread(make_settings(tmp_path, database_url=url)) as service:
+        response = httpx.get(f"{service.url}/ready", timeout=CLIENT_TIMEOUT)
+    assert response.status_code == 503
+    detail = response.json()["checks"]["database"]["detail"]
+    assert detail.startswith("schema not migrated: missing ")
+    assert "agent_require_thread_owner" in detail
 
 
 def test_redis_down_keeps_serving(

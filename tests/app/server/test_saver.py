@@ -337,3 +337,28 @@ def test_a_read_checkpoint_equals_the_upstream_savers(postgres_server: PostgresS
             assert pending == await upstream.aget_tuple(thread)
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_superstep_on_a_lost_connection_stays_cancelled(
+    postgres_server: PostgresServer,
+) -> None:
+    """A superstep cancelled while its connection is lost (the server ended it, or psycopg
+    closed it when a cancel request went unanswered) ends with CancelledError: the rollback
+    of a transaction on a dead connection must not replace the cancellation with the
+    connection's own error (asyncio.timeout and LangGraph's run cancellation read it)."""
+    url = fresh_database(postgres_server)
+
+    class LosesItsConnection(PooledPostgresSaver):
+        async def before_write(self, cur: Any, config: Any) -> None:
+            await cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            await asyncio.sleep(0.2)  # the server ends the session meanwhile
+            raise asyncio.CancelledError
+
+    async def scenario() -> None:
+        async with _pool(url) as pool:
+            saver = LosesItsConnection(pool)
+            config: Any = {"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}}
+            with pytest.raises(asyncio.CancelledError):
+                await saver.aput(config, empty_checkpoint(), {"source": "input"}, {})
+
+    asyncio.run(scenario())
