@@ -2,7 +2,9 @@
 sequential turns, from PostgreSQL's own counters (pg_stat_database deltas for the database
 the server uses) and, per statement, from pg_stat_statements.
 
-pg_stat_database lags: since PostgreSQL 15 a backend flushes its counters at most once a
+The server's own idle work (background-run workers and the cron scheduler polling) is measured
+in an idle window first and subtracted: it is a rate per second and process, not work a turn
+does. pg_stat_database lags: since PostgreSQL 15 a backend flushes its counters at most once a
 second while busy and within PGSTAT_IDLE_INTERVAL (10 s) of going idle
 (https://www.postgresql.org/docs/15/monitoring-stats.html, "accumulated statistics ... are
 not updated continuously"; src/backend/utils/activity/pgstat.c), so each reading waits that
@@ -85,7 +87,15 @@ async def _counted(
 ) -> dict[str, Any]:
     await one_turn(-1)  # the thread's first turn (and any lazy set-up) is not counted
     await asyncio.sleep(STATS_SETTLE_SECONDS)
-    before = _read(url)
+    # An idle window first: what the server does with no request (its queue workers and cron
+    # scheduler poll) goes on through the counted window and its settling wait too; that rate
+    # is subtracted from the turns' count and reported on its own.
+    idle_from, idle_started = _read(url), time.monotonic()
+    await asyncio.sleep(STATS_SETTLE_SECONDS)
+    before, counted_started = _read(url), time.monotonic()
+    idle_per_second = (
+        before["transactions"] - idle_from["transactions"] - READING_TRANSACTIONS
+    ) / (counted_started - idle_started)
     checkpoints_before = _checkpoints(url, thread_id)
     if statements:
         _statements(url, reset=True)
@@ -95,10 +105,15 @@ async def _counted(
     checkpoints = _checkpoints(url, thread_id) - checkpoints_before
     await asyncio.sleep(STATS_SETTLE_SECONDS)
     after = _read(url)
+    background = max(0.0, idle_per_second) * (time.monotonic() - counted_started)
     ours = READING_TRANSACTIONS + (2 if statements else 0) + 1  # readings + checkpoint count
     return {
         "turns": turns,
-        "transactions_per_turn": (after["transactions"] - before["transactions"] - ours) / turns,
+        "idle_transactions_per_second": idle_per_second,
+        "transactions_per_turn": (
+            after["transactions"] - before["transactions"] - ours - background
+        )
+        / turns,
         "rows_inserted_per_turn": (after["inserted"] - before["inserted"]) / turns,
         "rows_updated_per_turn": (after["updated"] - before["updated"]) / turns,
         "rows_deleted_per_turn": (after["deleted"] - before["deleted"]) / turns,

@@ -50,8 +50,9 @@ class Plan:
     background_joins: int = 50
     background_burst: int = 100
     # Sequential turns on one thread counted in pg_stat_database (each reading waits ~11 s);
-    # enough that the pool's one-off liveness tests after the wait add under 0.1 per turn.
-    db_turns: int = 200
+    # enough that the pool's one-off liveness tests after the wait (at most its 10
+    # connections) add at most 0.02 per turn.
+    db_turns: int = 500
     # py-spy records the durable service under the top concurrency this long.
     profile_seconds: float = 10.0
     # Requests per HTTP-path layer measurement (in-process, no socket).
