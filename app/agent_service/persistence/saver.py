@@ -336,8 +336,8 @@ class PooledPostgresSaver(AsyncPostgresSaver):
 
 # LangGraph asks `inspect.signature` of the saver's `aput_writes` whether it takes `task_path`,
 # on every run (`AsyncPregelLoop.__init__`, langgraph/pregel/_checkpoint.py
-# put_writes_accepts_task_path): a few hundred microseconds each time, 3% of a loaded service's
-# CPU in py-spy. `inspect.signature` returns a function's `__signature__` when it has one.
+# put_writes_accepts_task_path): about 12 us each time, 3.5 us once the function carries its
+# `__signature__`, which `inspect.signature` returns without re-reading the function.
 PooledPostgresSaver.aput_writes.__signature__ = inspect.signature(  # type: ignore[attr-defined]
     PooledPostgresSaver.aput_writes
 )

@@ -61,8 +61,9 @@ async def _in_thread_only_when_tracing(
 
     LangChain's `create_agent` wraps every middleware's `awrap_model_call` in LangSmith's
     `traceable`, whose async wrapper sets up and closes its run in the default thread pool,
-    traced or not: two thread hops per middleware per model call, which py-spy found to be a
-    third of a loaded service's CPU (docs/benchmarks.md, Profile). Untraced, those calls only
+    traced or not: two thread hops per middleware per model call. py-spy found them the
+    largest cost no request needs; with the offline model's own hop they were about a fifth
+    of a loaded service's CPU per request (docs/benchmarks.md). Untraced, those calls only
     read context variables, so they run here, inside `ctx` as the override contract asks
     (`langsmith.set_runtime_overrides`, langsmith/_runtime_overrides.py); traced, LangSmith's
     own thread pool still runs them."""
