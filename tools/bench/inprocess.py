@@ -7,7 +7,6 @@ of the limit the service reaches."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -30,14 +29,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from tools.bench.one_node import ONE_NODE, build_one_node
 from tools.kit.load import say
-from tools.kit.process import machine_cpu_seconds
+from tools.kit.process import machine_busy_share, machine_cpu_seconds
 
 Graphs = Mapping[str, Pregel[Any, Any, Any, Any]]
 SAVERS = ("in-memory", "PostgreSQL")
 # Like the service's bench settings: no per-user budget gets in the way.
 OPTIONS = GraphOptions(model="offline", user_model_calls_per_day=100_000_000)
 USER = "bench"
-CORES = os.cpu_count() or 1
 
 
 def _graphs(checkpointer: BaseCheckpointSaver[Any], store: BaseStore) -> Graphs:
@@ -124,7 +122,7 @@ async def closed_loop(
         "rps": completed / wall if wall else 0.0,
         "cpu_ms_per_run": cpu / completed * 1000 if completed else None,
         "machine_cpu_ms": machine / completed * 1000 if completed else None,
-        "machine_busy": machine / (wall * CORES) if wall else None,
+        "machine_busy": machine_busy_share(machine, wall),
         "errors": errors,
         "requests": completed,
     }

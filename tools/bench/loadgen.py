@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from tools.kit.load import Answer, closed_loop
+from tools.kit.process import machine_busy_share
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,11 @@ class Sample:
             return None
         return self.machine_cpu_seconds / self.requests * 1000
 
-    def machine_busy_share(self, cores: int) -> float | None:
-        """The share of the machine's cores busy in the window (1.0: saturated)."""
-        if self.machine_cpu_seconds is None or not self.cpu_window_seconds:
+    @property
+    def machine_busy(self) -> float | None:
+        if self.machine_cpu_seconds is None:
             return None
-        return self.machine_cpu_seconds / (self.cpu_window_seconds * cores)
+        return machine_busy_share(self.machine_cpu_seconds, self.cpu_window_seconds)
 
     @property
     def rps(self) -> float:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tools.bench import background
+from tools.kit.process import MACHINE_CORES
 
 PEER = "langgraph dev (inmem)"
 DURABLE = "this service, PostgreSQL"
@@ -29,7 +29,7 @@ def machine() -> dict[str, Any]:
         versions[package] = metadata.version(package)
     return {
         "cpu": cpu,
-        "cores": os.cpu_count(),
+        "cores": MACHINE_CORES,
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
         "kernel": platform.release(),

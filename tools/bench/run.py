@@ -34,7 +34,6 @@ GRAPHS = ("main_agent", ONE_NODE)
 PG_SETTINGS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "1000"}
 # Same tuning for both servers: no per-user budget or rate limit gets in the way.
 GRAPH_ENV = {"USER_MODEL_CALLS_PER_DAY": "100000000", "MODEL": "offline"}
-CORES = os.cpu_count() or 1
 # Both servers fork workers: the whole process group is stopped.
 STOP: dict[str, Any] = {"stop_timeout": 30.0, "own_group": True}
 
@@ -137,7 +136,7 @@ def _median(samples: list[loadgen.Sample]) -> dict[str, Any]:
         "client_cpu_share": statistics.median(s.client_cpu_share for s in samples),
         "server_cpu_ms": _median_or_none([s.server_cpu_ms_per_request for s in samples]),
         "machine_cpu_ms": _median_or_none([s.machine_cpu_ms_per_request for s in samples]),
-        "machine_busy": _median_or_none([s.machine_busy_share(CORES) for s in samples]),
+        "machine_busy": _median_or_none([s.machine_busy for s in samples]),
         "repetitions": len(samples),
     }
 

@@ -194,3 +194,13 @@ def machine_cpu_seconds() -> float:
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
     user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
     return (user + nice + system + irq + softirq) / _CLOCK_TICKS
+
+
+# The cores `machine_cpu_seconds` sums over.
+MACHINE_CORES = os.cpu_count() or 1
+
+
+def machine_busy_share(cpu_seconds: float, window_seconds: float) -> float | None:
+    """The share of the machine's cores busy over a window, from `machine_cpu_seconds` read
+    at both ends (1.0: saturated)."""
+    return cpu_seconds / (window_seconds * MACHINE_CORES) if window_seconds else None
